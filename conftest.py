@@ -1,0 +1,183 @@
+"""Shared fixtures: import-state isolation, a clean environment, the wheelhouse."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "tests"))
+
+from _wheelhouse import build_sdist, build_wheel
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_imports() -> Iterator[None]:
+    """Import state is global: put sys.meta_path, sys.path, sys.modules and
+    the path-importer cache back as they were after every test."""
+    meta_path = list(sys.meta_path)
+    path = list(sys.path)
+    modules = dict(sys.modules)
+    importer_cache = dict(sys.path_importer_cache)
+    try:
+        yield
+    finally:
+        sys.meta_path[:] = meta_path
+        sys.path[:] = path
+        for name in list(sys.modules):
+            if name not in modules:
+                del sys.modules[name]
+        sys.modules.update(modules)
+        sys.path_importer_cache.clear()
+        sys.path_importer_cache.update(importer_cache)
+        importlib.invalidate_caches()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No setting of the machine or the developer leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("LAZY_IMPORT_HOOK_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_CACHE_DIR", str(tmp_path / "user-cache"))
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Path:
+    return tmp_path / "target"
+
+
+def module_files(name: str, body: str) -> dict[str, str]:
+    return {f"{name}/__init__.py": textwrap.dedent(body)}
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Small wheels built by the test session itself: no network, no build tools."""
+    wh = tmp_path_factory.mktemp("wheelhouse")
+    build_wheel(wh, "toy-dep", "1.0", module_files("toydep", "VERSION = '1.0'\n"))
+    build_wheel(wh, "toy-dep", "2.0", module_files("toydep", "VERSION = '2.0'\n"))
+    for version in ("1.0", "2.0"):
+        # The import name (toymod) differs from the distribution name (toy-dist).
+        build_wheel(
+            wh,
+            "toy-dist",
+            version,
+            {
+                "toymod/__init__.py": f"import toydep\nVERSION = {version!r}\nDEP = toydep.VERSION\n",
+                "toymod/extra.py": "EXTRA = True\n",
+            },
+            requires=["toy-dep>=1.0"],
+        )
+    build_wheel(wh, "other-dist", "1.0", module_files("othermod", "VERSION = '1.0'\n"))
+    # Ships its own copy of a core package: it must never shadow the real one.
+    build_wheel(
+        wh,
+        "shadow-dist",
+        "1.0",
+        {
+            "packaging/__init__.py": "SENTINEL = 'shadow copy from the target'\n",
+            "shadowmod/__init__.py": "import packaging\nCORE_PACKAGING = packaging.__file__\n",
+        },
+    )
+    build_wheel(
+        wh,
+        "pth-dist",
+        "1.0",
+        {
+            "pth_dist.pth": "pth_extra\nimport builtins; builtins.PTH_IMPORT_RAN = True\n",
+            "pth_extra/pthmod.py": "WHERE = 'pth_extra'\n",
+            "pthpkg/__init__.py": "READY = True\n",
+        },
+    )
+    build_wheel(
+        wh,
+        "broken-dist",
+        "1.0",
+        module_files("brokenmod", "X = 1\n"),
+        requires=["dependency-that-exists-nowhere==9.9"],
+    )
+    build_wheel(wh, "misnamed-dist", "1.0", module_files("actual_name", "X = 1\n"))
+    build_sdist(wh, "sdist-only", "1.0", {"sdistmod/__init__.py": "BUILT = True\n"})
+    return wh
+
+
+def installer_env(wheelhouse: Path, tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of a child that runs REAL installers, offline, from the
+    wheelhouse: none of this machine's pip/uv configuration leaks in."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "UV_", "LAZY_IMPORT_HOOK_", "PYTHON"))
+    }
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(wheelhouse),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        UV_NO_INDEX="1",
+        UV_FIND_LINKS=str(wheelhouse),
+        UV_NO_CONFIG="1",
+        UV_CACHE_DIR=str(tmp / "uv-cache"),
+        LAZY_IMPORT_HOOK_CACHE_DIR=str(tmp / "user-cache"),
+        PYTHONPATH=str(ROOT),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.update(extra)
+    return env
+
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run_python(tmp_path: Path) -> Runner:
+    """Run code in a fresh interpreter (import state is global)."""
+
+    def run(
+        code: str,
+        env: dict[str, str],
+        *,
+        cwd: Path | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            env=env,
+            cwd=cwd or tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"child failed ({proc.returncode}):\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            )
+        return proc
+
+    return run
+
+
+# Property tests: many examples, and deterministic in CI.
+try:
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+    settings.register_profile("dev", deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass

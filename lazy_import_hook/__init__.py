@@ -1,0 +1,16 @@
+"""lazy-import-hook: install allow-listed packages on their first import.
+
+    import lazy_import_hook
+    lazy_import_hook.install({"isodate": "isodate==0.7.2"})
+    import isodate  # installed into the durable target on first use
+
+See README.md for configuration, errors and the security model.
+"""
+
+from __future__ import annotations
+
+from ._errors import ConfigError, LazyInstallError
+from ._hook import install, uninstall
+
+__all__ = ["ConfigError", "LazyInstallError", "__version__", "install", "uninstall"]
+__version__ = "0.1.0"

@@ -1,0 +1,88 @@
+"""The exceptions of lazy-import-hook.
+
+Everything that goes wrong inside an import is a `LazyInstallError`, a
+`ModuleNotFoundError`, so `try: import x / except ImportError:` fallbacks keep
+working. Bad configuration is a `ConfigError` (a `ValueError`), raised by
+`install()` itself. Subclasses of `LazyInstallError` are internal; callers
+branch on `LazyInstallError.reason`, a short stable string.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "HashMismatchError",
+    "InstallTimeoutError",
+    "InstallerFailedError",
+    "InstallsDisabledError",
+    "LazyInstallError",
+    "ModuleStillMissingError",
+    "SdistRefusedError",
+    "TargetRefusedError",
+]
+
+
+class ConfigError(ValueError):
+    """A bad allowlist entry or setting, raised by `install()` (never inside an import)."""
+
+
+class LazyInstallError(ModuleNotFoundError):
+    """An allow-listed import that could not be satisfied.
+
+    `name` is the module being imported, `reason` a stable keyword, `command`
+    the command a person could run by hand (it also ends the message), and
+    `output` the tail of the installer's own output, when there was one.
+    """
+
+    reason = "failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str,
+        command: str | None = None,
+        output: str = "",
+    ) -> None:
+        self.command = command
+        self.output = output
+        text = message
+        if output:
+            text += "\ninstaller output (tail):\n" + _indent(output)
+        if command:
+            text += f"\nTo install it by hand: {command}"
+        super().__init__(text, name=name)
+
+
+class InstallsDisabledError(LazyInstallError):
+    reason = "disabled"
+
+
+class TargetRefusedError(LazyInstallError):
+    """The target is not writable, or not safe to write to."""
+
+    reason = "target-refused"
+
+
+class InstallerFailedError(LazyInstallError):
+    reason = "installer-failed"
+
+
+class HashMismatchError(InstallerFailedError):
+    reason = "hash-mismatch"
+
+
+class SdistRefusedError(InstallerFailedError):
+    reason = "sdist-refused"
+
+
+class InstallTimeoutError(LazyInstallError):
+    reason = "timeout"
+
+
+class ModuleStillMissingError(LazyInstallError):
+    reason = "still-missing"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())

@@ -1,0 +1,190 @@
+"""The meta-path finder: the find_spec decision, the negative cache, the guard.
+
+The finder sits LAST on sys.meta_path, so it only ever sees names that every
+core finder missed. A name that is not allow-listed costs one dict lookup.
+Installing is delegated to `_transaction`, imported only when needed.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import sys
+
+from ._errors import LazyInstallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+    from ._plan import Entry, Plan
+
+
+class LazyFinder:
+    """Installs allow-listed modules on their first (missed) import.
+
+    Implements the `importlib.abc.MetaPathFinder` protocol (`find_spec`,
+    `invalidate_caches`) and is registered as one; it does not inherit from
+    it because importing `importlib.abc` costs ~30 ms at every start.
+    """
+
+    def __init__(self, plan: Plan, cache_key: str, cache_path: str) -> None:
+        self.plan = plan
+        self.target = plan.target
+        self.cache_key = cache_key
+        self.cache_path = cache_path
+        self._entries = {n: e for n, e in plan.entries.items() if e.active}
+        self._prefixes = {
+            ".".join(n.split(".")[:i]) for n in self._entries for i in range(1, n.count(".") + 1)
+        }
+        self._failed: dict[str, LazyInstallError] = {}
+        self._local = _thread._local()
+        self._invalidating_ourselves = False
+        # Failures recorded on disk before this moment are not a reason to wait
+        # (see retry-after): importlib.invalidate_caches() means "retry now".
+        self.retry_failures_after = 0.0
+        self.hidden: set[str] = set()
+        hide(self.target, plan.hidden, self.hidden)
+
+    def __repr__(self) -> str:
+        return f"<LazyFinder target={self.target!r} entries={len(self._entries)}>"
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        entry = self._entries.get(fullname)
+        if entry is None:
+            if fullname in self._prefixes:
+                return self._namespace(fullname)
+            return None
+        if getattr(self._local, "busy", False):
+            return None  # the hook's own imports during an install never recurse
+        failed = self._failed.get(fullname)
+        if failed is not None:
+            raise failed.with_traceback(None)
+        return self._satisfy(fullname, entry, path)
+
+    def invalidate_caches(self) -> None:
+        """`importlib.invalidate_caches()` clears the negative cache."""
+        if not self._invalidating_ourselves:
+            import time
+
+            self._failed.clear()
+            self.retry_failures_after = time.time()
+
+    def refresh_import_caches(self) -> None:
+        import importlib
+
+        self._invalidating_ourselves = True
+        try:
+            importlib.invalidate_caches()
+        finally:
+            self._invalidating_ourselves = False
+
+    def _namespace(self, fullname: str) -> ModuleSpec:
+        """A parent of a dotted allow-listed name that exists nowhere yet: a
+        namespace package on the target, so the import reaches the real name."""
+        from importlib.machinery import ModuleSpec
+
+        spec = ModuleSpec(fullname, None, is_package=True)
+        spec.submodule_search_locations = [os.path.join(self.target, *fullname.split("."))]
+        return spec
+
+    def _satisfy(self, fullname: str, entry: Entry, path: Sequence[str] | None) -> ModuleSpec:
+        from . import _transaction
+
+        self._local.busy = True
+        try:
+            _transaction.install_entry(self, fullname, entry)
+            spec = self.find_in_target(fullname, path)
+            if spec is None:
+                raise _transaction.still_missing(self, fullname, entry)
+            return spec
+        except LazyInstallError as e:
+            self._failed[fullname] = e
+            raise
+        except Exception as e:  # anything unexpected is still an ImportError
+            error = LazyInstallError(
+                f"lazy-import-hook failed while installing for 'import {fullname}': "
+                f"{type(e).__name__}: {e}",
+                name=fullname,
+            )
+            self._failed[fullname] = error
+            raise error from e
+        finally:
+            self._local.busy = False
+
+    def find_in_target(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
+        """After an install: refresh caches and find the module in the target."""
+        from importlib.machinery import PathFinder
+
+        self.unhide(fullname)
+        self.refresh_import_caches()
+        if path is None:
+            from ._target import activate, read_pth
+
+            pth_paths, _ = read_pth(self.target)
+            activate([self.target, *pth_paths])
+            return PathFinder.find_spec(fullname, [self.target, *pth_paths])
+        spec = PathFinder.find_spec(fullname, list(path))
+        if spec is None:
+            parent = os.path.join(self.target, *fullname.split(".")[:-1])
+            spec = PathFinder.find_spec(fullname, [parent])
+        return spec
+
+    def unhide(self, fullname: str) -> None:
+        self.hidden.discard(fullname)
+
+
+class HidingFinder:
+    """Wraps the path-entry finder of a target folder and hides stale modules.
+
+    When the allowlist's pin no longer matches what the target holds, the old
+    version must not be served: the path-based finder misses it, so the
+    import reaches `LazyFinder`, which installs the pinned version.
+    """
+
+    def __init__(self, inner: object, hidden: set[str]) -> None:
+        self.inner = inner
+        self.hidden = hidden  # shared with LazyFinder, which unhides after an install
+
+    def find_spec(self, fullname: str, target: ModuleType | None = None) -> ModuleSpec | None:
+        if fullname in self.hidden:
+            return None
+        spec: ModuleSpec | None = self.inner.find_spec(fullname, target)  # type: ignore[attr-defined]
+        return spec
+
+    def invalidate_caches(self) -> None:
+        invalidate = getattr(self.inner, "invalidate_caches", None)
+        if invalidate is not None:
+            invalidate()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def path_entry_finder(folder: str) -> object | None:
+    """A fresh finder for one folder, from sys.path_hooks, as PathFinder makes them."""
+    for hook in sys.path_hooks:
+        try:
+            return hook(folder)
+        except ImportError:
+            continue
+    return None
+
+
+def hide(target: str, names: Iterable[str], hidden: set[str]) -> None:
+    for name in names:
+        hidden.add(name)
+        folder = os.path.join(target, *name.split(".")[:-1])
+        current = sys.path_importer_cache.get(folder)
+        if isinstance(current, HidingFinder):
+            continue
+        inner = current if current is not None else path_entry_finder(folder)
+        if inner is not None:
+            sys.path_importer_cache[folder] = HidingFinder(inner, hidden)

@@ -1,0 +1,148 @@
+"""`install()` and `uninstall()`: the startup path.
+
+Warm start (nothing changed since the last start): read the environment and,
+if configured so, the pyproject bytes; read one small cache file; stat the
+target; read the ABI stamp; append to sys.path and sys.meta_path. No
+`packaging`, `tomllib`, `importlib.metadata` or `subprocess` is imported.
+Anything else (first start, changed configuration, changed target) takes the
+slow path, which validates everything and rewrites the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+from . import _config, _plan, _target
+from ._finder import LazyFinder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def install(
+    allowlist: Mapping[str, object] | None = None,
+    *,
+    target: str | os.PathLike[str] | None = None,
+    pyproject: str | os.PathLike[str] | None = None,
+    installer: str | None = None,
+    enabled: bool | None = None,
+    timeout: float | None = None,
+    allow_sdist: bool | None = None,
+    pth_imports: bool | None = None,
+    verbose: bool | None = None,
+    confirm: bool | None = None,
+    retry_after: float | None = None,
+) -> LazyFinder:
+    """Activate the target and append the lazy-install finder to sys.meta_path.
+
+    `allowlist` maps import names to a requirement, a list of requirements, or
+    a table `{"requirement": ..., "hashes": [...], "allow-sdist": bool}`. With
+    `allowlist=None` the `[tool.lazy-import-hook]` table of pyproject.toml is
+    used (`pyproject=`, else the nearest one above the current directory).
+    Settings: arguments > environment > pyproject > defaults; any source that
+    disables installs wins. Raises `ConfigError` for bad configuration.
+    Calling it again replaces the previous finder. Returns the finder.
+    """
+    arguments: dict[str, object] = {
+        "target": target,
+        "installer": installer,
+        "enabled": enabled,
+        "timeout": timeout,
+        "allow_sdist": allow_sdist,
+        "pth_imports": pth_imports,
+        "verbose": verbose,
+        "confirm": confirm,
+        "retry_after": retry_after,
+    }
+    raw = _config.gather(allowlist, pyproject, arguments)
+    plan = _warm_plan(raw)
+    if plan is None:
+        plan = _slow_plan(raw)
+    elif plan.problem:
+        _warn(plan.problem)
+    _target.activate([plan.target, *plan.pth_paths])
+    if plan.pth_imports:
+        _target.run_pth_imports(_target.read_pth(plan.target)[1])
+    finder = LazyFinder(plan, raw.key, raw.cache_path)
+    uninstall()
+    sys.meta_path.append(finder)
+    _register_abc()
+    return finder
+
+
+def uninstall() -> None:
+    """Remove every lazy-import-hook finder from sys.meta_path. Tolerates absence.
+
+    The target stays on sys.path: modules already imported from it keep working.
+    """
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, LazyFinder)]
+
+
+def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
+    cached = _plan.read_cache(raw.cache_path, raw.key)
+    if cached is None:
+        return None
+    plan, mtime = cached
+    try:
+        st = os.stat(plan.target)
+    except OSError:
+        return None
+    if st.st_mtime_ns != mtime or _target.needs_wipe(plan.target):
+        return None
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX and not plan.problem:
+        return None  # permissions changed since the check: take the slow path to report it
+    return plan
+
+
+def _slow_plan(raw: _config.Raw) -> _plan.Plan:
+    plan = _config.resolve(raw)  # ConfigError for anything bad
+    target = plan.target
+    plan.problem = _target.writable_problem(target) or ""
+    if plan.problem:
+        _warn(plan.problem)
+    else:
+        try:
+            _prepare(target)
+        except OSError as e:
+            plan.problem = f"{target} is not writable: {e}"
+            _warn(plan.problem)
+    mtime = _target.mtime(target)
+    _target.scan(plan)
+    if not plan.problem or os.path.isdir(target):
+        _plan.write_cache(raw.cache_path, plan, raw.key, mtime)
+    return plan
+
+
+def _prepare(target: str) -> None:
+    """Create the target, wipe it if built for another ABI, stamp it."""
+    os.makedirs(_target.meta(target), exist_ok=True)  # before the mtime is taken
+    if _target.needs_wipe(target) or _target.read_stamp(target) is None:
+        from ._staging import lock
+
+        with lock(target):
+            if _target.needs_wipe(target):
+                removed = _target.wipe(target)
+                _warn(
+                    f"the target {target} was built for another Python "
+                    f"({len(removed)} entries removed); packages will be installed again",
+                    RuntimeWarning,
+                )
+            elif _target.read_stamp(target) is None:
+                _target.write_stamp(target)
+
+
+def _warn(message: str, category: type[Warning] = UserWarning) -> None:
+    import warnings
+
+    warnings.warn(f"lazy-import-hook: {message}", category, stacklevel=4)
+
+
+def _register_abc() -> None:
+    """Make the finder an importlib.abc.MetaPathFinder for isinstance(), when
+    importlib.abc is loaded anyway (importing it costs ~30 ms at startup)."""
+    abc = sys.modules.get("importlib.abc")
+    if abc is not None:
+        abc.MetaPathFinder.register(LazyFinder)

@@ -1,0 +1,236 @@
+"""Staged installs: lock the target, install into an empty folder, commit in order.
+
+Both installers handle `--target` into an EMPTY folder well, so every install
+goes into a fresh staging folder inside the target (same filesystem, so the
+commit is a series of renames). The commit order is what makes a crash safe:
+
+1. an older version of a distribution being replaced loses its *.dist-info
+   first, then the files that the new version no longer has;
+2. dependencies' files, then their *.dist-info;
+3. the requested distribution's other files, then the requested import's
+   top-level entry, then its *.dist-info.
+
+So a *.dist-info in the target means its distribution is whole, and the
+requested module never becomes importable before what it needs. A crash
+leaves staging/trash folders behind; the next install (under the lock)
+removes them. Distributions already in the target at the same version are
+left alone, so a package in use is never rewritten for nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+
+from ._target import meta
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from contextlib import AbstractContextManager
+
+_thread_locks: dict[str, threading.RLock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+class TargetLock:
+    """One lock per target across threads (RLock) and processes (filelock).
+
+    The lock file sits at the top of the target, outside the folders an ABI
+    wipe removes, so a wipe never pulls it from under a waiting process.
+    """
+
+    def __init__(self, target: str, timeout: float = -1) -> None:
+        from filelock import FileLock
+
+        self.target = target
+        with _thread_locks_guard:
+            self._thread_lock = _thread_locks.setdefault(target, threading.RLock())
+        os.makedirs(target, exist_ok=True)
+        self._file_lock = FileLock(
+            os.path.join(target, ".lazy-import-hook.lock"), timeout=timeout, thread_local=False
+        )
+        self._depth = 0
+
+    def __enter__(self) -> TargetLock:
+        self._thread_lock.acquire()
+        try:
+            if self._depth == 0:
+                self._file_lock.acquire()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._file_lock.release()
+        self._thread_lock.release()
+
+
+def lock(target: str) -> AbstractContextManager[TargetLock]:
+    return TargetLock(target)
+
+
+def clean_leftovers(target: str) -> None:
+    """Remove staging and trash folders of crashed installs. Hold the lock."""
+    for sub in ("staging", "trash"):
+        shutil.rmtree(meta(target, sub), ignore_errors=True)
+
+
+def new_staging(target: str) -> str:
+    path = meta(target, "staging", f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    os.makedirs(path)
+    return path
+
+
+class _Dist:
+    __slots__ = ("info", "key", "paths", "version")
+
+    def __init__(self, info: str, key: str, version: str, paths: list[str]) -> None:
+        self.info = info  # the *.dist-info folder name
+        self.key = key  # canonical name
+        self.version = version
+        self.paths = paths  # files relative to the folder, from RECORD
+
+
+def _dists(folder: str) -> dict[str, _Dist]:
+    import csv
+
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, _Dist] = {}
+    for name in os.listdir(folder):
+        if not name.endswith(".dist-info"):
+            continue
+        dist, _, version = name[: -len(".dist-info")].partition("-")
+        paths: list[str] = []
+        try:
+            with open(os.path.join(folder, name, "RECORD"), encoding="utf-8", newline="") as f:
+                for row in csv.reader(f):
+                    if row and row[0]:
+                        rel = os.path.normpath(row[0])
+                        if not rel.startswith("..") and not os.path.isabs(rel):
+                            paths.append(rel)
+        except OSError:
+            pass
+        found[canonicalize_name(dist)] = _Dist(name, canonicalize_name(dist), version, paths)
+    return found
+
+
+def _is_merge_dir(path: str) -> bool:
+    """Folders that several distributions may share: merge, don't replace."""
+    return (
+        os.path.isdir(path)
+        and not os.path.islink(path)
+        and not path.endswith((".dist-info", ".data"))
+        and not os.path.exists(os.path.join(path, "__init__.py"))
+    )
+
+
+class _Committer:
+    def __init__(self, staging: str, target: str) -> None:
+        self.staging = staging
+        self.target = target
+        self.trash = meta(target, "trash", uuid.uuid4().hex[:12])
+
+    def _discard(self, path: str) -> None:
+        """Move aside (atomic), to be deleted once the commit is done."""
+        os.makedirs(self.trash, exist_ok=True)
+        os.rename(path, os.path.join(self.trash, uuid.uuid4().hex))
+
+    def place(self, rel: str, parts: Sequence[str] = ()) -> None:
+        """Move one entry in; `parts` is the rest of the requested import's path."""
+        src = os.path.join(self.staging, rel)
+        dst = os.path.join(self.target, rel)
+        if _is_merge_dir(src) and _is_merge_dir(dst):
+            inner = list(parts[1:])
+            children = os.listdir(src)
+            lead = [c for c in children if inner and _leads_to(c, inner[0])]
+            for child in sorted(c for c in children if c not in lead):
+                self.place(os.path.join(rel, child))
+            for child in lead:
+                self.place(os.path.join(rel, child), inner)
+            return
+        if os.path.isdir(dst) and not os.path.islink(dst):
+            self._discard(dst)
+        os.replace(src, dst)  # atomic for files; a directory was moved aside just before
+
+
+def _leads_to(name: str, head: str) -> bool:
+    """Whether a folder entry is (part of) the module `head`: pkg/, pkg.py, pkg.*.so."""
+    return name == head or (name.startswith(f"{head}.") and not name.endswith(".dist-info"))
+
+
+def commit(staging: str, target: str, import_name: str, requested: Sequence[str]) -> list[str]:
+    """Move a finished staging install into the target; return the committed dist-infos."""
+    staged = _dists(staging)
+    current = _dists(target)
+    committer = _Committer(staging, target)
+    for key, dist in staged.items():
+        old = current.get(key)
+        if old is not None and old.version == dist.version:
+            # Already here and whole (its dist-info is written last): keep it.
+            for rel in dist.paths:
+                try:
+                    os.unlink(os.path.join(staging, rel))
+                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                    pass
+            shutil.rmtree(os.path.join(staging, dist.info), ignore_errors=True)
+            continue
+        if old is not None:
+            committer._discard(os.path.join(target, old.info))
+            new_paths = set(dist.paths)
+            for rel in old.paths:
+                if rel not in new_paths and not rel.startswith(old.info + os.sep):
+                    try:
+                        os.unlink(os.path.join(target, rel))
+                    except OSError:
+                        pass
+                    _prune_empty(os.path.dirname(os.path.join(target, rel)), target)
+    _prune_empty_tree(staging)
+    parts = import_name.split(".")
+    names = [n for n in os.listdir(staging) if not n.startswith(".")]  # uv's own .lock
+    infos = sorted(n for n in names if n.endswith(".dist-info"))
+    requested_infos = [i for i in infos if _key(i) in set(requested)]
+    lead = [n for n in names if _leads_to(n, parts[0])]
+    for rel in sorted(n for n in names if n not in infos and n not in lead):
+        committer.place(rel)
+    for info in infos:
+        if info not in requested_infos:
+            committer.place(info)
+    for rel in lead:
+        committer.place(rel, parts)
+    for info in requested_infos:
+        committer.place(info)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(committer.trash, ignore_errors=True)
+    return infos
+
+
+def _key(info: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(info.partition("-")[0]))
+
+
+def _prune_empty(folder: str, stop: str) -> None:
+    while folder != stop and folder.startswith(stop):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        folder = os.path.dirname(folder)
+
+
+def _prune_empty_tree(root: str) -> None:
+    for folder, _, _ in os.walk(root, topdown=False):
+        if folder != root:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass

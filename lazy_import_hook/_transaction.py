@@ -1,0 +1,304 @@
+"""One install of one allowlist entry: check, lock, look again, run, commit, record.
+
+Used by the finder on a miss and by `lazy-import-hook prefetch`. Every
+failure is raised as a `LazyInstallError` that ends with the manual command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from . import _audit, _installer, _staging, _target
+from ._allowlist import installed_matches
+from ._errors import (
+    InstallerFailedError,
+    InstallsDisabledError,
+    LazyInstallError,
+    ModuleStillMissingError,
+    TargetRefusedError,
+)
+from ._plan import write_cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._finder import LazyFinder
+    from ._plan import Entry, Plan
+
+FAILED = "failed"  # folder in the target's meta folder: one file per failed import name
+
+
+def notice(message: str) -> None:
+    """One line on stderr, and the same through logging."""
+    import logging
+
+    print(f"lazy-import-hook: {message}", file=sys.stderr, flush=True)
+    logging.getLogger("lazy_import_hook").info(message)
+
+
+def stale_versions(target: str, entry: Entry) -> list[str]:
+    """`dist version` of each of the entry's distributions present at a wrong version."""
+    versions = _target.installed_versions(target)
+    return [
+        f"{dist} {versions[dist]}"
+        for req, dist in zip(entry.requirements, entry.dists)
+        if dist in versions and not installed_matches(req, versions[dist])
+    ]
+
+
+def satisfied(target: str, name: str, entry: Entry) -> bool:
+    """The module is on disk in the target and every pinned version matches."""
+    versions = _target.installed_versions(target)
+    for req, dist in zip(entry.requirements, entry.dists):
+        if dist not in versions or not installed_matches(req, versions[dist]):
+            return False
+    from ._finder import path_entry_finder
+
+    folder = os.path.join(target, *name.split(".")[:-1])
+    finder = path_entry_finder(folder)
+    return finder is not None and finder.find_spec(name) is not None  # type: ignore[attr-defined]
+
+
+def install_entry(
+    finder: LazyFinder | None,
+    name: str,
+    entry: Entry,
+    plan: Plan | None = None,
+    *,
+    ignore_backoff: bool = False,
+) -> bool:
+    """Make `entry` present in the target. Returns whether an installer ran."""
+    plan = plan or (finder.plan if finder else None)
+    assert plan is not None
+    target = plan.target
+    only_binary = not (plan.allow_sdist or entry.allow_sdist)
+    try:
+        kind, uv = _installer.choose(plan.installer)
+    except FileNotFoundError as e:
+        raise InstallerFailedError(
+            f"cannot install {', '.join(entry.requirements)} for 'import {name}': {e}",
+            name=name,
+            command=_installer.manual_command("pip", target, entry, only_binary),
+        ) from e
+    manual = _installer.manual_command(kind, target, entry, only_binary)
+    if not plan.enabled:
+        stale = stale_versions(target, entry) if os.path.isdir(target) else []
+        raise InstallsDisabledError(
+            f"'import {name}' needs {', '.join(entry.requirements)}, but installs are "
+            "disabled (LAZY_IMPORT_HOOK_DISABLE=1, enabled = false, or install(enabled=False))"
+            + (f"; the target holds {', '.join(stale)}, which does not match" if stale else ""),
+            name=name,
+            command=manual,
+        )
+    problem = _target.writable_problem(target)
+    if problem:
+        raise TargetRefusedError(
+            f"cannot install {', '.join(entry.requirements)} for 'import {name}': {problem}",
+            name=name,
+            command=manual,
+        )
+    if not ignore_backoff:
+        since = finder.retry_failures_after if finder else 0.0
+        _check_backoff(target, name, entry, plan.retry_after, manual, since)
+    if plan.confirm and not _confirmed(name, entry, target):
+        raise InstallsDisabledError(
+            f"installing {', '.join(entry.requirements)} for 'import {name}' was declined",
+            name=name,
+            command=manual,
+        )
+    with _staging.lock(target):
+        _staging.clean_leftovers(target)
+        if satisfied(target, name, entry):
+            return False  # another process installed it while we waited
+        ran = _run(plan, name, entry, kind, uv, manual, only_binary)
+        if finder is not None:
+            finder.unhide(name)
+        refresh_cache(plan, finder)
+    return ran
+
+
+def _run(
+    plan: Plan, name: str, entry: Entry, kind: str, uv: str | None, manual: str, only_binary: bool
+) -> bool:
+    target = plan.target
+    staging = _staging.new_staging(target)
+    constraints = f"{staging}.constraints.txt"
+    requirements = f"{staging}.requirements.txt" if entry.hashes else None
+    pth_paths, _ = _target.read_pth(target)
+    with open(constraints, "w", encoding="utf-8") as f:
+        f.write("\n".join(_installer.core_constraints([target, *pth_paths], entry.dists)) + "\n")
+    if requirements:
+        _installer.write_requirements(requirements, entry)
+    cmd = _installer.build_command(
+        kind,
+        uv,
+        target=staging,
+        specs=entry.requirements,
+        constraints=constraints,
+        requirements_file=requirements,
+        require_hashes=bool(entry.hashes),
+        only_binary=only_binary,
+        compile_bytecode=not sys.dont_write_bytecode,
+    )
+    what = ", ".join(entry.requirements)
+    notice(f"installing {what} for 'import {name}' with {kind} into {target} ...")
+    started = time.monotonic()
+
+    def stream(line: str) -> None:
+        sys.stderr.write(f"  {kind}: {line}")
+
+    try:
+        code, output = _installer.run(
+            cmd, timeout=plan.timeout, stream=stream if plan.verbose else None
+        )
+    except OSError as e:
+        code, output = -1, f"{type(e).__name__}: {e}"
+    except BaseException:
+        _cleanup(staging, constraints, requirements)
+        raise
+    elapsed = time.monotonic() - started
+    fields: dict[str, object] = {
+        "import_name": name,
+        "requirements": list(entry.requirements),
+        "installer": kind,
+        "installer_version": _installer_version(kind, uv),
+        "duration_s": round(elapsed, 3),
+        "triggered_by": _audit.triggering_module(),
+    }
+    if code != 0:
+        _cleanup(staging, constraints, requirements)
+        error = _installer.failure(name, entry, code, output, manual, plan.timeout, only_binary)
+        _audit.record(target, status="timeout" if code is None else code, **fields)
+        _remember_failure(target, name, entry, error)
+        notice(f"installing {what} failed after {elapsed:.1f} s ({error.reason})")
+        raise error
+    try:
+        committed = _staging.commit(staging, target, name, entry.dists)
+    finally:
+        _cleanup(staging, constraints, requirements)
+    _audit.record(target, status=0, committed=committed, **fields)
+    _forget_failure(target, name)
+    notice(f"installed {what} in {elapsed:.1f} s")
+    return True
+
+
+def _cleanup(staging: str, *files: str | None) -> None:
+    import shutil
+
+    shutil.rmtree(staging, ignore_errors=True)
+    for path in files:
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def refresh_cache(plan: Plan, finder: LazyFinder | None) -> None:
+    """Re-scan the target and rewrite the startup cache, so other starts stay warm."""
+    mtime = _target.mtime(plan.target)
+    _target.scan(plan)
+    if finder is not None:
+        write_cache(finder.cache_path, plan, finder.cache_key, mtime)
+
+
+def still_missing(finder: LazyFinder, name: str, entry: Entry) -> LazyInstallError:
+    versions = _target.installed_versions(finder.target)
+    tops = sorted(
+        n
+        for n in os.listdir(finder.target)
+        if not n.startswith(".") and not n.endswith((".dist-info", ".pth")) and n != "bin"
+    ) if os.path.isdir(finder.target) else []  # fmt: skip
+    have = ", ".join(f"{d} {versions[d]}" for d in entry.dists if d in versions) or "nothing"
+    return ModuleStillMissingError(
+        f"{', '.join(entry.requirements)} was installed ({have} in {finder.target}) but "
+        f"'import {name}' still finds no module: the allowlist probably maps the wrong "
+        f"import name to it. Top-level modules in the target: {', '.join(tops) or 'none'}",
+        name=name,
+        command=_installer.manual_command("pip", finder.target, entry, True),
+    )
+
+
+def _installer_version(kind: str, uv: str | None) -> str:
+    import subprocess
+
+    try:
+        if kind == "uv" and uv:
+            out = subprocess.run([uv, "--version"], capture_output=True, text=True, timeout=10, check=False)
+            return out.stdout.strip()
+        import importlib.util
+
+        spec = importlib.util.find_spec("pip")
+        if spec is not None and spec.origin:
+            with open(spec.origin, encoding="utf-8") as f:
+                for line in f:
+                    if line.startswith("__version__"):
+                        return "pip " + line.split("=", 1)[1].strip().strip("\"'")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return kind
+
+
+def _failure_path(target: str, name: str) -> str:
+    return _target.meta(target, FAILED, name)
+
+
+def _remember_failure(target: str, name: str, entry: Entry, error: LazyInstallError) -> None:
+    """So other processes do not hammer a failing index; see `retry-after`."""
+    try:
+        os.makedirs(_target.meta(target, FAILED), exist_ok=True)
+        with open(_failure_path(target, name), "w", encoding="utf-8") as f:
+            f.write("\x1f".join(entry.requirements) + "\n" + str(error))
+    except OSError:
+        pass
+
+
+def _forget_failure(target: str, name: str) -> None:
+    try:
+        os.unlink(_failure_path(target, name))
+    except OSError:
+        pass
+
+
+def _check_backoff(
+    target: str, name: str, entry: Entry, retry_after: float, manual: str, since: float
+) -> None:
+    path = _failure_path(target, name)
+    try:
+        when = os.stat(path).st_mtime
+        if when <= since:
+            return
+        age = time.time() - when
+        with open(path, encoding="utf-8") as f:
+            reqs, _, message = f.read().partition("\n")
+    except OSError:
+        return
+    if reqs.split("\x1f") != list(entry.requirements) or age >= retry_after:
+        return
+    raise InstallerFailedError(
+        f"installing {', '.join(entry.requirements)} for 'import {name}' failed {age:.0f} s "
+        f"ago (in this or another process); not retrying until {retry_after:g} s have passed "
+        "(setting 'retry-after'), or run: lazy-import-hook prefetch " + name
+        + "\nThe earlier failure was:\n" + message,
+        name=name,
+        command=manual,
+    )
+
+
+def _confirmed(name: str, entry: Entry, target: str) -> bool:
+    """Ask only on a terminal; anything else follows the configuration without blocking."""
+    try:
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        interactive = False
+    if not interactive:
+        return True
+    try:
+        answer = input(
+            f"lazy-import-hook: 'import {name}' needs {', '.join(entry.requirements)}; "
+            f"install it into {target}? [Y/n] "
+        )
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("", "y", "yes")

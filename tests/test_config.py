@@ -1,0 +1,166 @@
+"""Settings sources and the startup cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import lazy_import_hook
+from lazy_import_hook import ConfigError
+
+PYPROJECT = """\
+[tool.lazy-import-hook]
+target = "{target}"
+installer = "pip"
+timeout = 30
+
+[tool.lazy-import-hook.allowlist]
+toymod = "toy-dist==1.0"
+six = {{ requirement = "six==1.17.0", hashes = ["sha256:{hash}"] }}
+"""
+
+
+def write_pyproject(folder: Path, target: str = ".lazy", **extra: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = PYPROJECT.format(target=target, hash="0" * 64)
+    for key, value in extra.items():
+        lines = [line for line in text.splitlines() if not line.startswith(f"{key} =")]
+        lines.insert(1, f"{key} = {value}")
+        text = "\n".join(lines) + "\n"
+    path = folder / "pyproject.toml"
+    path.write_text(text)
+    return path
+
+
+def test_pyproject_is_found_walking_up_and_target_is_relative_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_pyproject(tmp_path / "app")
+    (tmp_path / "app" / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "app" / "src" / "deep")
+    finder = lazy_import_hook.install()
+    assert finder.target == str(tmp_path / "app" / ".lazy")
+    assert finder.plan.installer == "pip" and finder.plan.timeout == 30
+    assert finder.plan.entries["six"].hashes == ("sha256:" + "0" * 64,)
+
+
+def test_arguments_beat_environment_beats_pyproject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_pyproject(tmp_path / "app")
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_TARGET", str(tmp_path / "from-env"))
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_INSTALLER", "uv")
+    finder = lazy_import_hook.install(pyproject=path)
+    assert finder.target == str(tmp_path / "from-env") and finder.plan.installer == "uv"
+    finder = lazy_import_hook.install(pyproject=path, target=tmp_path / "arg", installer="auto")
+    assert finder.target == str(tmp_path / "arg") and finder.plan.installer == "auto"
+
+
+def test_home_is_expanded_in_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = write_pyproject(tmp_path / "app", target="~/lazy")
+    assert lazy_import_hook.install(pyproject=path).target == str(tmp_path / "home" / "lazy")
+
+
+def test_the_default_target_is_per_environment_outside_site_packages() -> None:
+    import sys
+    import sysconfig
+
+    from lazy_import_hook._config import default_target
+
+    assert default_target().startswith(sys.prefix)
+    assert not default_target().startswith(sysconfig.get_paths()["purelib"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"instaler": '"pip"'}, "unknown key(s) in [tool.lazy-import-hook]: instaler"),
+        ({"timeout": '"soon"'}, "timeout = 'soon'"),
+        ({"timeout": "-1"}, "positive number"),
+        ({"installer": '"conda"'}, "installer 'conda'"),
+        ({"enabled": '"no"'}, "expected a bool"),
+    ],
+)
+def test_bad_settings_are_config_errors(tmp_path: Path, extra: dict[str, str], fragment: str) -> None:
+    path = write_pyproject(tmp_path / "app", **extra)
+    with pytest.raises(ConfigError) as info:
+        lazy_import_hook.install(pyproject=path)
+    assert fragment in str(info.value)
+
+
+def test_bad_environment_values_are_config_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_DISABLE", "maybe")
+    with pytest.raises(ConfigError, match="LAZY_IMPORT_HOOK_DISABLE='maybe'"):
+        lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=tmp_path / "t")
+
+
+def test_no_allowlist_and_no_pyproject_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="pass install"):
+        lazy_import_hook.install()
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text("[tool.lazy-import-hook\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        lazy_import_hook.install(pyproject=path)
+
+
+def test_a_warm_start_reuses_the_cache_and_any_change_revalidates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lazy_import_hook import _config
+
+    calls: list[int] = []
+    real = _config.resolve
+    monkeypatch.setattr(_config, "resolve", lambda raw: calls.append(1) or real(raw))
+    target = tmp_path / "t"
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
+    assert len(calls) == 1  # the second start read the cache only
+    lazy_import_hook.install({"toymod": "toy-dist==2.0"}, target=target)
+    assert len(calls) == 2  # a pin change is validated again
+    with pytest.raises(ConfigError):
+        lazy_import_hook.install({"toymod": "toy-dist @ https://x"}, target=target)
+    (target / "newdir").mkdir()  # the target changed: checked again
+    lazy_import_hook.install({"toymod": "toy-dist==2.0"}, target=target)
+    assert len(calls) == 4
+
+
+def test_a_changed_pyproject_is_read_again(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path / "app")
+    assert lazy_import_hook.install(pyproject=path).plan.timeout == 30
+    path.write_text(path.read_text().replace("timeout = 30", "timeout = 31"))
+    assert lazy_import_hook.install(pyproject=path).plan.timeout == 31
+    path.write_text(path.read_text().replace("timeout = 31", "timeout = 'x'"))
+    with pytest.raises(ConfigError):
+        lazy_import_hook.install(pyproject=path)
+
+
+def test_world_writable_target_is_refused_with_a_warning(tmp_path: Path) -> None:
+    target = tmp_path / "t"
+    target.mkdir()
+    os.chmod(target, 0o777)
+    with pytest.warns(UserWarning, match="writable by every user"):
+        lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
+    with pytest.raises(lazy_import_hook.LazyInstallError, match="chmod o-w"):
+        import toymod  # noqa: F401
+    os.chmod(target, 0o1777)  # the sticky bit makes it acceptable, as for /tmp
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
+
+
+def test_a_target_inside_the_interpreters_library_is_refused(tmp_path: Path) -> None:
+    import sysconfig
+
+    inside = Path(sysconfig.get_paths()["purelib"]) / "lazy-target-test-never-created"
+    with pytest.warns(UserWarning, match="library folder"):
+        lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=inside)
+    assert not inside.exists()

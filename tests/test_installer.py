@@ -1,0 +1,154 @@
+"""Unit tier: the exact installer command lines, installer choice, failures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _fakes import PIP, installs
+
+import lazy_import_hook
+from lazy_import_hook import LazyInstallError, _installer
+from lazy_import_hook._plan import Entry
+
+TOY = {"toymod/__init__.py": "VERSION = '1.0'\n"}
+ENTRY = Entry("toymod", ("toy-dist==1.0",), dists=("toy-dist",))
+
+
+def test_pip_command_line() -> None:
+    cmd = _installer.build_command(
+        "pip", None, target="/t/stage", specs=["toy-dist==1.0"], constraints="/t/c.txt"
+    )
+    assert cmd == [
+        sys.executable, "-m", "pip", "install", "--target", "/t/stage",
+        "--no-input", "--disable-pip-version-check", "--no-warn-script-location",
+        "--only-binary", ":all:", "--constraint", "/t/c.txt", "--", "toy-dist==1.0",
+    ]  # fmt: skip
+
+
+def test_uv_command_line_always_names_this_interpreter() -> None:
+    cmd = _installer.build_command(
+        "uv", "/bin/uv", target="/t/stage", specs=["a==1", "b[x]==2"], constraints="/t/c.txt"
+    )
+    assert cmd == [
+        "/bin/uv", "pip", "install", "--python", sys.executable, "--target", "/t/stage",
+        "--no-progress", "--compile-bytecode", "--only-binary", ":all:",
+        "--constraints", "/t/c.txt", "--", "a==1", "b[x]==2",
+    ]  # fmt: skip
+
+
+def test_no_bytecode_flags_follow_dont_write_bytecode() -> None:
+    pip = _installer.build_command(
+        "pip", None, target="/t", specs=["a==1"], constraints=None, compile_bytecode=False
+    )
+    uv = _installer.build_command(
+        "uv", "/bin/uv", target="/t", specs=["a==1"], constraints=None, compile_bytecode=False
+    )
+    assert "--no-compile" in pip and "--compile-bytecode" not in uv
+
+
+def test_hashed_entries_go_through_a_requirements_file(tmp_path: Path) -> None:
+    entry = Entry("toymod", ("toy-dist==1.0",), dists=("toy-dist",), hashes=("sha256:" + "a" * 64,))
+    req = tmp_path / "r.txt"
+    _installer.write_requirements(str(req), entry)
+    assert req.read_text() == f"toy-dist==1.0 --hash=sha256:{'a' * 64}\n"
+    cmd = _installer.build_command(
+        "pip", None, target="/t", specs=entry.requirements, constraints=None,
+        requirements_file=str(req), require_hashes=True,
+    )  # fmt: skip
+    assert cmd[-3:] == ["--require-hashes", "--requirement", str(req)]
+    assert "toy-dist==1.0" not in cmd
+
+
+def test_the_real_run_uses_the_pip_command_with_constraints(fp: Any, target: Path) -> None:
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="pip")
+    import toymod  # noqa: F401
+
+    (call,) = [c for c in fp.calls if list(c)[:4] == PIP]
+    args = list(call)
+    staging = args[args.index("--target") + 1]
+    assert Path(staging).parent == target / ".lazy-import-hook" / "staging"
+    assert args[args.index("--") + 1 :] == ["toy-dist==1.0"]
+    assert args.index("--constraint") < args.index("--")
+
+
+def test_core_constraints_pin_what_the_environment_has() -> None:
+    import packaging
+
+    lines = _installer.core_constraints([], ["toy-dist"])
+    assert f"packaging=={packaging.__version__}" in lines
+    assert all("==" in line for line in lines)
+    assert not any(line.startswith("toy-dist") for line in lines)
+
+
+def test_forced_uv_that_is_missing_is_an_error_not_a_fallback(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_installer, "find_uv", lambda: None)
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="uv")
+    with pytest.raises(LazyInstallError) as info:
+        import toymod  # noqa: F401
+    assert "installer 'uv' was requested but no uv was found" in str(info.value)
+
+
+def test_auto_prefers_uv_and_falls_back_to_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_installer, "find_uv", lambda: "/opt/uv")
+    assert _installer.choose("auto") == ("uv", "/opt/uv")
+    assert _installer.choose("pip") == ("pip", None)
+    monkeypatch.setattr(_installer, "find_uv", lambda: None)
+    assert _installer.choose("auto") == ("pip", None)
+
+
+def test_environment_variable_forces_the_installer(
+    fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_INSTALLER", "pip")
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
+    import toymod  # noqa: F401
+
+    assert fp.call_count([*PIP, fp.any()]) == 1
+
+
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        ("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.", "hash-mismatch"),
+        ("cause: Hash mismatch for `toy-dist==1.0`", "hash-mismatch"),
+        ("Because toy-dist==1.0 has no usable wheels and building from source is disabled", "sdist-refused"),
+        ("ERROR: Could not find a version that satisfies x (from versions: none)", "installer-failed"),
+        ("something else", "installer-failed"),
+    ],
+)  # fmt: skip
+def test_failures_are_classified_from_the_installers_words(output: str, reason: str) -> None:
+    error = _installer.failure("toymod", ENTRY, 1, output, "pip install x", 10, True)
+    assert isinstance(error, ImportError) and error.reason == reason and error.name == "toymod"
+    assert output in str(error)
+    if reason != "installer-failed" or "versions: none" in output:
+        assert ("allow-sdist" in str(error)) == (reason != "hash-mismatch")
+    if reason == "hash-mismatch":
+        assert "toy-dist" in str(error)
+
+
+def test_a_real_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    import time
+
+    marker = tmp_path / "grandchild-survived"
+    grandchild = tmp_path / "grandchild.py"
+    grandchild.write_text(f"import time\ntime.sleep(1.5)\nopen({str(marker)!r}, 'w').close()\n")
+    parent = tmp_path / "installer.py"
+    parent.write_text(
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, {str(grandchild)!r}])\n"
+        "print('started', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    started = time.monotonic()
+    code, output = _installer.run([sys.executable, str(parent)], timeout=0.5)
+    assert code is None and "started" in output
+    assert time.monotonic() - started < 10
+    time.sleep(2)
+    assert not marker.exists()  # the installer's own children died with it

@@ -1,0 +1,159 @@
+"""Real tier: real pip and real uv, offline, from the session's own wheelhouse,
+each scenario in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from conftest import Runner, installer_env
+
+INSTALLERS = ["pip", "uv"]
+
+
+def hook(target: Path, installer: str, allowlist: Mapping[str, object], **options: object) -> str:
+    extra = "".join(f", {k}={v!r}" for k, v in options.items())
+    return (
+        "import json, sys, lazy_import_hook\n"
+        f"lazy_import_hook.install({allowlist!r}, target={str(target)!r}, "
+        f"installer={installer!r}{extra})\n"
+    )
+
+
+def audit_lines(target: Path) -> list[dict[str, object]]:
+    path = target / ".lazy-import-hook" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_install_then_a_warm_second_process_runs_no_installer(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    code = hook(target, installer, {"toymod": "toy-dist==1.0"}) + (
+        "import toymod, toydep\n"
+        "print(json.dumps([toymod.VERSION, toymod.DEP, toymod.__file__, toydep.__file__,"
+        " sys.path[-1], 'subprocess' in sys.modules, 'packaging' in sys.modules]))\n"
+    )
+    first = run_python(code, env)
+    version, dep, mod_file, dep_file, last_path, _, _ = json.loads(first.stdout)
+    assert (version, dep) == ("1.0", "2.0")  # the newest dependency allowed
+    # The import name (toymod) differs from the distribution (toy-dist); the
+    # dependency landed in the target too.
+    assert Path(mod_file).is_relative_to(target) and Path(dep_file).is_relative_to(target)
+    assert last_path == str(target)
+    assert "installing toy-dist==1.0 for 'import toymod'" in first.stderr
+    infos = sorted(p.name for p in target.glob("*.dist-info"))
+    assert infos == ["toy_dep-2.0.dist-info", "toy_dist-1.0.dist-info"]
+    (entry,) = audit_lines(target)
+    assert entry["status"] == 0 and entry["installer"] == installer
+    assert entry["requirements"] == ["toy-dist==1.0"] and entry["import_name"] == "toymod"
+
+    second = run_python(code, env)
+    assert second.stderr == ""
+    *_, subprocess_loaded, packaging_loaded = json.loads(second.stdout)
+    assert not subprocess_loaded and not packaging_loaded  # the warm path stays light
+    assert len(audit_lines(target)) == 1
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_package_in_the_target_never_shadows_the_core_environment(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    code = hook(target, installer, {"shadowmod": "shadow-dist==1.0"}) + (
+        "import shadowmod, packaging\n"
+        "print(json.dumps([shadowmod.CORE_PACKAGING, packaging.__file__,"
+        " hasattr(packaging, 'SENTINEL')]))\n"
+    )
+    for _ in range(2):  # cold, then warm
+        seen_by_package, seen_by_app, shadowed = json.loads(run_python(code, env).stdout)
+        assert (target / "packaging" / "__init__.py").exists()  # the copy is there...
+        assert not shadowed  # ...and never wins
+        assert seen_by_package == seen_by_app
+        assert not Path(seen_by_app).is_relative_to(target)
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_pth_path_lines_are_honoured_and_import_lines_are_not_run(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    body = (
+        "import pthpkg, pthmod, builtins\n"
+        "print(json.dumps([pthmod.WHERE, sys.path.index(str(pthmod.__file__).rsplit('/', 1)[0]) >"
+        " sys.path.index(sys.path[-2]) - 1, getattr(builtins, 'PTH_IMPORT_RAN', False)]))\n"
+    )
+    allowlist = {"pthpkg": "pth-dist==1.0"}
+    cold = json.loads(run_python(hook(target, installer, allowlist) + body, env).stdout)
+    warm = json.loads(run_python(hook(target, installer, allowlist) + body, env).stdout)
+    assert cold == warm == ["pth_extra", True, False]
+    # Opting in runs the import lines at startup.
+    opted = run_python(
+        hook(target, installer, allowlist, pth_imports=True)
+        + "import builtins; print(getattr(builtins, 'PTH_IMPORT_RAN', False))\n",
+        env,
+    )
+    assert opted.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_target_built_for_another_abi_is_wiped_and_refilled(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    code = hook(target, installer, {"toymod": "toy-dist==1.0"}) + "import toymod\n"
+    run_python(code, env)
+    (target / ".python-abi").write_text("cpython-27-linux-x86_64-64bit\n")
+    (target / "leftover_from_py27.py").write_text("X = 1\n")
+    again = run_python(code, env)
+    assert "built for another Python" in again.stderr
+    assert "installing toy-dist==1.0" in again.stderr
+    assert not (target / "leftover_from_py27.py").exists()
+    assert (target / ".python-abi").read_text().strip() != "cpython-27-linux-x86_64-64bit"
+    assert (target / "toymod").is_dir()
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_failing_install_surfaces_the_installers_message_as_an_import_error(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    code = hook(target, installer, {"brokenmod": "broken-dist==1.0"}) + (
+        "try:\n"
+        "    import brokenmod\n"
+        "except ImportError as e:\n"
+        "    print(json.dumps([type(e).__mro__[1].__name__, e.name, e.reason, str(e)]))\n"
+    )
+    _, name, reason, message = json.loads(run_python(code, env).stdout)
+    assert name == "brokenmod" and reason == "installer-failed"
+    assert "dependency-that-exists-nowhere" in message
+    assert message.splitlines()[-1].startswith("To install it by hand: ")
+    assert not list(target.glob("broken*"))
+    assert list((target / ".lazy-import-hook" / "staging").iterdir()) == []
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_the_try_except_import_error_fallback_idiom_keeps_working(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    code = hook(
+        target,
+        installer,
+        {"brokenmod": "broken-dist==1.0", "wrong_name": "misnamed-dist==1.0"},
+    ) + (
+        "results = []\n"
+        "for name in ('brokenmod', 'wrong_name', 'not_allowlisted'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "        results.append('imported')\n"
+        "    except ImportError as e:\n"
+        "        results.append(getattr(e, 'reason', 'plain'))\n"
+        "print(json.dumps(results))\n"
+    )
+    results = json.loads(run_python(code, env).stdout)
+    assert results == ["installer-failed", "still-missing", "plain"]
