@@ -9,6 +9,7 @@ import pytest
 
 import lazy_import_hook
 from lazy_import_hook import ConfigError
+from lazy_import_hook._plan import Plan
 
 PYPROJECT = """\
 [tool.lazy-import-hook]
@@ -119,9 +120,14 @@ def test_a_warm_start_reuses_the_cache_and_any_change_revalidates(
 ) -> None:
     from lazy_import_hook import _config
 
-    calls: list[int] = []
+    calls: list[_config.Raw] = []
     real = _config.resolve
-    monkeypatch.setattr(_config, "resolve", lambda raw: calls.append(1) or real(raw))
+
+    def counting(raw: _config.Raw) -> Plan:
+        calls.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(_config, "resolve", counting)
     target = tmp_path / "t"
     lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
     lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
