@@ -2,13 +2,20 @@
 
 Both installers handle `--target` into an EMPTY folder well, so every install
 goes into a fresh staging folder inside the target (same filesystem, so the
-commit is a series of renames). The commit order is what makes a crash safe:
+commit is a series of renames). The order of the commit is what makes a
+crash at any moment safe:
 
-1. an older version of a distribution being replaced loses its *.dist-info
-   first, then the files that the new version no longer has;
-2. dependencies' files, then their *.dist-info;
-3. the requested distribution's other files, then the requested import's
-   top-level entry, then its *.dist-info.
+1. a distribution being upgraded loses its old *.dist-info first (so the
+   target no longer claims it is whole);
+2. everything but the requested import's top-level entry is merged in file
+   by file (`os.replace`, atomic each; new folders move in whole), so a file
+   that another package imports is never absent, only old or new;
+3. the dependencies' *.dist-info;
+4. the requested import's top-level entry, replaced whole (the old one moved
+   aside first: while it is absent, an import of it reaches the finder, which
+   waits for this lock);
+5. files only the old versions had are removed, then the requested
+   distribution's *.dist-info goes in, last.
 
 So a *.dist-info in the target means its distribution is whole, and the
 requested module never becomes importable before what it needs. A crash
@@ -122,43 +129,54 @@ def _dists(folder: str) -> dict[str, _Dist]:
     return found
 
 
-def _is_merge_dir(path: str) -> bool:
-    """Folders that several distributions may share: merge, don't replace."""
-    return (
-        os.path.isdir(path)
-        and not os.path.islink(path)
-        and not path.endswith((".dist-info", ".data"))
-        and not os.path.exists(os.path.join(path, "__init__.py"))
-    )
-
-
 class _Committer:
     def __init__(self, staging: str, target: str) -> None:
         self.staging = staging
         self.target = target
         self.trash = meta(target, "trash", uuid.uuid4().hex[:12])
 
-    def _discard(self, path: str) -> None:
+    def discard(self, path: str) -> None:
         """Move aside (atomic), to be deleted once the commit is done."""
         os.makedirs(self.trash, exist_ok=True)
         os.rename(path, os.path.join(self.trash, uuid.uuid4().hex))
 
-    def place(self, rel: str, parts: Sequence[str] = ()) -> None:
-        """Move one entry in; `parts` is the rest of the requested import's path."""
+    def merge(self, rel: str) -> None:
+        """File by file: at every moment each file is there, old or new."""
         src = os.path.join(self.staging, rel)
         dst = os.path.join(self.target, rel)
-        if _is_merge_dir(src) and _is_merge_dir(dst):
-            inner = list(parts[1:])
-            children = os.listdir(src)
-            lead = [c for c in children if inner and _leads_to(c, inner[0])]
-            for child in sorted(c for c in children if c not in lead):
-                self.place(os.path.join(rel, child))
-            for child in lead:
-                self.place(os.path.join(rel, child), inner)
+        if _real_dir(src) and _real_dir(dst):
+            for child in sorted(os.listdir(src)):
+                self.merge(os.path.join(rel, child))
             return
-        if os.path.isdir(dst) and not os.path.islink(dst):
-            self._discard(dst)
-        os.replace(src, dst)  # atomic for files; a directory was moved aside just before
+        if _real_dir(dst):
+            self.discard(dst)
+        os.replace(src, dst)
+
+    def replace(self, rel: str, parts: Sequence[str]) -> None:
+        """The requested import's entry, whole; through a shared namespace
+        folder (no __init__.py) down to the part that is the module."""
+        src = os.path.join(self.staging, rel)
+        dst = os.path.join(self.target, rel)
+        inner = list(parts[1:])
+        if inner and _is_namespace(src) and _is_namespace(dst):
+            children = os.listdir(src)
+            lead = [c for c in children if _leads_to(c, inner[0])]
+            for child in sorted(c for c in children if c not in lead):
+                self.merge(os.path.join(rel, child))
+            for child in lead:
+                self.replace(os.path.join(rel, child), inner)
+            return
+        if _real_dir(dst):
+            self.discard(dst)
+        os.replace(src, dst)
+
+
+def _real_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def _is_namespace(path: str) -> bool:
+    return _real_dir(path) and not os.path.exists(os.path.join(path, "__init__.py"))
 
 
 def _leads_to(name: str, head: str) -> bool:
@@ -171,6 +189,7 @@ def commit(staging: str, target: str, import_name: str, requested: Sequence[str]
     staged = _dists(staging)
     current = _dists(target)
     committer = _Committer(staging, target)
+    leftovers: list[str] = []  # files only the replaced versions had
     for key, dist in staged.items():
         old = current.get(key)
         if old is not None and old.version == dist.version:
@@ -183,15 +202,12 @@ def commit(staging: str, target: str, import_name: str, requested: Sequence[str]
             shutil.rmtree(os.path.join(staging, dist.info), ignore_errors=True)
             continue
         if old is not None:
-            committer._discard(os.path.join(target, old.info))
+            committer.discard(os.path.join(target, old.info))
             new_paths = set(dist.paths)
-            for rel in old.paths:
-                if rel not in new_paths and not rel.startswith(old.info + os.sep):
-                    try:
-                        os.unlink(os.path.join(target, rel))
-                    except OSError:
-                        pass
-                    _prune_empty(os.path.dirname(os.path.join(target, rel)), target)
+            leftovers += [
+                rel for rel in old.paths
+                if rel not in new_paths and not rel.startswith(old.info + os.sep)
+            ]  # fmt: skip
     _prune_empty_tree(staging)
     parts = import_name.split(".")
     names = [n for n in os.listdir(staging) if not n.startswith(".")]  # uv's own .lock
@@ -199,14 +215,20 @@ def commit(staging: str, target: str, import_name: str, requested: Sequence[str]
     requested_infos = [i for i in infos if _key(i) in set(requested)]
     lead = [n for n in names if _leads_to(n, parts[0])]
     for rel in sorted(n for n in names if n not in infos and n not in lead):
-        committer.place(rel)
+        committer.merge(rel)
     for info in infos:
         if info not in requested_infos:
-            committer.place(info)
+            committer.replace(info, ())
     for rel in lead:
-        committer.place(rel, parts)
+        committer.replace(rel, parts)
+    for rel in leftovers:
+        try:
+            os.unlink(os.path.join(target, rel))
+        except OSError:
+            pass
+        _prune_empty(os.path.dirname(os.path.join(target, rel)), target)
     for info in requested_infos:
-        committer.place(info)
+        committer.replace(info, ())
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(committer.trash, ignore_errors=True)
     return infos

@@ -1,0 +1,128 @@
+"""The staged commit: a crash at any step leaves the target consistent."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _fakes import write_dist
+
+from lazy_import_hook import _staging
+
+OLD = {"othermod/__init__.py": "X = 1\n"}
+
+
+def toy(version: str) -> dict[str, str]:
+    return {
+        "toymod/__init__.py": f"import toydep\nVERSION = {version!r}\n",
+        "toymod/extra.py": "",
+        f"toymod/only_in_{version.replace('.', '_')}.py": "",
+    }
+
+
+def dep(version: str) -> dict[str, str]:
+    return {"toydep/__init__.py": f"VERSION = {version!r}\n", "toydep_helpers.py": ""}
+
+
+def stage(target: Path, toy_version: str, dep_version: str) -> str:
+    staging = _staging.new_staging(str(target))
+    write_dist(staging, "toy-dist", toy_version, toy(toy_version))
+    write_dist(staging, "toy-dep", dep_version, dep(dep_version))
+    return staging
+
+
+def whole(target: Path) -> dict[str, bool]:
+    """Every *.dist-info in the target: are all the files its RECORD lists there?"""
+    result = {}
+    for info in target.glob("*.dist-info"):
+        with open(info / "RECORD", newline="") as f:
+            paths = [row[0] for row in csv.reader(f) if row]
+        result[info.name] = all((target / p).exists() for p in paths)
+    return result
+
+
+def prepared(target: Path) -> None:
+    target.mkdir()
+    write_dist(str(target), "other-dist", "1.0", OLD)
+    write_dist(str(target), "toy-dist", "1.0", toy("1.0"))
+    write_dist(str(target), "toy-dep", "1.0", dep("1.0"))
+
+
+def test_an_upgrade_leaves_exactly_one_dist_info_per_distribution(target: Path) -> None:
+    prepared(target)
+    infos = _staging.commit(stage(target, "2.0", "2.0"), str(target), "toymod", ["toy-dist"])
+    assert infos == ["toy_dep-2.0.dist-info", "toy_dist-2.0.dist-info"]
+    assert sorted(p.name for p in target.glob("*.dist-info")) == [
+        "other_dist-1.0.dist-info", "toy_dep-2.0.dist-info", "toy_dist-2.0.dist-info",
+    ]  # fmt: skip
+    assert not (target / "toymod" / "only_in_1_0.py").exists()
+    assert (target / "toymod" / "only_in_2_0.py").exists()
+    assert all(whole(target).values())
+    assert not list((target / ".lazy-import-hook").glob("trash/*"))
+
+
+def test_a_distribution_already_there_at_the_same_version_is_left_alone(target: Path) -> None:
+    prepared(target)
+    before = os.stat(target / "toydep" / "__init__.py").st_ino
+    _staging.commit(stage(target, "2.0", "1.0"), str(target), "toymod", ["toy-dist"])
+    assert os.stat(target / "toydep" / "__init__.py").st_ino == before
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL: nothing after it runs."""
+
+
+@contextlib.contextmanager
+def renames_until(crash_at: int | None) -> Iterator[list[int]]:
+    """Count the renames a commit makes; raise Crash instead of the one numbered `crash_at`."""
+    done = [0]
+    real = {"replace": os.replace, "rename": os.rename}
+
+    def wrap(name: str) -> Callable[..., None]:
+        def inner(*args: Any, **kwargs: Any) -> None:
+            if done[0] == crash_at:
+                raise Crash
+            done[0] += 1
+            real[name](*args, **kwargs)
+
+        return inner
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "replace", wrap("replace"))
+        mp.setattr(os, "rename", wrap("rename"))
+        yield done
+
+
+def test_a_crash_at_any_step_of_a_commit_keeps_the_target_consistent(tmp_path: Path) -> None:
+    probe = tmp_path / "probe"
+    prepared(probe)
+    with renames_until(None) as done:
+        _staging.commit(stage(probe, "2.0", "2.0"), str(probe), "toymod", ["toy-dist"])
+    steps = done[0]
+    assert steps >= 6
+    for crash_at in range(steps):
+        target = tmp_path / f"t{crash_at}"
+        prepared(target)
+        staging = stage(target, "2.0", "2.0")
+        with renames_until(crash_at), pytest.raises(Crash):
+            _staging.commit(staging, str(target), "toymod", ["toy-dist"])
+        # Earlier packages are untouched; every dist-info present is whole.
+        assert (target / "othermod" / "__init__.py").read_text() == "X = 1\n"
+        assert all(whole(target).values()), (crash_at, whole(target))
+        # The requested module is visible only when everything it needs is.
+        if (target / "toymod" / "__init__.py").exists():
+            assert (target / "toydep" / "__init__.py").exists(), crash_at
+        # The next run cleans up and commits cleanly.
+        _staging.clean_leftovers(str(target))
+        assert not (target / ".lazy-import-hook" / "staging").exists()
+        _staging.commit(stage(target, "2.0", "2.0"), str(target), "toymod", ["toy-dist"])
+        assert sorted(whole(target)) == [
+            "other_dist-1.0.dist-info", "toy_dep-2.0.dist-info", "toy_dist-2.0.dist-info",
+        ], crash_at  # fmt: skip
+        assert all(whole(target).values())
+        assert (target / "toymod" / "__init__.py").read_text().endswith("VERSION = '2.0'\n")
