@@ -61,10 +61,11 @@ def install(
     plan = _warm_plan(raw)
     if plan is None:
         plan = _slow_plan(raw)
-    elif plan.problem:
-        _warn(plan.problem)
-    _target.activate([plan.target, *plan.pth_paths])
-    if plan.pth_imports:
+    else:
+        _report_problem(plan)
+    if not plan.problem.startswith("unsafe"):
+        _target.activate([plan.target, *plan.pth_paths])
+    if plan.pth_imports and not plan.problem.startswith("unsafe"):
         _target.run_pth_imports(_target.read_pth(plan.target)[1])
     finder = LazyFinder(plan, raw.key, raw.cache_path)
     uninstall()
@@ -92,7 +93,7 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
         return None
     if st.st_mtime_ns != mtime or _target.needs_wipe(plan.target):
         return None
-    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX and not plan.problem:
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX and not plan.problem.startswith("unsafe"):
         return None  # permissions changed since the check: take the slow path to report it
     return plan
 
@@ -100,15 +101,14 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
 def _slow_plan(raw: _config.Raw) -> _plan.Plan:
     plan = _config.resolve(raw)  # ConfigError for anything bad
     target = plan.target
-    plan.problem = _target.writable_problem(target) or ""
-    if plan.problem:
-        _warn(plan.problem)
-    else:
+    found = _target.problem(target)
+    if not found:
         try:
             _prepare(target)
         except OSError as e:
-            plan.problem = f"{target} is not writable: {e}"
-            _warn(plan.problem)
+            found = ("readonly", f"{target} is not writable: {e}")
+    plan.problem = "\t".join(found) if found else ""
+    _report_problem(plan)
     mtime = _target.mtime(target)
     _target.scan(plan)
     if not plan.problem or os.path.isdir(target):
@@ -132,6 +132,14 @@ def _prepare(target: str) -> None:
                 )
             elif _target.read_stamp(target) is None:
                 _target.write_stamp(target)
+
+
+def _report_problem(plan: _plan.Plan) -> None:
+    kind, _, message = plan.problem.partition("\t")
+    if kind == "unsafe":
+        _warn(f"{message}; the target is NOT added to sys.path and nothing installs into it")
+    elif kind == "readonly" and plan.enabled:
+        _warn(f"{message}; packages already there still import, nothing new can be installed")
 
 
 def _warn(message: str, category: type[Warning] = UserWarning) -> None:

@@ -25,7 +25,7 @@ from ._errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from ._plan import Entry
 
@@ -173,6 +173,29 @@ def core_constraints(exclude_paths: Sequence[str], exclude_dists: Sequence[str])
         if parsed.local is None:  # a local build (+cpu) is not on any index
             lines.append(f"{key}=={version}")
     return lines
+
+
+def allowlist_constraints(entries: Iterable[Entry], current: Entry, core: Sequence[str]) -> list[str]:
+    """The allowlist's own pins for the other entries, so a dependency that is
+    also allow-listed resolves to the version the allowlist names.
+
+    Distributions the core environment has keep the core's pin (the core
+    copy is what gets imported anyway); extras and markers are dropped, as
+    constraint files require.
+    """
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    skip = {line.partition("==")[0] for line in core} | set(current.dists)
+    lines: dict[str, str] = {}
+    for entry in entries:
+        if not entry.active:
+            continue
+        for text, dist in zip(entry.requirements, entry.dists):
+            req = Requirement(text)
+            if dist not in skip and (req.marker is None or req.marker.evaluate()) and req.specifier:
+                lines.setdefault(dist, f"{canonicalize_name(req.name)}{req.specifier}")
+    return sorted(lines.values())
 
 
 def run(

@@ -168,8 +168,13 @@ def run_pth_imports(lines: list[str]) -> None:
             print(f"lazy-import-hook: error in .pth import line {line!r}: {e}", file=sys.stderr)
 
 
-def writable_problem(target: str) -> str | None:
-    """Why installs into `target` must not happen, or None when they may."""
+def problem(target: str) -> tuple[str, str] | None:
+    """Why installs into `target` must not happen, or None when they may.
+
+    ("readonly", why): nothing can be installed, but what is there may be
+    imported (e.g. a target prefetched at build time, mounted read-only).
+    ("unsafe", why): the folder must not even go on sys.path.
+    """
     import stat
 
     probe = target
@@ -179,18 +184,18 @@ def writable_problem(target: str) -> str | None:
             break
         probe = parent
     if not os.access(probe, os.W_OK | os.X_OK):
-        return f"{target} is not writable by this user (checked {probe})"
+        return "readonly", f"{target} is not writable by this user (checked {probe})"
     real = os.path.realpath(target)
     for lib in _library_dirs():
         if real == lib or real.startswith(lib + os.sep):
-            return (
+            return "unsafe", (
                 f"{target} lies inside the interpreter's library folder {lib}; "
                 "packages installed there would not stay behind the core environment"
             )
     if os.path.exists(target):
         st = os.stat(target)
         if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-            return (
+            return "unsafe", (
                 f"{target} is writable by every user (mode {stat.filemode(st.st_mode)}) "
                 f"without the sticky bit: anyone could plant code there; "
                 f"run: chmod o-w {target}"

@@ -19,6 +19,7 @@ from ._errors import (
     ModuleStillMissingError,
     TargetRefusedError,
 )
+from ._finder import hide
 from ._plan import write_cache
 
 TYPE_CHECKING = False
@@ -91,10 +92,10 @@ def install_entry(
             name=name,
             command=manual,
         )
-    problem = _target.writable_problem(target)
-    if problem:
+    found = _target.problem(target)
+    if found:
         raise TargetRefusedError(
-            f"cannot install {', '.join(entry.requirements)} for 'import {name}': {problem}",
+            f"cannot install {', '.join(entry.requirements)} for 'import {name}': {found[1]}",
             name=name,
             command=manual,
         )
@@ -127,7 +128,9 @@ def _run(
     requirements = f"{staging}.requirements.txt" if entry.hashes else None
     pth_paths, _ = _target.read_pth(target)
     with open(constraints, "w", encoding="utf-8") as f:
-        f.write("\n".join(_installer.core_constraints([target, *pth_paths], entry.dists)) + "\n")
+        core = _installer.core_constraints([target, *pth_paths], entry.dists)
+        pins = _installer.allowlist_constraints(plan.entries.values(), entry, core)
+        f.write("\n".join(core + pins) + "\n")
     if requirements:
         _installer.write_requirements(requirements, entry)
     cmd = _installer.build_command(
@@ -200,6 +203,9 @@ def refresh_cache(plan: Plan, finder: LazyFinder | None) -> None:
     mtime = _target.mtime(plan.target)
     _target.scan(plan)
     if finder is not None:
+        # A dependency this install brought may be another entry's module at
+        # a version its pin does not allow: hide it too, never serve it.
+        hide(plan.target, plan.hidden, finder.hidden)
         write_cache(finder.cache_path, plan, finder.cache_key, mtime)
 
 

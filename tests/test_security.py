@@ -1,0 +1,119 @@
+"""Security model, with real installers: hashes, binary-only, refused targets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from _wheelhouse import wheel_sha256
+from test_real_installers import INSTALLERS, audit_lines, hook
+
+import lazy_import_hook
+from conftest import Runner, installer_env
+
+
+def report(name: str) -> str:
+    return (
+        f"try:\n    import {name}\n    print(json.dumps(['ok', {name}.__file__]))\n"
+        "except ImportError as e:\n    print(json.dumps([e.reason, str(e)]))\n"
+    )
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_hash_pinned_entry_installs_with_require_hashes(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    sha = wheel_sha256(wheelhouse / "other_dist-1.0-py3-none-any.whl")
+    entry = {"requirement": "other-dist==1.0", "hashes": [sha]}
+    result = run_python(hook(target, installer, {"othermod": entry}) + report("othermod"), dict(
+        installer_env(wheelhouse, tmp_path)))
+    assert json.loads(result.stdout)[0] == "ok", result.stdout
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_wrong_hash_is_an_import_error_naming_the_distribution(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    entry = {"requirement": "other-dist==1.0", "hashes": ["sha256:" + "0" * 64]}
+    env = installer_env(wheelhouse, tmp_path)
+    reason, message = json.loads(
+        run_python(hook(target, installer, {"othermod": entry}) + report("othermod"), env).stdout
+    )
+    assert reason == "hash-mismatch"
+    assert "other-dist" in message.splitlines()[0]
+    assert not (target / "othermod").exists()
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_source_only_distribution_is_refused_by_default_and_installs_when_allowed(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path, PIP_CACHE_DIR=str(tmp_path / "pip-cache"))
+    refused, message = json.loads(
+        run_python(hook(target, installer, {"sdistmod": "sdist-only==1.0"}) + report("sdistmod"), env).stdout
+    )
+    assert refused in ("sdist-refused", "installer-failed")
+    assert "allow-sdist = true" in message
+    assert not (target / "sdistmod").exists()
+    for allowlist in (
+        {"sdistmod": {"requirement": "sdist-only==1.0", "allow-sdist": True}},
+        {"sdistmod": "sdist-only==1.0"},
+    ):
+        options = {} if isinstance(allowlist["sdistmod"], dict) else {"allow_sdist": True}
+        fresh = tmp_path / f"t-{len(options)}"
+        ok, where = json.loads(
+            run_python(hook(fresh, installer, allowlist, **options) + report("sdistmod"), env).stdout
+        )
+        assert ok == "ok" and Path(where).is_relative_to(fresh)
+        assert audit_lines(fresh)[-1]["status"] == 0
+
+
+def test_uv_names_the_source_only_case_exactly(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    reason, message = json.loads(
+        run_python(hook(target, "uv", {"sdistmod": "sdist-only==1.0"}) + report("sdistmod"), env).stdout
+    )
+    assert reason == "sdist-refused" and "only a source archive was found" in message
+
+
+def test_a_world_writable_target_is_refused(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    target.mkdir()
+    os.chmod(target, 0o777)
+    env = installer_env(wheelhouse, tmp_path)
+    result = run_python(hook(target, "pip", {"othermod": "other-dist==1.0"}) + report("othermod"), env)
+    reason, message = json.loads(result.stdout)
+    assert reason == "target-refused" and "writable by every user" in message
+    assert "writable by every user" in result.stderr  # install() warned too
+    assert not (target / "othermod").exists()
+
+
+def test_a_symlink_into_site_packages_is_refused(tmp_path: Path) -> None:
+    import sysconfig
+
+    link = tmp_path / "innocent-looking"
+    link.symlink_to(sysconfig.get_paths()["purelib"])
+    with pytest.warns(UserWarning, match="library folder"):
+        lazy_import_hook.install({"othermod": "other-dist==1.0"}, target=link)
+    with pytest.raises(lazy_import_hook.LazyInstallError) as info:
+        import othermod  # noqa: F401
+    assert info.value.reason == "target-refused"
+
+
+def test_an_unsafe_target_is_not_even_put_on_sys_path(tmp_path: Path) -> None:
+    import sys
+
+    target = tmp_path / "t"
+    (target / "planted").mkdir(parents=True)
+    (target / "planted" / "__init__.py").write_text("raise SystemExit('planted code ran')\n")
+    os.chmod(target, 0o777)
+    with pytest.warns(UserWarning, match="NOT added to sys.path"):
+        lazy_import_hook.install({"othermod": "other-dist==1.0"}, target=target)
+    assert str(target) not in sys.path
+    with pytest.raises(ModuleNotFoundError):
+        import planted  # noqa: F401
