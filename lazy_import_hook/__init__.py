@@ -10,7 +10,7 @@ See README.md for configuration, errors and the security model.
 from __future__ import annotations
 
 from ._errors import ConfigError, LazyInstallError
-from ._hook import install, uninstall
+from ._hook import child_env, install, uninstall
 
-__all__ = ["ConfigError", "LazyInstallError", "__version__", "install", "uninstall"]
+__all__ = ["ConfigError", "LazyInstallError", "__version__", "child_env", "install", "uninstall"]
 __version__ = "0.1.0"

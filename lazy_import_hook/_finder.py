@@ -103,7 +103,7 @@ class LazyFinder:
             _transaction.install_entry(self, fullname, entry)
             spec = self.find_in_target(fullname, path)
             if spec is None:
-                raise _transaction.still_missing(self, fullname, entry)
+                raise _transaction.still_missing(self.target, fullname, entry)
             return spec
         except LazyInstallError as e:
             self._failed[fullname] = e

@@ -82,6 +82,47 @@ def uninstall() -> None:
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, LazyFinder)]
 
 
+CHILD_PLAN = "LAZY_IMPORT_HOOK_CHILD_PLAN"
+_CHILD_KEY = "child"
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment for subprocesses that gives them the same behaviour:
+    the target appended to sys.path (never prepended) and the hook active
+    with this process's validated configuration.
+
+        subprocess.run([sys.executable, "worker.py"], env=lazy_import_hook.child_env())
+
+    Works for children running this same environment's Python (they must be
+    able to import lazy_import_hook). Raises RuntimeError before install().
+    """
+    finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
+    if finder is None:
+        raise RuntimeError("lazy_import_hook.child_env() needs install() to have run first")
+    result = dict(os.environ if env is None else env)
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_autostart")
+    paths = [p for p in result.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]
+    result["PYTHONPATH"] = os.pathsep.join([here, *paths])
+    result[CHILD_PLAN] = finder.plan.dumps(_CHILD_KEY, _target.mtime(finder.target))
+    return result
+
+
+def install_plan(text: str) -> LazyFinder | None:
+    """The child side of `child_env()`: install the hook from a parent's plan."""
+    loaded = _plan.Plan.loads(text, _CHILD_KEY)
+    if loaded is None:
+        raise ValueError(f"{CHILD_PLAN} does not hold a plan of this lazy-import-hook version")
+    plan = loaded[0]
+    if _target.needs_wipe(plan.target):
+        raise ValueError(f"the target {plan.target} was built for another Python")
+    if not plan.problem.startswith("unsafe"):
+        _target.activate([plan.target, *plan.pth_paths])
+    finder = LazyFinder(plan, _CHILD_KEY, "")
+    uninstall()
+    sys.meta_path.append(finder)
+    return finder
+
+
 def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
     cached = _plan.read_cache(raw.cache_path, raw.key)
     if cached is None:

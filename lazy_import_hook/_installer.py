@@ -135,20 +135,17 @@ def write_requirements(path: str, entry: Entry) -> None:
             f.write(f"{spec} {hashes}\n")
 
 
-def core_constraints(exclude_paths: Sequence[str], exclude_dists: Sequence[str]) -> list[str]:
-    """`name==version` of every distribution the core environment has.
+def core_distributions(exclude_paths: Sequence[str]) -> dict[str, str]:
+    """Canonical name -> version of every distribution the core environment has.
 
     Read from *.dist-info / *.egg-info folder names on sys.path (first one wins,
     as for imports): no metadata files are opened, so 300 distributions cost a
     few milliseconds, where importlib.metadata takes over a hundred.
     """
     from packaging.utils import canonicalize_name
-    from packaging.version import InvalidVersion, Version
 
-    skip = {canonicalize_name(d) for d in exclude_dists}
     excluded = {os.path.abspath(p) for p in exclude_paths}
     seen: dict[str, str] = {}
-    key: str
     for entry in sys.path:
         folder = os.path.abspath(entry or os.getcwd())
         if folder in excluded or not os.path.isdir(folder):
@@ -161,16 +158,25 @@ def core_constraints(exclude_paths: Sequence[str], exclude_dists: Sequence[str])
             for suffix in (".dist-info", ".egg-info"):
                 if name.endswith(suffix):
                     dist, sep, version = name[: -len(suffix)].partition("-")
-                    key = canonicalize_name(dist)
-                    if sep and key not in seen and key not in skip:
+                    key = str(canonicalize_name(dist))
+                    if sep and key not in seen:
                         seen[key] = version.partition("-")[0]
+    return seen
+
+
+def core_constraints(exclude_paths: Sequence[str], exclude_dists: Sequence[str]) -> list[str]:
+    """`name==version` lines pinning the core environment's distributions."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
+    skip = {canonicalize_name(d) for d in exclude_dists}
     lines = []
-    for key, version in sorted(seen.items()):
+    for key, version in sorted(core_distributions(exclude_paths).items()):
         try:
             parsed = Version(version)
         except InvalidVersion:
             continue
-        if parsed.local is None:  # a local build (+cpu) is not on any index
+        if key not in skip and parsed.local is None:  # a local build (+cpu) is on no index
             lines.append(f"{key}=={version}")
     return lines
 

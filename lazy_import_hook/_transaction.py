@@ -206,23 +206,24 @@ def refresh_cache(plan: Plan, finder: LazyFinder | None) -> None:
         # A dependency this install brought may be another entry's module at
         # a version its pin does not allow: hide it too, never serve it.
         hide(plan.target, plan.hidden, finder.hidden)
-        write_cache(finder.cache_path, plan, finder.cache_key, mtime)
+        if finder.cache_path:
+            write_cache(finder.cache_path, plan, finder.cache_key, mtime)
 
 
-def still_missing(finder: LazyFinder, name: str, entry: Entry) -> LazyInstallError:
-    versions = _target.installed_versions(finder.target)
+def still_missing(target: str, name: str, entry: Entry) -> LazyInstallError:
+    versions = _target.installed_versions(target)
     tops = sorted(
         n
-        for n in os.listdir(finder.target)
+        for n in os.listdir(target)
         if not n.startswith(".") and not n.endswith((".dist-info", ".pth")) and n != "bin"
-    ) if os.path.isdir(finder.target) else []  # fmt: skip
+    ) if os.path.isdir(target) else []  # fmt: skip
     have = ", ".join(f"{d} {versions[d]}" for d in entry.dists if d in versions) or "nothing"
     return ModuleStillMissingError(
-        f"{', '.join(entry.requirements)} was installed ({have} in {finder.target}) but "
+        f"{', '.join(entry.requirements)} was installed ({have} in {target}) but "
         f"'import {name}' still finds no module: the allowlist probably maps the wrong "
         f"import name to it. Top-level modules in the target: {', '.join(tops) or 'none'}",
         name=name,
-        command=_installer.manual_command("pip", finder.target, entry, True),
+        command=_installer.manual_command("pip", target, entry, True),
     )
 
 

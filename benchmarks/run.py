@@ -1,0 +1,699 @@
+"""Speed budgets of lazy_import_hook, each measured side by side in one run.
+
+    python benchmarks/run.py [--rounds N] [--quick]
+
+Every budget compares a baseline (A: what an application does without the
+hook) with the same thing through the hook (B). The two sides alternate
+A/B/A/B... over several rounds and the medians are compared. Unless noted,
+one measurement is one fresh interpreter, timed around `subprocess.run`.
+Everything (wheelhouse, targets, caches) is built in a temporary folder; the
+children run the REAL installers offline from that wheelhouse, with none of
+this machine's pip/uv configuration, and WITH bytecode writing enabled (as in
+a real deployment). Exits 1 when a budget is missed, 2 when the benchmark
+itself could not run.
+
+Budgets:
+  1   warm start, 50-entry explicit allowlist: B - A <= 5 ms
+  1b  warm start, 50-entry allowlist in pyproject.toml: B - A <= 5 ms
+  2   3000 misses for names not on the allowlist: B / A <= 1.02
+  3a  cold install with pip: B / A <= 1.05 (A: the same pip command by hand)
+  3b  cold install with uv: B - A <= 30 ms (A: the same uv command by hand)
+  3c  installer "auto" picks uv when it is available
+  4   the first import after an install compiles nothing (pip and uv)
+  5   core-version constraints with 300 distributions: <= 20 ms
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+TOY_MODULES = 40  # submodules of toymod: compiling them is visible (budget 4, and 3 compiles them)
+DEP_MODULES = 8
+MISSES = 3000
+MISS_WARMUP = 200
+CONSTRAINT_CALLS = 20
+FAKE_DISTS = 300
+CHILD_TIMEOUT = 600.0
+
+
+class BenchError(RuntimeError):
+    """The benchmark itself could not run (a child failed, a setup step broke)."""
+
+
+class Row(NamedTuple):
+    budget: str
+    baseline: str
+    hook: str
+    figure: str
+    limit: str
+    ok: bool
+
+
+class Bench:
+    def __init__(self, tmp: Path, rounds: int, quick: bool) -> None:
+        self.tmp = tmp
+        self.rounds = rounds
+        self.quick = quick
+        self.wheelhouse = tmp / "wheelhouse"
+        self.work = tmp / "work"  # cwd of every child: no pyproject.toml above it
+        self.rows: list[Row] = []
+        self.details: list[str] = []
+        self.env = self._child_env()
+        self._counter = 0
+
+    # ---- plumbing -------------------------------------------------------
+
+    def _child_env(self) -> dict[str, str]:
+        """conftest.installer_env(), minus PYTHONDONTWRITEBYTECODE: deployments have .pyc files."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PIP_", "UV_", "LAZY_IMPORT_HOOK_", "PYTHON"))
+        }
+        env.update(
+            PIP_CONFIG_FILE=os.devnull,
+            PIP_NO_INDEX="1",
+            PIP_FIND_LINKS=str(self.wheelhouse),
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            PIP_CACHE_DIR=str(self.tmp / "pip-cache"),
+            UV_NO_INDEX="1",
+            UV_FIND_LINKS=str(self.wheelhouse),
+            UV_NO_CONFIG="1",
+            UV_CACHE_DIR=str(self.tmp / "uv-cache"),
+            LAZY_IMPORT_HOOK_CACHE_DIR=str(self.tmp / "user-cache"),
+        )
+        return env
+
+    def fresh_dir(self, stem: str) -> Path:
+        self._counter += 1
+        path = self.tmp / "t" / f"{stem}-{self._counter}"
+        path.mkdir(parents=True)
+        return path
+
+    def run(self, cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        """Run a child (untimed) and insist that it succeeds."""
+        proc = subprocess.run(
+            list(cmd),
+            env=self.env,
+            cwd=self.work,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise BenchError(
+                f"child failed ({proc.returncode}): {' '.join(cmd)[:300]}\n"
+                f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+            )
+        return proc
+
+    def py(self, code: str) -> subprocess.CompletedProcess[str]:
+        return self.run([PY, "-c", code])
+
+    def timed(self, cmd: Sequence[str]) -> float:
+        """Wall time of one child, seconds. Same capture on both sides."""
+        argv = list(cmd)
+        start = time.perf_counter()
+        proc = subprocess.run(
+            argv,
+            env=self.env,
+            cwd=self.work,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=CHILD_TIMEOUT,
+            check=False,
+        )
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise BenchError(
+                f"timed child failed ({proc.returncode}): {' '.join(argv)[:300]}\n"
+                f"--- stderr\n{proc.stderr.decode(errors='replace')[-3000:]}"
+            )
+        return elapsed
+
+    def reported(self, code: str) -> float:
+        """A child that times something itself and prints the seconds as its last line."""
+        return float(self.py(code).stdout.strip().splitlines()[-1])
+
+    def alternate(
+        self, a: Callable[[], float], b: Callable[[], float], rounds: int, warmup: int = 2
+    ) -> tuple[list[float], list[float]]:
+        """A, B, A, B, ... after `warmup` untimed pairs; returns both samples."""
+        for _ in range(warmup):
+            a()
+            b()
+        sa: list[float] = []
+        sb: list[float] = []
+        for _ in range(rounds):
+            sa.append(a())
+            sb.append(b())
+        return sa, sb
+
+    def spread(self, name: str, sa: list[float], sb: list[float], scale: float, unit: str) -> None:
+        def describe(s: list[float]) -> str:
+            q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0], s[0], s[0]]
+            return (
+                f"median {statistics.median(s) * scale:.2f}, min {min(s) * scale:.2f}, "
+                f"IQR {q[0] * scale:.2f}-{q[2] * scale:.2f} {unit}"
+            )
+
+        self.details.append(f"{name}: n={len(sa)}+{len(sb)}; A {describe(sa)}; B {describe(sb)}")
+
+    # ---- setup ----------------------------------------------------------
+
+    def setup(self) -> None:
+        self.work.mkdir(parents=True)
+        build_wheelhouse(self.wheelhouse)
+        # The package and the stdlib run from bytecode on both sides.
+        compileall.compile_dir(str(ROOT / "lazy_import_hook"), quiet=1)
+        probe = self.py(
+            "import sys, json, lazy_import_hook\n"
+            "print(json.dumps([sys.flags.dont_write_bytecode, lazy_import_hook.__file__]))"
+        )
+        dont_write, where = json.loads(probe.stdout)
+        if dont_write:
+            raise BenchError("children still have sys.dont_write_bytecode set")
+        if not str(where).startswith(str(ROOT)):
+            raise BenchError(f"children import lazy_import_hook from {where}, not from {ROOT}")
+
+    # ---- budget 1 / 1b: warm start --------------------------------------
+
+    def warm_start(self) -> None:
+        rounds = self.rounds
+        allowlist = dummy_allowlist()
+        target = self.fresh_dir("warm")
+        t = str(target)
+        code_a = f"import sys; sys.path.append({t!r}); import toymod"
+        code_b = (
+            f"import lazy_import_hook; lazy_import_hook.install({allowlist!r}, target={t!r}); "
+            "import toymod"
+        )
+        first = self.py(code_b)  # installs toymod (and toy-dep) through the hook, with uv
+        if "with uv" not in first.stderr:
+            raise BenchError(f"budget 1: the first start did not install with uv:\n{first.stderr}")
+        self.py(code_b)  # the startup cache is written by now
+        self.check_warm("1", code_a, code_b)
+        sa, sb = self.alternate(
+            lambda: self.timed([PY, "-c", code_a]), lambda: self.timed([PY, "-c", code_b]), rounds
+        )
+        self.spread("1 warm start, explicit allowlist (ms)", sa, sb, 1e3, "ms")
+        self.add_difference("1 warm start, explicit allowlist", sa, sb, 5.0)
+
+        # 1b: the same allowlist from a pyproject.toml
+        target2 = self.fresh_dir("warm-pyproject")
+        project = self.fresh_dir("project")
+        pyproject = project / "pyproject.toml"
+        lines = ["[tool.lazy-import-hook]", f"target = {json.dumps(str(target2))}", ""]
+        lines.append("[tool.lazy-import-hook.allowlist]")
+        lines += [f"{name} = {json.dumps(req)}" for name, req in allowlist.items()]
+        pyproject.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        p, t2 = str(pyproject), str(target2)
+        code_a = (
+            f"import sys; open({p!r}, 'rb').read(); sys.path.append({t2!r}); import toymod"
+        )
+        code_b = f"import lazy_import_hook; lazy_import_hook.install(pyproject={p!r}); import toymod"
+        first = self.py(code_b)
+        if "with uv" not in first.stderr:
+            raise BenchError(f"budget 1b: the first start did not install with uv:\n{first.stderr}")
+        self.py(code_b)
+        self.check_warm("1b", code_a, code_b)
+        sa, sb = self.alternate(
+            lambda: self.timed([PY, "-c", code_a]), lambda: self.timed([PY, "-c", code_b]), rounds
+        )
+        self.spread("1b warm start, pyproject allowlist (ms)", sa, sb, 1e3, "ms")
+        self.add_difference("1b warm start, pyproject allowlist", sa, sb, 5.0)
+
+    def check_warm(self, budget: str, code_a: str, code_b: str) -> None:
+        """The warm path must not validate again: no packaging, tomllib, subprocess."""
+        dump = "; import sys as _s, json as _j; print(_j.dumps(sorted(_s.modules)))"
+        mods_a = set(json.loads(self.py(code_a + dump).stdout))
+        mods_b = set(json.loads(self.py(code_b + dump).stdout))
+        extra = sorted(mods_b - mods_a - {"json", "json.decoder", "json.scanner", "json.encoder"})
+        slow = [m for m in extra if m.split(".")[0] in ("packaging", "tomllib", "tomli", "subprocess")]
+        self.details.append(
+            f"{budget} modules the warm path imports beyond the baseline ({len(extra)}): "
+            + ", ".join(extra)
+        )
+        if slow:
+            raise BenchError(f"budget {budget}: the start was not warm, it imported {slow}")
+
+    def add_difference(self, name: str, sa: list[float], sb: list[float], limit_ms: float) -> None:
+        ma, mb = statistics.median(sa) * 1e3, statistics.median(sb) * 1e3
+        diff = mb - ma
+        self.rows.append(
+            Row(name, f"{ma:.1f} ms", f"{mb:.1f} ms", f"{diff:+.1f} ms", f"<= {limit_ms:g} ms", diff <= limit_ms)
+        )
+
+    # ---- budget 2: misses -----------------------------------------------
+
+    def misses(self) -> None:
+        rounds = max(5, self.rounds // 2)
+        target = self.fresh_dir("misses")
+        t = str(target)
+        allowlist = dummy_allowlist()
+        head = "import importlib, json, sys, time\nimport lazy_import_hook\n"
+        set_a = f"sys.path.append({t!r})\n"
+        set_b = f"lazy_import_hook.install({allowlist!r}, target={t!r})\n"
+        loop = textwrap.dedent(
+            f"""
+            def misses(prefix, n):
+                for i in range(n):
+                    try:
+                        importlib.import_module(f"{{prefix}}_{{i}}")
+                    except ModuleNotFoundError:
+                        pass
+            misses("warm_no_such_mod", {MISS_WARMUP})
+            start = time.perf_counter()
+            misses("no_such_mod", {MISSES})
+            print(time.perf_counter() - start)
+            """
+        )
+        state = (
+            "print(json.dumps([sys.path, [type(f).__name__ for f in sys.meta_path], "
+            f"sys.path[-1] == {t!r}]))\n"
+        )
+        path_a, finders_a, last_a = json.loads(self.py(head + set_a + state).stdout)
+        path_b, finders_b, last_b = json.loads(self.py(head + set_b + state).stdout)
+        if path_a != path_b or not (last_a and last_b) or finders_b != [*finders_a, "LazyFinder"]:
+            raise BenchError(
+                f"budget 2: the two sides differ in more than the finder:\n"
+                f"A {path_a} {finders_a}\nB {path_b} {finders_b}"
+            )
+        self.details.append(f"2 sys.meta_path A: {finders_a}; B: {finders_b}")
+        code_a, code_b = head + set_a + loop, head + set_b + loop
+        sa, sb = self.alternate(lambda: self.reported(code_a), lambda: self.reported(code_b), rounds)
+        self.spread(f"2 {MISSES} misses, in-child time (ms)", sa, sb, 1e3, "ms")
+        ma, mb = statistics.median(sa), statistics.median(sb)
+        ratio = mb / ma
+        self.rows.append(
+            Row(
+                f"2 {MISSES} misses, not allow-listed",
+                f"{ma * 1e3:.1f} ms",
+                f"{mb * 1e3:.1f} ms",
+                f"x{ratio:.3f}",
+                "<= x1.02",
+                ratio <= 1.02,
+            )
+        )
+        per_miss = (mb - ma) / MISSES * 1e9
+        self.details.append(f"2 extra cost per miss: {per_miss:+.0f} ns ({ma / MISSES * 1e6:.1f} us per miss without)")
+
+    # ---- budget 3: cold installs ----------------------------------------
+
+    def cold_installs(self) -> None:
+        info = json.loads(
+            self.py(
+                textwrap.dedent(
+                    """
+                    import json, sys
+                    from lazy_import_hook import _installer
+                    kind, uv = _installer.choose("auto")
+                    cmds = {
+                        k: _installer.build_command(
+                            k, uv if k == "uv" else None, target="@TARGET@", specs=["toy-dist==1.0"],
+                            constraints="@CONSTRAINTS@", compile_bytecode=not sys.dont_write_bytecode,
+                        )
+                        for k in ("pip", "uv")
+                    }
+                    core = _installer.core_constraints([], ["toy-dist"])
+                    print(json.dumps({"auto": kind, "uv": uv, "cmds": cmds, "core": core}))
+                    """
+                )
+            ).stdout
+        )
+        self.rows.append(
+            Row(
+                "3c installer auto picks uv",
+                "-",
+                str(info["auto"]),
+                str(info["auto"]),
+                "== uv",
+                info["auto"] == "uv",
+            )
+        )
+        constraints = self.tmp / "constraints.txt"
+        constraints.write_text("\n".join(info["core"]) + "\n", encoding="utf-8")
+        self.details.append(f"3 constraints ({len(info['core'])} core pins): {', '.join(info['core'])}")
+
+        def manual(kind: str) -> Callable[[], float]:
+            def one() -> float:
+                target = self.fresh_dir(f"cold-{kind}-a")
+                cmd = [
+                    str(constraints) if arg == "@CONSTRAINTS@" else str(target) if arg == "@TARGET@" else arg
+                    for arg in info["cmds"][kind]
+                ]
+                elapsed = self.timed(cmd)
+                if not (target / "toymod" / "__init__.py").exists():
+                    raise BenchError(f"budget 3: {' '.join(cmd)} did not install toymod")
+                shutil.rmtree(target)
+                return elapsed
+
+            return one
+
+        def hooked(kind: str) -> Callable[[], float]:
+            def one() -> float:
+                target = self.fresh_dir(f"cold-{kind}-b")
+                code = (
+                    "import lazy_import_hook; lazy_import_hook.install({'toymod': 'toy-dist==1.0'}, "
+                    f"target={str(target)!r}, installer={kind!r}); import toymod"
+                )
+                elapsed = self.timed([PY, "-c", code])
+                if not (target / "toymod" / "__init__.py").exists():
+                    raise BenchError(f"budget 3: the hook did not install toymod with {kind}")
+                shutil.rmtree(target)
+                return elapsed
+
+            return one
+
+        self.details.append("3a A: " + " ".join(info["cmds"]["pip"]))
+        self.details.append("3b A: " + " ".join(info["cmds"]["uv"]))
+        # pip
+        sa, sb = self.alternate(manual("pip"), hooked("pip"), max(3, self.rounds // 5), warmup=1)
+        self.spread("3a cold install, pip (s)", sa, sb, 1.0, "s")
+        ma, mb = statistics.median(sa), statistics.median(sb)
+        self.rows.append(
+            Row(
+                "3a cold install, pip",
+                f"{ma:.3f} s",
+                f"{mb:.3f} s",
+                f"x{mb / ma:.3f} ({(mb - ma) * 1e3:+.0f} ms)",
+                "<= x1.05",
+                mb / ma <= 1.05,
+            )
+        )
+        # uv (the first pair also warms UV_CACHE_DIR for both sides)
+        sa, sb = self.alternate(manual("uv"), hooked("uv"), max(5, self.rounds // 2), warmup=2)
+        self.spread("3b cold install, uv (ms)", sa, sb, 1e3, "ms")
+        self.add_difference("3b cold install, uv", sa, sb, 30.0)
+
+    # ---- budget 4: no compilation at the first import --------------------
+
+    def first_import(self) -> None:
+        rounds = max(2, self.rounds // 10)
+        for kind in ("pip", "uv"):
+            firsts: list[float] = []
+            laters: list[float] = []
+            missing_total: list[str] = []
+            written_total = 0
+            py_files = 0
+            for _ in range(rounds):
+                target = self.fresh_dir(f"first-{kind}")
+                t = str(target)
+                setup = (
+                    "import importlib.util, lazy_import_hook\n"
+                    f"lazy_import_hook.install({{'toymod': 'toy-dist==1.0'}}, target={t!r}, installer={kind!r})\n"
+                )
+                # find_spec runs the install but executes (and so compiles) nothing.
+                proc = self.py(setup + "assert importlib.util.find_spec('toymod') is not None\n")
+                if f"with {kind}" not in proc.stderr:
+                    raise BenchError(f"budget 4: no install with {kind}:\n{proc.stderr}")
+                sources = python_sources(target)
+                py_files = len(sources)
+                missing = [
+                    str(s.relative_to(target))
+                    for s in sources
+                    if not Path(importlib.util.cache_from_source(str(s))).is_file()
+                ]
+                missing_total += missing
+                before = pyc_snapshot(target)
+                names = [f"toymod.m{i:02d}" for i in range(TOY_MODULES)]
+                names += [f"toydep.d{i}" for i in range(DEP_MODULES)]
+                timing = (
+                    "import importlib, time\nstart = time.perf_counter()\nimport toymod\n"
+                    f"for name in {names!r}:\n    importlib.import_module(name)\n"
+                    "print(time.perf_counter() - start)\n"
+                )
+                firsts.append(self.reported(setup + timing))
+                written_total += len(set(pyc_snapshot(target).items()) - set(before.items()))
+                laters.append(statistics.median([self.reported(setup + timing) for _ in range(2)]))
+                shutil.rmtree(target)
+            mf, ml = statistics.median(firsts), statistics.median(laters)
+            ratio = mf / ml
+            ok = not missing_total and written_total == 0 and ratio <= 1.3
+            self.details.append(
+                f"4 {kind}: {rounds} installs, {py_files} .py files each; missing .pyc: "
+                f"{len(missing_total)} {missing_total[:5]}; .pyc written by the first import: "
+                f"{written_total}; first imports {[round(x * 1e3, 1) for x in firsts]} ms, "
+                f"later {[round(x * 1e3, 1) for x in laters]} ms"
+            )
+            self.rows.append(
+                Row(
+                    f"4 first import after install, {kind}",
+                    f"{ml * 1e3:.1f} ms",
+                    f"{mf * 1e3:.1f} ms",
+                    f"x{ratio:.2f}, pyc {py_files * rounds - len(missing_total)}/{py_files * rounds}"
+                    f", {written_total} rewritten",
+                    "all .pyc, x<=1.3",
+                    ok,
+                )
+            )
+
+    # ---- budget 5: core constraints --------------------------------------
+
+    def constraints_scale(self) -> None:
+        children = max(3, self.rounds // 4)
+        folder = self.fresh_dir("core-dists")
+        for i in range(FAKE_DISTS):
+            info = folder / f"name_{i}-1.0.dist-info"
+            info.mkdir()
+            (info / "METADATA").write_text(
+                f"Metadata-Version: 2.1\nName: name-{i}\nVersion: 1.0\n", encoding="utf-8"
+            )
+
+        def code(prepend: str | None) -> str:
+            insert = f"sys.path.insert(0, {prepend!r})\n" if prepend else ""
+            return (
+                "import json, statistics, sys, time\n" + insert
+                # The state the hook is in when it calls it: _transaction (and packaging) loaded.
+                + "import lazy_import_hook._transaction\nfrom lazy_import_hook import _installer\n"
+                "start = time.perf_counter()\nlines = _installer.core_constraints([], [])\n"
+                "first = time.perf_counter() - start\ntimes = []\n"
+                f"for _ in range({CONSTRAINT_CALLS}):\n"
+                "    start = time.perf_counter()\n    _installer.core_constraints([], [])\n"
+                "    times.append(time.perf_counter() - start)\n"
+                "print(json.dumps([first, statistics.median(times), len(lines)]))\n"
+            )
+
+        results: dict[str, list[list[float]]] = {"a": [], "b": []}
+        for _ in range(children):
+            for side, prepend in (("a", None), ("b", str(folder))):
+                results[side].append(json.loads(self.py(code(prepend)).stdout))
+        count_a, count_b = int(results["a"][0][2]), int(results["b"][0][2])
+        if count_b - count_a != FAKE_DISTS:
+            raise BenchError(f"budget 5: {count_b} constraints with the folder, {count_a} without")
+        for index, label in ((0, "first call"), (1, f"median of {CONSTRAINT_CALLS} calls")):
+            ma = statistics.median(r[index] for r in results["a"]) * 1e3
+            mb = statistics.median(r[index] for r in results["b"]) * 1e3
+            self.rows.append(
+                Row(
+                    f"5 core constraints, +{FAKE_DISTS} dists, {label}",
+                    f"{ma:.2f} ms",
+                    f"{mb:.2f} ms",
+                    f"{mb:.2f} ms",
+                    "<= 20 ms",
+                    mb <= 20.0,
+                )
+            )
+        self.details.append(
+            f"5 {children} children per side; constraints: {count_a} without the folder, {count_b} with it"
+        )
+
+
+# ---- inputs ----------------------------------------------------------------
+
+
+def dummy_allowlist() -> dict[str, str]:
+    allowlist = {f"pkg{i}": f"dummy-dist-{i}==1.0" for i in range(49)}
+    allowlist["toymod"] = "toy-dist==1.0"
+    return allowlist
+
+
+def module_source(name: str, functions: int) -> str:
+    """A module whose compilation costs something: functions, a class, literals."""
+    parts = [f'"""Module {name}."""\n\nfrom __future__ import annotations\n\nTABLE = {{']
+    parts += [f"    {i!r}: ({i} * 3, 'v{i}', [{i}, {i + 1}])," for i in range(30)]
+    parts.append("}\n")
+    for i in range(functions):
+        parts.append(
+            textwrap.dedent(
+                f"""
+                def f{i}(x: int, y: int = {i}) -> int:
+                    total = 0
+                    for k in range(x):
+                        if k % 3 == {i % 3}:
+                            total += k * y
+                        elif k % 5 == 1:
+                            total -= TABLE.get(k % 30, (0,))[0]
+                        else:
+                            total ^= k
+                    return total + len([j for j in range(y) if j & 1])
+                """
+            )
+        )
+    parts.append(
+        textwrap.dedent(
+            """
+            class Thing:
+                def __init__(self, a: int, b: str) -> None:
+                    self.a = a
+                    self.b = b
+
+                def render(self) -> str:
+                    return f"{self.b}={self.a}"
+            """
+        )
+    )
+    return "\n".join(parts)
+
+
+def build_wheelhouse(wheelhouse: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        build_wheel: Callable[..., Path] = importlib.import_module("_wheelhouse").build_wheel
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    dep: dict[str, str | bytes] = {"toydep/__init__.py": "VERSION = '1.0'\n"}
+    dep.update({f"toydep/d{i}.py": module_source(f"toydep.d{i}", 12) for i in range(DEP_MODULES)})
+    build_wheel(wheelhouse, "toy-dep", "1.0", dep)
+    files: dict[str, str | bytes] = {
+        "toymod/__init__.py": "import toydep\nVERSION = '1.0'\nDEP = toydep.VERSION\n",
+    }
+    files.update({f"toymod/m{i:02d}.py": module_source(f"toymod.m{i:02d}", 15) for i in range(TOY_MODULES)})
+    build_wheel(wheelhouse, "toy-dist", "1.0", files, requires=["toy-dep>=1.0"])
+
+
+def python_sources(target: Path) -> list[Path]:
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(target):
+        dirs[:] = [
+            d for d in dirs if not d.startswith(".") and not d.endswith(".dist-info") and d != "__pycache__"
+        ]
+        found += [Path(folder, f) for f in files if f.endswith(".py")]
+    return sorted(found)
+
+
+def pyc_snapshot(target: Path) -> dict[str, tuple[int, int]]:
+    snap: dict[str, tuple[int, int]] = {}
+    for folder, dirs, files in os.walk(target):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if os.path.basename(folder) == "__pycache__":
+            for f in files:
+                st = os.stat(os.path.join(folder, f))
+                snap[os.path.join(folder, f)] = (st.st_mtime_ns, st.st_size)
+    return snap
+
+
+# ---- report ----------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    lines = [
+        f"machine: {model}; {os.cpu_count()} cores ({usable} usable); load average {load}",
+        f"python:  {sys.version.split()[0]} ({platform.python_implementation()}) {PY}; {platform.platform()}",
+    ]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        ).stdout.strip()
+        lines.append(f"package: {ROOT} at {head or '?'}")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return lines
+
+
+def table(rows: Sequence[Row]) -> str:
+    header = ("budget", "baseline", "with hook", "figure", "limit", "pass/fail")
+    cells = [header] + [(*r[:5], "pass" if r.ok else "FAIL") for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(cells[0], widths))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells[1:]]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of the fast budgets (default 30)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (well under a minute)")
+    args = parser.parse_args(argv)
+    rounds: int = args.rounds if args.rounds is not None else (10 if args.quick else 30)
+    if rounds < 1:
+        parser.error("--rounds must be at least 1")
+    started = time.perf_counter()
+    for line in machine():
+        print(line)
+    print(f"rounds:  {rounds}{' (quick)' if args.quick else ''}", flush=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="lazy-import-hook-bench-"))
+    bench = Bench(tmp, rounds, args.quick)
+    steps: Mapping[str, Callable[[], None]] = {
+        "setup (wheelhouse, bytecode)": bench.setup,
+        "1/1b warm start": bench.warm_start,
+        "2 misses": bench.misses,
+        "3 cold installs": bench.cold_installs,
+        "4 first import after install": bench.first_import,
+        "5 core constraints": bench.constraints_scale,
+    }
+    try:
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            print(f"... {name}", end="", flush=True)
+            step()
+            print(f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+    except BenchError as e:
+        print(f"\nbenchmark error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print()
+    print(table(bench.rows))
+    print()
+    for line in bench.details:
+        print(f"  {line}")
+    failed = [r.budget for r in bench.rows if not r.ok]
+    print()
+    print(f"total {time.perf_counter() - started:.1f} s; " + (f"FAILED: {', '.join(failed)}" if failed else "all budgets met"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

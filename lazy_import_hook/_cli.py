@@ -1,0 +1,279 @@
+"""`lazy-import-hook` / `python -m lazy_import_hook`: status, prefetch, prune, run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import _audit, _config, _target
+from ._errors import ConfigError, LazyInstallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._plan import Entry, Plan
+
+EPILOG = """\
+Settings come from the same places as install(): the options here, then
+LAZY_IMPORT_HOOK_* environment variables, then [tool.lazy-import-hook] in the
+nearest pyproject.toml (or --pyproject)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lazy-import-hook",
+        description="Inspect and steer the lazy-import-hook target.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--pyproject", help="pyproject.toml to read (default: nearest one above)")
+    parser.add_argument("--target", help="target folder (overrides environment and pyproject)")
+    parser.add_argument("--installer", choices=("auto", "uv", "pip"))
+    parser.add_argument("-v", "--verbose", action="store_true", help="stream installer output")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    status = verbs.add_parser("status", help="what is allowed, installed, stale, missing")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--log", type=int, default=5, metavar="N", help="audit entries shown")
+    prefetch = verbs.add_parser(
+        "prefetch", help="install the allowlist now (e.g. in a Docker build step)"
+    )
+    prefetch.add_argument("names", nargs="*", metavar="NAME", help="import names (default: all)")
+    prune = verbs.add_parser(
+        "prune", help="remove what no entry needs and what the core environment shadows"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only list what would go")
+    run = verbs.add_parser(
+        "run",
+        help="run a program with the hook installed",
+        usage="lazy-import-hook run [-h] (-m MODULE | SCRIPT) [ARGS ...]",
+    )
+    run.add_argument("-m", dest="module", help="run a module, like python -m")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="SCRIPT and its arguments")
+    return parser
+
+
+def _load(options: argparse.Namespace) -> tuple[_config.Raw, Plan]:
+    arguments: dict[str, object] = {
+        "target": options.target,
+        "installer": options.installer,
+        "verbose": True if options.verbose else None,
+    }
+    raw = _config.gather(None, options.pyproject, arguments)
+    return raw, _config.resolve(raw)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `run` hands everything after the script or module to the program untouched.
+    if "run" in argv:
+        i = argv.index("run")
+        head, rest = argv[: i + 1], argv[i + 1 :]
+        if rest and rest[0] == "-m" and len(rest) >= 2:
+            options = _parser().parse_args([*head, "-m", rest[1]])
+            options.args = rest[2:]
+        elif rest and not rest[0].startswith("-"):
+            options = _parser().parse_args(head)
+            options.module, options.args = None, rest
+        else:
+            options = _parser().parse_args(argv)
+    else:
+        options = _parser().parse_args(argv)
+    try:
+        raw, plan = _load(options)
+        if options.verb == "status":
+            return status(plan, as_json=options.json, log=options.log)
+        if options.verb == "prefetch":
+            return prefetch(plan, options.names)
+        if options.verb == "prune":
+            return prune(plan, dry_run=options.dry_run)
+        return run(raw, options.module, options.args)
+    except ConfigError as e:
+        print(f"lazy-import-hook: configuration error: {e}", file=sys.stderr)
+        return 2
+
+
+# -- status -------------------------------------------------------------------
+
+
+def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> dict[str, object]:
+    from ._allowlist import installed_matches
+    from ._installer import core_distributions
+
+    state: dict[str, object] = {
+        "import_name": entry.import_name,
+        "requirements": list(entry.requirements),
+    }
+    if not entry.active:
+        state["state"] = "not-for-this-platform"
+        return state
+    core = core_distributions([plan.target, *plan.pth_paths])
+    in_core = [f"{d} {core[d]}" for d in entry.dists if d in core]
+    if in_core or _core_provides(plan, entry.import_name):
+        state["state"] = "core"
+        state["detail"] = ", ".join(in_core) or "the module is importable without the target"
+        return state
+    have = {d: target_versions[d] for d in entry.dists if d in target_versions}
+    stale = [
+        f"{d} {target_versions[d]}"
+        for req, d in zip(entry.requirements, entry.dists)
+        if d in target_versions and not installed_matches(req, target_versions[d])
+    ]
+    if stale:
+        state["state"] = "stale"
+        state["detail"] = ", ".join(stale)
+    elif len(have) == len(entry.dists):
+        state["state"] = "installed"
+        state["detail"] = ", ".join(f"{d} {v}" for d, v in have.items())
+    else:
+        state["state"] = "missing"
+    return state
+
+
+def _core_provides(plan: Plan, import_name: str) -> bool:
+    from importlib.machinery import PathFinder
+
+    top = import_name.split(".", 1)[0]
+    excluded = {os.path.abspath(p) for p in (plan.target, *plan.pth_paths)}
+    paths = [p for p in sys.path if os.path.abspath(p or ".") not in excluded]
+    spec = PathFinder.find_spec(top, paths)
+    return spec is not None and spec.origin is not None and top == import_name
+
+
+def status(plan: Plan, *, as_json: bool, log: int) -> int:
+    from ._installer import choose
+
+    try:
+        installer = choose(plan.installer)[0]
+    except FileNotFoundError as e:
+        installer = f"none ({e})"
+    versions = _target.installed_versions(plan.target)
+    report = {
+        "target": plan.target,
+        "abi_stamp": _target.read_stamp(plan.target),
+        "abi_current": _target.abi_tag(),
+        "installer": installer,
+        "installs_enabled": plan.enabled,
+        "problem": plan.problem.partition("\t")[2] or None,
+        "pyproject": plan.pyproject or None,
+        "entries": [entry_state(plan, e, versions) for e in plan.entries.values()],
+        "recent": _audit.last(plan.target, log),
+    }
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    stamp = report["abi_stamp"]
+    if stamp is None:
+        stamp_note = "(none yet)"
+    elif stamp == report["abi_current"]:
+        stamp_note = f"{stamp} (this Python)"
+    else:
+        stamp_note = f"{stamp} (another Python: the next install() wipes it)"
+    print(f"target:     {plan.target}")
+    print(f"abi stamp:  {stamp_note}")
+    print(f"installer:  {installer} (setting: {plan.installer})")
+    print(f"installs:   {'enabled' if plan.enabled else 'DISABLED'}")
+    if report["problem"]:
+        print(f"problem:    {report['problem']}")
+    print("allowlist:")
+    entries = report["entries"]
+    assert isinstance(entries, list)
+    width = max((len(str(e["import_name"])) for e in entries), default=0)
+    for item in entries:
+        detail = f" ({item['detail']})" if item.get("detail") else ""
+        wanted = ", ".join(str(r) for r in item["requirements"])  # type: ignore[attr-defined]
+        print(f"  {item['import_name']:<{width}}  {item['state']:<22} {wanted}{detail}")
+    recent = report["recent"]
+    assert isinstance(recent, list)
+    if recent:
+        print("recent installs:")
+        for r in recent:
+            outcome = "ok" if r.get("status") == 0 else f"failed ({r.get('status')})"
+            listed = r.get("requirements")
+            what = ", ".join(map(str, listed)) if isinstance(listed, list) else ""
+            tool = r.get("installer_version") or r.get("installer")
+            print(
+                f"  {r.get('time')}  {r.get('import_name')}: {what} with {tool}"
+                f" in {r.get('duration_s')} s: {outcome}"
+            )
+    return 0
+
+
+# -- prefetch -----------------------------------------------------------------
+
+
+def prefetch(plan: Plan, names: Sequence[str]) -> int:
+    from . import _transaction
+
+    unknown = [n for n in names if n not in plan.entries]
+    if unknown:
+        print(
+            f"lazy-import-hook: not on the allowlist: {', '.join(unknown)} "
+            f"(allow-listed: {', '.join(plan.entries)})",
+            file=sys.stderr,
+        )
+        return 2
+    failures = 0
+    for name, entry in plan.entries.items():
+        if names and name not in names:
+            continue
+        if not entry.active:
+            print(f"{name}: skipped, not for this platform ({', '.join(entry.requirements)})")
+            continue
+        try:
+            ran = _transaction.install_entry(None, name, entry, plan, ignore_backoff=True)
+            if not _transaction.satisfied(plan.target, name, entry):
+                raise _transaction.still_missing(plan.target, name, entry)
+        except LazyInstallError as e:
+            failures += 1
+            print(f"{name}: FAILED\n{e}", file=sys.stderr)
+            continue
+        what = ", ".join(entry.requirements)
+        print(f"{name}: {'installed' if ran else 'already present'} ({what})")
+    return 1 if failures else 0
+
+
+# -- prune --------------------------------------------------------------------
+
+
+def prune(plan: Plan, *, dry_run: bool) -> int:
+    from . import _prune
+
+    if not os.path.isdir(plan.target):
+        print(f"nothing to prune: {plan.target} does not exist")
+        return 0
+    removals = _prune.plan_removals(plan)
+    if not removals:
+        print("nothing to prune")
+        return 0
+    for info, why in removals:
+        print(f"{'would remove' if dry_run else 'removing'} {info[: -len('.dist-info')]}: {why}")
+    if not dry_run:
+        _prune.remove(plan.target, [info for info, _ in removals])
+    return 0
+
+
+# -- run ----------------------------------------------------------------------
+
+
+def run(raw: _config.Raw, module: str | None, args: list[str]) -> int:
+    import runpy
+
+    from ._hook import install
+
+    if not module and not args:
+        print("lazy-import-hook run: give -m MODULE or SCRIPT", file=sys.stderr)
+        return 2
+    install(pyproject=raw.pyproject, **{k: v for k, v in raw.arguments.items()})  # type: ignore[arg-type]
+    if module:
+        sys.argv = [module, *args]
+        sys.path[0:1] = [os.getcwd()]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        script, *rest = args
+        sys.argv = [script, *rest]
+        sys.path[0:1] = [os.path.dirname(os.path.abspath(script))]
+        runpy.run_path(script, run_name="__main__")
+    return 0

@@ -1,0 +1,121 @@
+"""What `lazy-import-hook prune` removes, and removing it safely."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from . import _target
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from packaging.requirements import Requirement
+
+    from ._plan import Plan
+
+
+def _requires(target: str, info: str) -> list[Requirement]:
+    from email.parser import HeaderParser
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        with open(os.path.join(target, info, "METADATA"), encoding="utf-8") as f:
+            headers = HeaderParser().parse(f)
+    except OSError:
+        return []
+    reqs = []
+    for text in headers.get_all("Requires-Dist") or []:
+        try:
+            reqs.append(Requirement(text))
+        except InvalidRequirement:
+            continue
+    return reqs
+
+
+def plan_removals(plan: Plan) -> list[tuple[str, str]]:
+    """(dist-info folder, why) for every distribution the target can do without.
+
+    Needed: what the active allowlist entries require, with their extras, and
+    recursively what those require (markers evaluated). Not needed: anything
+    else, and any copy of a distribution that the core environment has (the
+    core copy is what gets imported anyway).
+    """
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    from ._installer import core_distributions
+
+    target = plan.target
+    infos = {}
+    for name in os.listdir(target):
+        if name.endswith(".dist-info"):
+            infos[str(canonicalize_name(name.partition("-")[0]))] = name
+    core = core_distributions([target, *plan.pth_paths])
+    needed: set[str] = set()
+    queue: list[tuple[str, frozenset[str]]] = [
+        (str(canonicalize_name(Requirement(text).name)), frozenset(Requirement(text).extras))
+        for entry in plan.entries.values()
+        if entry.active
+        for text in entry.requirements
+    ]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while queue:
+        key, extras = queue.pop()
+        if (key, extras) in seen or key in core or key not in infos:
+            continue
+        seen.add((key, extras))
+        needed.add(key)
+        for req in _requires(target, infos[key]):
+            wanted = req.marker is None or any(
+                req.marker.evaluate({"extra": extra}) for extra in (extras or {""})
+            )
+            if wanted:
+                queue.append((str(canonicalize_name(req.name)), frozenset(req.extras)))
+    removals = []
+    for key, info in sorted(infos.items()):
+        if key in core:
+            removals.append((info, f"shadowed by the core environment's {key} {core[key]}"))
+        elif key not in needed:
+            removals.append((info, "no allowlist entry needs it"))
+    return removals
+
+
+def remove(target: str, infos: Sequence[str]) -> None:
+    """Under the target lock: the dist-info first (the target stops claiming
+    the distribution), then its files, then the folders it leaves empty."""
+    import csv
+    import uuid
+
+    from ._staging import lock
+
+    with lock(target):
+        trash = _target.meta(target, "trash", uuid.uuid4().hex[:12])
+        os.makedirs(trash)
+        for info in infos:
+            paths: list[str] = []
+            try:
+                with open(os.path.join(target, info, "RECORD"), encoding="utf-8", newline="") as f:
+                    paths = [row[0] for row in csv.reader(f) if row and row[0]]
+            except OSError:
+                pass
+            os.rename(os.path.join(target, info), os.path.join(trash, info))
+            for recorded in paths:
+                rel = os.path.normpath(recorded)
+                if rel.startswith("..") or os.path.isabs(rel) or rel.startswith(info):
+                    continue
+                path = os.path.join(target, rel)
+                try:
+                    os.unlink(path)
+                except OSError:
+                    continue
+                folder = os.path.dirname(path)
+                while folder != target and folder.startswith(target):
+                    try:
+                        os.rmdir(folder)
+                    except OSError:
+                        break
+                    folder = os.path.dirname(folder)
+        shutil.rmtree(trash, ignore_errors=True)

@@ -1,0 +1,200 @@
+"""The operators' side: every verb through a real subprocess, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import installer_env
+
+ALLOWLIST = """\
+[tool.lazy-import-hook]
+target = "lazy-target"
+installer = "{installer}"
+
+[tool.lazy-import-hook.allowlist]
+toymod = "toy-dist==1.0"
+othermod = "other-dist==1.0"
+nowhere = "toy-dist==1.0; sys_platform == 'no-such-platform'"
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(ALLOWLIST.format(installer="pip"))
+    return folder
+
+
+def cli(
+    args: list[str], env: dict[str, str], cwd: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lazy_import_hook", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def states(env: dict[str, str], cwd: Path) -> dict[str, str]:
+    report = json.loads(cli(["status", "--json"], env, cwd).stdout)
+    return {e["import_name"]: e["state"] for e in report["entries"]}
+
+
+def test_status_then_prefetch_then_offline_imports_with_installs_disabled(
+    project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    assert states(env, project) == {
+        "toymod": "missing", "othermod": "missing", "nowhere": "not-for-this-platform",
+    }  # fmt: skip
+    text = cli(["status"], env, project).stdout
+    assert f"target:     {project / 'lazy-target'}" in text and "installs:   enabled" in text
+    out = cli(["prefetch"], env, project).stdout
+    assert "toymod: installed (toy-dist==1.0)" in out and "nowhere: skipped" in out
+    assert states(env, project)["toymod"] == "installed"
+    report = json.loads(cli(["status", "--json"], env, project).stdout)
+    assert [r["import_name"] for r in report["recent"]] == ["toymod", "othermod"]
+    assert "recent installs:" in cli(["status"], env, project).stdout
+    # The Docker-build-step promise: afterwards, with installs disabled and no
+    # index at all, every allow-listed import works.
+    offline = dict(env, LAZY_IMPORT_HOOK_DISABLE="1", PIP_FIND_LINKS="/nonexistent")
+    code = "import lazy_import_hook; lazy_import_hook.install(); import toymod, othermod; print('ok')"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=offline, cwd=project, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert proc.stdout.strip() == "ok", proc.stderr
+    assert cli(["prefetch", "toymod"], env, project).stdout.startswith("toymod: already present")
+
+
+def test_prefetch_failures_exit_non_zero_with_the_installers_message(
+    project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    (project / "pyproject.toml").write_text(
+        ALLOWLIST.format(installer="pip") + 'brokenmod = "broken-dist==1.0"\n'
+    )
+    env = installer_env(wheelhouse, tmp_path)
+    proc = cli(["prefetch", "brokenmod"], env, project, check=False)
+    assert proc.returncode == 1
+    assert "dependency-that-exists-nowhere" in proc.stderr
+    unknown = cli(["prefetch", "numpy"], env, project, check=False)
+    assert unknown.returncode == 2 and "not on the allowlist: numpy" in unknown.stderr
+
+
+def test_status_shows_stale_entries_and_core_provided_ones(
+    project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    cli(["prefetch", "toymod"], env, project)
+    (project / "pyproject.toml").write_text(
+        ALLOWLIST.format(installer="pip").replace("toy-dist==1.0\"\nother", "toy-dist==2.0\"\nother")
+        + 'packaging = "packaging>=20"\n'
+    )
+    report = states(env, project)
+    assert report["toymod"] == "stale" and report["packaging"] == "core"
+
+
+def test_prune_removes_only_what_nothing_needs(
+    project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    cli(["prefetch"], env, project)
+    # othermod leaves the allowlist; toymod's dependency toy-dep must stay.
+    (project / "pyproject.toml").write_text(
+        ALLOWLIST.format(installer="pip").replace('othermod = "other-dist==1.0"\n', "")
+    )
+    dry = cli(["prune", "--dry-run"], env, project).stdout
+    assert dry.splitlines() == ["would remove other_dist-1.0: no allowlist entry needs it"]
+    target = project / "lazy-target"
+    assert (target / "othermod").exists()
+    assert cli(["prune"], env, project).stdout.startswith("removing other_dist-1.0")
+    assert not (target / "othermod").exists()
+    assert sorted(p.name for p in target.glob("*.dist-info")) == [
+        "toy_dep-2.0.dist-info", "toy_dist-1.0.dist-info",
+    ]  # fmt: skip
+    assert (target / "toydep" / "__init__.py").exists()
+    assert cli(["prune"], env, project).stdout.strip() == "nothing to prune"
+
+
+def test_prune_removes_copies_the_core_environment_shadows(
+    project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    (project / "pyproject.toml").write_text(
+        ALLOWLIST.format(installer="pip") + 'shadowmod = "shadow-dist==1.0"\n'
+    )
+    env = installer_env(wheelhouse, tmp_path)
+    target = project / "lazy-target"
+    target.mkdir()
+    # A stray copy of a core distribution in the target (e.g. a dependency).
+    dist = target / "packaging-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: packaging\nVersion: 1.0\n")
+    (dist / "RECORD").write_text("packaging-1.0.dist-info/METADATA,,\n")
+    out = cli(["prune", "--dry-run"], env, project).stdout
+    assert "would remove packaging-1.0: shadowed by the core environment's packaging" in out
+
+
+def test_run_passes_arguments_and_exit_codes_through(
+    project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    script = project / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import toymod
+            print("args", sys.argv[1:], toymod.VERSION, __name__)
+            sys.exit(int(sys.argv[1]))
+            """
+        )
+    )
+    proc = cli(["run", str(script), "7", "--flag"], env, project, check=False)
+    assert proc.returncode == 7, proc.stderr
+    assert proc.stdout.strip() == "args ['7', '--flag'] 1.0 __main__"
+    (project / "jobmod.py").write_text("import sys, othermod\nprint(sys.argv, othermod.VERSION)\n")
+    by_hand = subprocess.run(
+        [sys.executable, "-c", "import runpy; runpy.run_module('jobmod', alter_sys=True)"],
+        cwd=project, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "othermod" in by_hand.stderr  # without the hook, the import fails...
+    proc = cli(["run", "-m", "jobmod", "a", "-b"], env, project)
+    argv, version = proc.stdout.strip().rsplit(" ", 1)
+    assert version == "1.0"  # ...with it, it installs, and argv is what python -m gives
+    assert argv == str([str(project / "jobmod.py"), "a", "-b"])
+
+
+def test_every_verb_has_help(project: Path, tmp_path: Path) -> None:
+    env = dict(os.environ)
+    for verb in ("status", "prefetch", "prune", "run"):
+        assert "usage: lazy-import-hook" in cli([verb, "--help"], env, project).stdout
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "lazy-import-hook"
+    assert script.exists()
+    assert "usage: lazy-import-hook" in subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_bad_configuration_is_reported_with_exit_status_2(project: Path) -> None:
+    (project / "pyproject.toml").write_text(ALLOWLIST.format(installer="conda"))
+    proc = cli(["status"], dict(os.environ), project, check=False)
+    assert proc.returncode == 2 and "installer 'conda'" in proc.stderr
