@@ -89,7 +89,7 @@ def remove(target: str, infos: Sequence[str]) -> None:
     import csv
     import uuid
 
-    from ._staging import lock
+    from ._staging import lock, prune_empty
 
     with lock(target):
         trash = _target.meta(target, "trash", uuid.uuid4().hex[:12])
@@ -111,11 +111,5 @@ def remove(target: str, infos: Sequence[str]) -> None:
                     os.unlink(path)
                 except OSError:
                     continue
-                folder = os.path.dirname(path)
-                while folder != target and folder.startswith(target):
-                    try:
-                        os.rmdir(folder)
-                    except OSError:
-                        break
-                    folder = os.path.dirname(folder)
+                prune_empty(os.path.dirname(path), target)
         shutil.rmtree(trash, ignore_errors=True)

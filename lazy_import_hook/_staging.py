@@ -226,7 +226,7 @@ def commit(staging: str, target: str, import_name: str, requested: Sequence[str]
             os.unlink(os.path.join(target, rel))
         except OSError:
             pass
-        _prune_empty(os.path.dirname(os.path.join(target, rel)), target)
+        prune_empty(os.path.dirname(os.path.join(target, rel)), target)
     for info in requested_infos:
         committer.replace(info, ())
     shutil.rmtree(staging, ignore_errors=True)
@@ -240,7 +240,8 @@ def _key(info: str) -> str:
     return str(canonicalize_name(info.partition("-")[0]))
 
 
-def _prune_empty(folder: str, stop: str) -> None:
+def prune_empty(folder: str, stop: str) -> None:
+    """Remove `folder` and its parents up to `stop` while they are empty."""
     while folder != stop and folder.startswith(stop):
         try:
             os.rmdir(folder)
