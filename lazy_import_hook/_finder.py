@@ -46,6 +46,11 @@ class LazyFinder:
         # (see retry-after): importlib.invalidate_caches() means "retry now".
         self.retry_failures_after = 0.0
         self.hidden: set[str] = set()
+        # Wrappers left by an earlier install() in this process now answer to
+        # this finder's set, so a name it no longer hides is visible again.
+        for folder, finder in sys.path_importer_cache.items():
+            if isinstance(finder, HidingFinder) and folder.startswith(self.target):
+                finder.hidden = self.hidden
         hide(self.target, plan.hidden, self.hidden)
 
     def __repr__(self) -> str:
@@ -184,6 +189,7 @@ def hide(target: str, names: Iterable[str], hidden: set[str]) -> None:
         folder = os.path.join(target, *name.split(".")[:-1])
         current = sys.path_importer_cache.get(folder)
         if isinstance(current, HidingFinder):
+            current.hidden = hidden
             continue
         inner = current if current is not None else path_entry_finder(folder)
         if inner is not None:

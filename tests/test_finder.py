@@ -275,3 +275,26 @@ def test_the_finder_is_a_meta_path_finder(target: Path) -> None:
 
     finder = lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
     assert isinstance(finder, importlib.abc.MetaPathFinder)
+
+
+def test_a_stale_version_is_hidden_and_a_second_install_call_can_unhide_it(
+    fp: Any, target: Path
+) -> None:
+    write_dist(str(target), "toy-dist", "1.0", TOY)
+    fp.register(
+        [*PIP, fp.any()],
+        callback=installs("toy-dist", "2.0", {"toymod/__init__.py": "VERSION = '2.0'\n"}),
+    )
+    finder = lazy_import_hook.install({"toymod": "toy-dist==2.0"}, target=target, installer="pip")
+    assert finder.hidden == {"toymod"}
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="pip")
+    import toymod
+
+    assert toymod.VERSION == "1.0"  # matches the pin again: served, nothing installed
+    assert fp.call_count([*PIP, fp.any()]) == 0
+    del sys.modules["toymod"]
+    lazy_import_hook.install({"toymod": "toy-dist==2.0"}, target=target, installer="pip")
+    import toymod
+
+    assert toymod.VERSION == "2.0"  # the stale 1.0 was never served
+    assert sorted(p.name for p in target.glob("*.dist-info")) == ["toy_dist-2.0.dist-info"]
