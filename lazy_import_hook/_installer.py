@@ -266,6 +266,30 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
         pass
 
 
+def pip_source_only(output: str, timeout: float) -> str | None:
+    """pip says only "from versions: none" when --only-binary hides a source
+    archive. Ask pip's index listing (which shows every format) whether the
+    distribution exists at all; if it does, only a source archive does."""
+    import re
+
+    found = re.search(r"No matching distribution found for ([A-Za-z0-9._-]+)", output)
+    if not found:
+        return None
+    probe = [sys.executable, "-m", "pip", "index", "versions", found.group(1)]
+    try:
+        result = subprocess.run(
+            probe,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=min(timeout, 60),
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.group(1) if result.returncode == 0 and "versions:" in result.stdout else None
+
+
 def failure(
     name: str,
     entry: Entry,
@@ -274,8 +298,13 @@ def failure(
     command: str,
     timeout: float,
     only_binary: bool,
+    source_only: str | None = None,
 ) -> LazyInstallError:
-    """The ImportError for a failed run, classified from the installer's own words."""
+    """The ImportError for a failed run, classified from the installer's own words.
+
+    `source_only`: a distribution pip could not find as a wheel but that does
+    exist as a source archive (see `pip_source_only`).
+    """
     what = ", ".join(entry.requirements)
     if code is None:
         return InstallTimeoutError(
@@ -294,9 +323,12 @@ def failure(
             command=command,
             output=output,
         )
-    if only_binary and ("no usable wheels" in low or "building from source is disabled" in low):
+    if only_binary and (
+        source_only or "no usable wheels" in low or "building from source is disabled" in low
+    ):
+        which = f" of {source_only}" if source_only else ""
         return SdistRefusedError(
-            f"installing {what} for 'import {name}' failed: only a source archive was found, "
+            f"installing {what} for 'import {name}' failed: only a source archive{which} was found, "
             f"and installs are binary-only by default so no build code runs. {_SDIST_HINT}",
             name=name,
             command=command,

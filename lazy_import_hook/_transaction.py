@@ -171,7 +171,12 @@ def _run(
     }
     if code != 0:
         _cleanup(staging, constraints, requirements)
-        error = _installer.failure(name, entry, code, output, manual, plan.timeout, only_binary)
+        source_only = None
+        if kind == "pip" and only_binary and code is not None and "from versions: none" in output:
+            source_only = _installer.pip_source_only(output, plan.timeout)
+        error = _installer.failure(
+            name, entry, code, output, manual, plan.timeout, only_binary, source_only
+        )
         _audit.record(target, status="timeout" if code is None else code, **fields)
         _remember_failure(target, name, entry, error)
         notice(f"installing {what} failed after {elapsed:.1f} s ({error.reason})")
