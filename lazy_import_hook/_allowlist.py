@@ -132,6 +132,7 @@ def _entry(import_name: str, value: object, where: str) -> Entry:
         hashes=tuple(hashes),
         allow_sdist=allow_sdist,
         active=bool(active),
+        pins=tuple(f"{canonicalize_name(r.name)}{r.specifier}" for r in active if r.specifier),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -14,6 +13,8 @@ AUDIT = "audit.jsonl"
 
 def record(target: str, **fields: object) -> None:
     """Append one line; never lets a logging problem turn into an import failure."""
+    import json
+
     line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(), **fields}
     try:
         os.makedirs(meta(target), exist_ok=True)
@@ -24,6 +25,8 @@ def record(target: str, **fields: object) -> None:
 
 
 def last(target: str, count: int = 10) -> list[dict[str, object]]:
+    import json
+
     try:
         with open(meta(target, AUDIT), encoding="utf-8") as f:
             lines = f.readlines()[-count:]

@@ -189,18 +189,14 @@ def allowlist_constraints(entries: Iterable[Entry], current: Entry, core: Sequen
     copy is what gets imported anyway); extras and markers are dropped, as
     constraint files require.
     """
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
     skip = {line.partition("==")[0] for line in core} | set(current.dists)
     lines: dict[str, str] = {}
     for entry in entries:
-        if not entry.active:
-            continue
-        for text, dist in zip(entry.requirements, entry.dists):
-            req = Requirement(text)
-            if dist not in skip and (req.marker is None or req.marker.evaluate()) and req.specifier:
-                lines.setdefault(dist, f"{canonicalize_name(req.name)}{req.specifier}")
+        if entry.active:
+            for pin in entry.pins:  # canonical name first, then the specifier
+                name = pin[: len(pin) - len(pin.lstrip("abcdefghijklmnopqrstuvwxyz0123456789-"))]
+                if name not in skip:
+                    lines.setdefault(name, pin)
     return sorted(lines.values())
 
 
@@ -210,11 +206,13 @@ def run(
     timeout: float,
     stream: Callable[[str], None] | None = None,
     env: dict[str, str] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> tuple[int | None, str]:
     """Run an installer: stdin closed, output captured (and streamed if asked),
     in its own session so a Ctrl-C aimed at the application cannot leave a
     half-written install, the whole process group killed at the timeout.
 
+    `on_start` runs as soon as the installer is started, while it works.
     Returns (exit code, or None on timeout; the output's tail).
     """
     tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -238,6 +236,8 @@ def run(
     timer.daemon = True
     timer.start()
     try:
+        if on_start is not None:
+            on_start()  # overlaps with the installer's own work
         assert proc.stdout is not None
         for line in proc.stdout:
             tail.append(line.rstrip("\n"))

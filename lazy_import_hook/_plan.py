@@ -17,14 +17,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-FORMAT = "lazy-import-hook plan 3"
+FORMAT = "lazy-import-hook plan 4"
 _SEP = "\x1f"  # never inside a validated requirement: control characters are refused
 
 
 class Entry:
     """One allow-listed import name and what installs it."""
 
-    __slots__ = ("active", "allow_sdist", "dists", "hashes", "import_name", "requirements")
+    __slots__ = ("active", "allow_sdist", "dists", "hashes", "import_name", "pins", "requirements")
 
     def __init__(
         self,
@@ -35,6 +35,7 @@ class Entry:
         hashes: tuple[str, ...] = (),
         allow_sdist: bool = False,
         active: bool = True,
+        pins: tuple[str, ...] = (),
     ) -> None:
         self.import_name = import_name
         self.requirements = requirements  # re-serialised by packaging, markers included
@@ -42,6 +43,9 @@ class Entry:
         self.hashes = hashes
         self.allow_sdist = allow_sdist
         self.active = active  # False: every marker is false here; never installs
+        # Constraint lines ("name<spec>", no extras or marker) of the requirements
+        # whose marker is true and that have a specifier: other installs honour them.
+        self.pins = pins
 
     def __repr__(self) -> str:
         return f"Entry({self.import_name!r}, {self.requirements!r}, active={self.active})"
@@ -60,6 +64,7 @@ class Entry:
             self.hashes,
             self.allow_sdist,
             self.active,
+            self.pins,
         )
 
     def to_line(self) -> str:
@@ -71,12 +76,13 @@ class Entry:
                 _SEP.join(self.requirements),
                 _SEP.join(self.dists),
                 _SEP.join(self.hashes),
+                _SEP.join(self.pins),
             )
         )
 
     @classmethod
     def from_line(cls, line: str) -> Entry:
-        name, active, sdist, reqs, dists, hashes = line.split("\t")
+        name, active, sdist, reqs, dists, hashes, pins = line.split("\t")
         return cls(
             name,
             tuple(reqs.split(_SEP)) if reqs else (),
@@ -84,6 +90,7 @@ class Entry:
             hashes=tuple(hashes.split(_SEP)) if hashes else (),
             allow_sdist=sdist == "1",
             active=active == "1",
+            pins=tuple(pins.split(_SEP)) if pins else (),
         )
 
 

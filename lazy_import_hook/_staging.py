@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import uuid
+import time
 
 from ._target import meta
 
@@ -90,7 +90,8 @@ def clean_leftovers(target: str) -> None:
 
 
 def new_staging(target: str) -> str:
-    path = meta(target, "staging", f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    # Unique without uuid (an import the wait before the installer need not pay).
+    path = meta(target, "staging", f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
     os.makedirs(path)
     return path
 
@@ -133,10 +134,14 @@ class _Committer:
     def __init__(self, staging: str, target: str) -> None:
         self.staging = staging
         self.target = target
+        import uuid
+
         self.trash = meta(target, "trash", uuid.uuid4().hex[:12])
 
     def discard(self, path: str) -> None:
         """Move aside (atomic), to be deleted once the commit is done."""
+        import uuid
+
         os.makedirs(self.trash, exist_ok=True)
         os.rename(path, os.path.join(self.trash, uuid.uuid4().hex))
 

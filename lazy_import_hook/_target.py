@@ -168,7 +168,7 @@ def run_pth_imports(lines: list[str]) -> None:
             print(f"lazy-import-hook: error in .pth import line {line!r}: {e}", file=sys.stderr)
 
 
-def problem(target: str) -> tuple[str, str] | None:
+def problem(target: str, *, library: bool = True) -> tuple[str, str] | None:
     """Why installs into `target` must not happen, or None when they may.
 
     ("readonly", why): nothing can be installed, but what is there may be
@@ -186,7 +186,7 @@ def problem(target: str) -> tuple[str, str] | None:
     if not os.access(probe, os.W_OK | os.X_OK):
         return "readonly", f"{target} is not writable by this user (checked {probe})"
     real = os.path.realpath(target)
-    for lib in _library_dirs():
+    for lib in _library_dirs() if library else ():
         if real == lib or real.startswith(lib + os.sep):
             return "unsafe", (
                 f"{target} lies inside the interpreter's library folder {lib}; "

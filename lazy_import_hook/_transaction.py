@@ -11,7 +11,6 @@ import sys
 import time
 
 from . import _audit, _installer, _staging, _target
-from ._allowlist import installed_matches
 from ._errors import (
     InstallerFailedError,
     InstallsDisabledError,
@@ -24,6 +23,8 @@ from ._plan import write_cache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._finder import LazyFinder
     from ._plan import Entry, Plan
 
@@ -40,6 +41,8 @@ def notice(message: str) -> None:
 
 def stale_versions(target: str, entry: Entry) -> list[str]:
     """`dist version` of each of the entry's distributions present at a wrong version."""
+    from ._allowlist import installed_matches
+
     versions = _target.installed_versions(target)
     return [
         f"{dist} {versions[dist]}"
@@ -49,16 +52,23 @@ def stale_versions(target: str, entry: Entry) -> list[str]:
 
 
 def satisfied(target: str, name: str, entry: Entry) -> bool:
-    """The module is on disk in the target and every pinned version matches."""
-    versions = _target.installed_versions(target)
-    for req, dist in zip(entry.requirements, entry.dists):
-        if dist not in versions or not installed_matches(req, versions[dist]):
-            return False
+    """The module is on disk in the target and every pinned version matches.
+
+    The cheap half first: on a cold install the module is not there, and no
+    version (so no `packaging`) needs to be looked at."""
     from ._finder import path_entry_finder
 
     folder = os.path.join(target, *name.split(".")[:-1])
     finder = path_entry_finder(folder)
-    return finder is not None and finder.find_spec(name) is not None  # type: ignore[attr-defined]
+    if finder is None or finder.find_spec(name) is None:  # type: ignore[attr-defined]
+        return False
+    from ._allowlist import installed_matches
+
+    versions = _target.installed_versions(target)
+    return all(
+        dist in versions and installed_matches(req, versions[dist])
+        for req, dist in zip(entry.requirements, entry.dists)
+    )
 
 
 def install_entry(
@@ -92,7 +102,10 @@ def install_entry(
             name=name,
             command=manual,
         )
-    found = _target.problem(target)
+    # The library-folder check needs sysconfig; install() did it and kept the answer.
+    found = _target.problem(target, library=False)
+    if plan.problem.startswith("unsafe"):
+        found = ("unsafe", plan.problem.partition("\t")[2])
     if found:
         raise TargetRefusedError(
             f"cannot install {', '.join(entry.requirements)} for 'import {name}': {found[1]}",
@@ -119,18 +132,85 @@ def install_entry(
     return ran
 
 
+def _constraints_file(plan: Plan, entry: Entry, path: str) -> None:
+    """Write the --constraint file: the core environment's versions plus the
+    allowlist's own pins (validated, in the plan). Reading the core versions
+    needs `packaging` (~12 ms); they are cached in the target, keyed by the
+    core folders' mtimes, so a later install waits for the installer alone."""
+    target = plan.target
+    core_dirs = [p for p in sys.path if p and p != target and p not in plan.pth_paths]
+    stamps = []
+    for folder in core_dirs:
+        try:
+            stamps.append((folder, os.stat(folder).st_mtime_ns))
+        except OSError:
+            stamps.append((folder, -1))
+    key = "# lazy-import-hook core versions " + repr((sys.executable, stamps))
+    cache = _target.meta(target, "core-constraints.txt")
+    core: list[str] | None = None
+    try:
+        with open(cache, encoding="utf-8") as f:
+            if f.readline().rstrip("\n") == key:
+                core = f.read().split()
+    except OSError:
+        pass
+    if core is None:
+        core = _installer.core_constraints([target, *plan.pth_paths], ())
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("\n".join([key, *core]) + "\n")
+        os.replace(tmp, cache)
+    core = [line for line in core if line.partition("==")[0] not in entry.dists]
+    pins = _installer.allowlist_constraints(plan.entries.values(), entry, core)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(core + pins) + "\n")
+
+
+def _while_installing(kind: str, uv: str | None, message: str) -> Callable[[], str]:
+    """Runs once the installer has started: announce it, and load what the
+    commit and the audit need while the user waits for the installer anyway.
+    Returns a callable giving the installer's version (asked in parallel)."""
+    probe = None
+    if kind == "uv" and uv:
+        import subprocess
+
+        probe = subprocess.Popen(
+            [uv, "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+    notice(message)
+    import csv  # noqa: F401  (_staging reads RECORD files)
+    import json  # noqa: F401  (_audit)
+    import uuid  # noqa: F401  (_staging's trash names)
+
+    # packaging: for _target.scan and _staging.commit after the run.
+    import packaging.requirements
+    import packaging.utils  # noqa: F401
+
+    def version() -> str:
+        if probe is not None:
+            try:
+                out, _ = probe.communicate(timeout=10)
+                return out.strip() or kind
+            except Exception:
+                probe.kill()
+                return kind
+        return _pip_version()
+
+    return version
+
+
 def _run(
     plan: Plan, name: str, entry: Entry, kind: str, uv: str | None, manual: str, only_binary: bool
 ) -> bool:
     target = plan.target
     staging = _staging.new_staging(target)
     constraints = f"{staging}.constraints.txt"
+    _constraints_file(plan, entry, constraints)
     requirements = f"{staging}.requirements.txt" if entry.hashes else None
-    pth_paths, _ = _target.read_pth(target)
-    with open(constraints, "w", encoding="utf-8") as f:
-        core = _installer.core_constraints([target, *pth_paths], entry.dists)
-        pins = _installer.allowlist_constraints(plan.entries.values(), entry, core)
-        f.write("\n".join(core + pins) + "\n")
     if requirements:
         _installer.write_requirements(requirements, entry)
     cmd = _installer.build_command(
@@ -145,15 +225,19 @@ def _run(
         compile_bytecode=not sys.dont_write_bytecode,
     )
     what = ", ".join(entry.requirements)
-    notice(f"installing {what} for 'import {name}' with {kind} into {target} ...")
     started = time.monotonic()
+    installer_version: list[Callable[[], str]] = []
+
+    def on_start() -> None:
+        message = f"installing {what} for 'import {name}' with {kind} into {target} ..."
+        installer_version.append(_while_installing(kind, uv, message))
 
     def stream(line: str) -> None:
         sys.stderr.write(f"  {kind}: {line}")
 
     try:
         code, output = _installer.run(
-            cmd, timeout=plan.timeout, stream=stream if plan.verbose else None
+            cmd, timeout=plan.timeout, stream=stream if plan.verbose else None, on_start=on_start
         )
     except OSError as e:
         code, output = -1, f"{type(e).__name__}: {e}"
@@ -165,7 +249,7 @@ def _run(
         "import_name": name,
         "requirements": list(entry.requirements),
         "installer": kind,
-        "installer_version": _installer_version(kind, uv),
+        "installer_version": installer_version[0]() if installer_version else kind,
         "duration_s": round(elapsed, 3),
         "triggered_by": _audit.triggering_module(),
     }
@@ -232,24 +316,20 @@ def still_missing(target: str, name: str, entry: Entry) -> LazyInstallError:
     )
 
 
-def _installer_version(kind: str, uv: str | None) -> str:
-    import subprocess
+def _pip_version() -> str:
+    """pip's version from its own source, without importing pip or importlib.metadata."""
+    import importlib.util
 
+    spec = importlib.util.find_spec("pip")
     try:
-        if kind == "uv" and uv:
-            out = subprocess.run([uv, "--version"], capture_output=True, text=True, timeout=10, check=False)
-            return out.stdout.strip()
-        import importlib.util
-
-        spec = importlib.util.find_spec("pip")
         if spec is not None and spec.origin:
             with open(spec.origin, encoding="utf-8") as f:
                 for line in f:
                     if line.startswith("__version__"):
                         return "pip " + line.split("=", 1)[1].strip().strip("\"'")
-    except (OSError, subprocess.SubprocessError):
+    except OSError:
         pass
-    return kind
+    return "pip"
 
 
 def _failure_path(target: str, name: str) -> str:
