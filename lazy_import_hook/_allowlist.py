@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # multi-line can hide in one (markers need quotes and <>=, so those stay).
 _FORBIDDEN = set("`$|&\\{}\r\n\t\x00")
 _HASH = re.compile(r"^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$")
+_ARCHIVES = (".whl", ".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz")
 _ENTRY_KEYS = {"requirement", "requirements", "hashes", "allow-sdist"}
 
 
@@ -63,8 +64,12 @@ def parse_requirement(text: object, where: str) -> Requirement:
             f"{where}: {text!r} is a direct URL reference; only index requirements "
             "like 'name==1.2' are allowed"
         )
-    if "@" in stripped.split(";", 1)[0] or "/" in stripped.split(";", 1)[0]:
+    head = stripped.split(";", 1)[0]
+    if "@" in head or "/" in head:
         raise ConfigError(f"{where}: {text!r} names a URL or path; only 'name==1.2' style is allowed")
+    # pip and uv take `name-1.0-py3-none-any.whl` or `x.tar.gz` as a local file.
+    if any(part.lower().endswith(_ARCHIVES) for part in (req.name, *(s.version for s in req.specifier))):
+        raise ConfigError(f"{where}: {text!r} looks like an archive file name; name a distribution")
     return req
 
 

@@ -60,7 +60,9 @@ def cache_home() -> str:
 class Raw:
     """The inputs of one `install()` call, before validation."""
 
-    __slots__ = ("allowlist", "arguments", "cache_path", "key", "pyproject", "pyproject_text")
+    __slots__ = (
+        "allowlist", "arguments", "cache_path", "key", "pyproject", "pyproject_text", "target_hint",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -77,10 +79,14 @@ class Raw:
         # repr() is deterministic for the str/list/dict/bool values configuration
         # holds; anything stranger only costs a cache miss, then a ConfigError.
         items = sorted(allowlist.items(), key=repr) if isinstance(allowlist, dict) else allowlist
+        home = os.path.expanduser("~")  # a "~/..." target follows HOME
         self.key = repr(
-            (items, sorted(arguments.items()), env, pyproject, pyproject_text, environment_tag())
+            (items, sorted(arguments.items()), env, pyproject, pyproject_text, environment_tag(), home)
         )
         target = arguments.get("target") or os.environ.get(ENV_TARGET)
+        self.target_hint = (
+            target_path(os.fspath(target)) if isinstance(target, (str, os.PathLike)) else ""
+        )
         if isinstance(target, (str, os.PathLike)) and not pyproject:
             self.cache_path = os.path.join(target_path(os.fspath(target)), ".lazy-import-hook", "plan")
         elif isinstance(target, (str, os.PathLike)):

@@ -11,7 +11,6 @@ slow path, which validates everything and rewrites the cache.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 
 from . import _config, _plan, _target
@@ -113,6 +112,8 @@ def install_plan(text: str) -> LazyFinder | None:
     if loaded is None:
         raise ValueError(f"{CHILD_PLAN} does not hold a plan of this lazy-import-hook version")
     plan = loaded[0]
+    if _config._env_bool(_config.ENV_DISABLE):
+        plan.enabled = False  # the kill switch holds in children too
     if _target.needs_wipe(plan.target):
         raise ValueError(f"the target {plan.target} was built for another Python")
     if not plan.problem.startswith("unsafe"):
@@ -134,8 +135,10 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
         return None
     if st.st_mtime_ns != mtime or _target.needs_wipe(plan.target):
         return None
-    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX and not plan.problem.startswith("unsafe"):
-        return None  # permissions changed since the check: take the slow path to report it
+    if raw.target_hint and plan.target != raw.target_hint:
+        return None  # the cache names another target than the one asked for
+    if plan.problem.startswith("unsafe") or _target.untrusted(st):
+        return None  # an unsafe target is checked afresh every time (chmod keeps mtime)
     return plan
 
 

@@ -200,18 +200,36 @@ def allowlist_constraints(entries: Iterable[Entry], current: Entry, core: Sequen
     return sorted(lines.values())
 
 
+def installer_environment() -> dict[str, str]:
+    """The application's environment (so PIP_*, UV_*, pip.conf apply), minus
+    what `child_env()` adds: the hook must never run inside the installer."""
+    env = dict(os.environ)
+    env.pop("LAZY_IMPORT_HOOK_CHILD_PLAN", None)
+    if "PYTHONPATH" in env:
+        autostart = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_autostart")
+        kept = [p for p in env["PYTHONPATH"].split(os.pathsep) if p and p != autostart]
+        if kept:
+            env["PYTHONPATH"] = os.pathsep.join(kept)
+        else:
+            del env["PYTHONPATH"]
+    return env
+
+
 def run(
     cmd: list[str],
     *,
     timeout: float,
     stream: Callable[[str], None] | None = None,
-    env: dict[str, str] | None = None,
+    cwd: str | None = None,
     on_start: Callable[[], None] | None = None,
 ) -> tuple[int | None, str]:
     """Run an installer: stdin closed, output captured (and streamed if asked),
     in its own session so a Ctrl-C aimed at the application cannot leave a
     half-written install, the whole process group killed at the timeout.
 
+    `cwd` should be a private folder: `python -m pip` imports a `pip/` found
+    in the working directory, uv reads its configuration there, and a
+    requirement such as `x-1.0-py3-none-any.whl` names a file there.
     `on_start` runs as soon as the installer is started, while it works.
     Returns (exit code, or None on timeout; the output's tail).
     """
@@ -224,7 +242,8 @@ def run(
         text=True,
         errors="replace",
         start_new_session=True,
-        env=env,
+        env=installer_environment(),
+        cwd=cwd,
     )
     timed_out = threading.Event()
 
@@ -266,7 +285,7 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
         pass
 
 
-def pip_source_only(output: str, timeout: float) -> str | None:
+def pip_source_only(output: str, timeout: float, cwd: str) -> str | None:
     """pip says only "from versions: none" when --only-binary hides a source
     archive. Ask pip's index listing (which shows every format) whether the
     distribution exists at all; if it does, only a source archive does."""
@@ -284,6 +303,8 @@ def pip_source_only(output: str, timeout: float) -> str | None:
             text=True,
             timeout=min(timeout, 60),
             check=False,
+            env=installer_environment(),
+            cwd=cwd,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -195,8 +195,14 @@ class Plan:
 
 
 def read_cache(path: str, key: str) -> tuple[Plan, int] | None:
+    """The cached plan, if `key` matches and nobody but us (or root) could have
+    written the file: its contents decide what goes on sys.path."""
+    from ._target import untrusted
+
     try:
         with open(path, encoding="utf-8") as f:
+            if untrusted(os.fstat(f.fileno())):
+                return None
             text = f.read()
     except (OSError, UnicodeDecodeError):
         return None
@@ -211,7 +217,7 @@ def write_cache(path: str, plan: Plan, key: str, target_mtime: int) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(plan.dumps(key, target_mtime))
         os.replace(tmp, path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a path this file system cannot encode
         try:
             os.unlink(tmp)
         except OSError:

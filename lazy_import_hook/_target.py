@@ -175,8 +175,19 @@ def problem(target: str, *, library: bool = True) -> tuple[str, str] | None:
     imported (e.g. a target prefetched at build time, mounted read-only).
     ("unsafe", why): the folder must not even go on sys.path.
     """
-    import stat
-
+    real = os.path.realpath(target)
+    for lib in _library_dirs() if library else ():
+        if real == lib or real.startswith(lib + os.sep):
+            return "unsafe", (
+                f"{target} lies inside the interpreter's library folder {lib}; "
+                "packages installed there would not stay behind the core environment"
+            )
+    try:
+        why = untrusted(os.stat(target))
+    except OSError:
+        why = None
+    if why:
+        return "unsafe", f"{target} is {why}: another user could plant code there"
     probe = target
     while not os.path.exists(probe):
         parent = os.path.dirname(probe)
@@ -185,21 +196,26 @@ def problem(target: str, *, library: bool = True) -> tuple[str, str] | None:
         probe = parent
     if not os.access(probe, os.W_OK | os.X_OK):
         return "readonly", f"{target} is not writable by this user (checked {probe})"
-    real = os.path.realpath(target)
-    for lib in _library_dirs() if library else ():
-        if real == lib or real.startswith(lib + os.sep):
-            return "unsafe", (
-                f"{target} lies inside the interpreter's library folder {lib}; "
-                "packages installed there would not stay behind the core environment"
-            )
-    if os.path.exists(target):
-        st = os.stat(target)
-        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-            return "unsafe", (
-                f"{target} is writable by every user (mode {stat.filemode(st.st_mode)}) "
-                f"without the sticky bit: anyone could plant code there; "
-                f"run: chmod o-w {target}"
-            )
+    return None
+
+
+def untrusted(st: os.stat_result) -> str | None:
+    """Why a folder or file others could write must not be trusted, or None.
+
+    World-writable is refused even with the sticky bit (which only stops
+    others deleting files, not creating a package); group-writable only when
+    the group is not this process's own; owners other than us or root too.
+    """
+    import stat
+
+    mode = stat.filemode(st.st_mode)
+    if st.st_mode & stat.S_IWOTH:
+        return f"writable by every user (mode {mode}; fix: chmod o-w)"
+    if hasattr(os, "geteuid"):
+        if st.st_mode & stat.S_IWGRP and st.st_gid != os.getegid():
+            return f"writable by group {st.st_gid} (mode {mode}; fix: chmod g-w)"
+        if st.st_uid not in (os.geteuid(), 0):
+            return f"owned by another user (uid {st.st_uid})"
     return None
 
 

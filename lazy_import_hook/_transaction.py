@@ -237,7 +237,11 @@ def _run(
 
     try:
         code, output = _installer.run(
-            cmd, timeout=plan.timeout, stream=stream if plan.verbose else None, on_start=on_start
+            cmd,
+            timeout=plan.timeout,
+            stream=stream if plan.verbose else None,
+            cwd=os.path.dirname(staging),
+            on_start=on_start,
         )
     except OSError as e:
         code, output = -1, f"{type(e).__name__}: {e}"
@@ -257,7 +261,7 @@ def _run(
         _cleanup(staging, constraints, requirements)
         source_only = None
         if kind == "pip" and only_binary and code is not None and "from versions: none" in output:
-            source_only = _installer.pip_source_only(output, plan.timeout)
+            source_only = _installer.pip_source_only(output, plan.timeout, os.path.dirname(staging))
         error = _installer.failure(
             name, entry, code, output, manual, plan.timeout, only_binary, source_only
         )

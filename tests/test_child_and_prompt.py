@@ -42,6 +42,42 @@ def test_child_env_gives_subprocesses_the_hook_with_the_target_appended(
     assert "installing toy-dist==1.0" in err  # the child installed it through the hook
 
 
+def test_in_a_child_the_kill_switch_still_holds_and_sitecustomize_chains(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    other = tmp_path / "other-site"
+    other.mkdir()
+    (other / "sitecustomize.py").write_text("import builtins; builtins.OTHER_SITECUSTOMIZE = True\n")
+    env = installer_env(wheelhouse, tmp_path)
+    child = (
+        "import builtins\n"
+        "try:\n    import toymod\n    print('imported')\n"
+        "except ImportError as e:\n    print(e.reason)\n"
+        "print(getattr(builtins, 'OTHER_SITECUSTOMIZE', False))\n"
+    )
+    code = hook(target, "pip", {"toymod": "toy-dist==1.0"}) + (
+        "import os, subprocess\n"
+        "env = lazy_import_hook.child_env()\n"
+        "env['LAZY_IMPORT_HOOK_DISABLE'] = '1'\n"
+        f"env['PYTHONPATH'] += os.pathsep + {str(other)!r}\n"
+        f"r = subprocess.run([sys.executable, '-c', {child!r}], env=env, capture_output=True, text=True)\n"
+        "print(json.dumps([r.stdout.split(), r.stderr]))\n"
+    )
+    out, err = json.loads(run_python(code, env).stdout)
+    assert out == ["disabled", "True"], err
+    assert err == ""  # no "Error in sitecustomize"
+
+
+def test_the_installer_never_runs_with_the_hook_inside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lazy_import_hook import _installer
+
+    autostart = str(Path(lazy_import_hook.__file__).parent / "_autostart")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([autostart, "/kept"]))
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_CHILD_PLAN", "plan")
+    env = _installer.installer_environment()
+    assert env["PYTHONPATH"] == "/kept" and "LAZY_IMPORT_HOOK_CHILD_PLAN" not in env
+
+
 def test_child_env_needs_install_first() -> None:
     lazy_import_hook.uninstall()
     with pytest.raises(RuntimeError, match="install"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -159,8 +161,14 @@ def test_world_writable_target_is_refused_with_a_warning(tmp_path: Path) -> None
         lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
     with pytest.raises(lazy_import_hook.LazyInstallError, match="chmod o-w"):
         import toymod  # noqa: F401
-    os.chmod(target, 0o1777)  # the sticky bit makes it acceptable, as for /tmp
-    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
+    os.chmod(target, 0o1777)  # the sticky bit stops deletions, not a planted package
+    with pytest.warns(UserWarning, match="writable by every user"):
+        lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
+    os.chmod(target, 0o755)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        finder = lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
+    assert finder.plan.problem == "" and str(target) in sys.path
 
 
 def test_a_target_inside_the_interpreters_library_is_refused(tmp_path: Path) -> None:

@@ -117,3 +117,21 @@ def test_an_unsafe_target_is_not_even_put_on_sys_path(tmp_path: Path) -> None:
     assert str(target) not in sys.path
     with pytest.raises(ModuleNotFoundError):
         import planted  # noqa: F401
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_files_in_the_working_directory_never_steer_the_installer(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    cwd = tmp_path / "untrusted-checkout"
+    (cwd / "pip").mkdir(parents=True)
+    marker = tmp_path / "planted-pip-ran"
+    (cwd / "pip" / "__init__.py").write_text("")
+    (cwd / "pip" / "__main__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (cwd / "uv.toml").write_text('[pip]\nindex-url = "http://127.0.0.1:9/nowhere"\n')
+    env = installer_env(wheelhouse, tmp_path)
+    env.pop("UV_NO_CONFIG")
+    code = hook(target, installer, {"othermod": "other-dist==1.0"}) + report("othermod")
+    result = run_python(code, env, cwd=cwd)
+    assert json.loads(result.stdout)[0] == "ok", result.stdout
+    assert not marker.exists()

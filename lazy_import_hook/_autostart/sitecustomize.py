@@ -24,13 +24,14 @@ def _activate() -> None:
             install_plan(text)
         except Exception as e:  # a child must start even if activation fails
             print(f"lazy-import-hook: not active in this child: {e}", file=sys.stderr)
-    sys.modules.pop("sitecustomize", None)
-    try:
-        import importlib
+    # Run the sitecustomize this module stands in front of, if there is one.
+    from importlib.machinery import PathFinder
+    from importlib.util import module_from_spec
 
-        importlib.import_module("sitecustomize")  # the one this module stood in front of
-    except ImportError:
-        pass
+    spec = PathFinder.find_spec("sitecustomize", sys.path)
+    if spec is not None and spec.loader is not None:
+        module = module_from_spec(spec)
+        spec.loader.exec_module(module)
 
 
 _activate()
