@@ -62,14 +62,19 @@ def _load(options: argparse.Namespace) -> tuple[_config.Raw, Plan]:
         "verbose": True if options.verbose else None,
     }
     raw = _config.gather(None, options.pyproject, arguments)
-    return raw, _config.resolve(raw)
+    plan = _config.resolve(raw)
+    found = _target.problem(plan.target)
+    plan.problem = "\t".join(found) if found else ""
+    return raw, plan
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `run` hands everything after the script or module to the program untouched.
-    if "run" in argv:
-        i = argv.index("run")
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # global options come first
+        i += 2 if argv[i] in ("--pyproject", "--target", "--installer") else 1
+    if i < len(argv) and argv[i] == "run":
         head, rest = argv[: i + 1], argv[i + 1 :]
         if rest and rest[0] == "-m" and len(rest) >= 2:
             options = _parser().parse_args([*head, "-m", rest[1]])
@@ -85,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw, plan = _load(options)
         if options.verb == "status":
             return status(plan, as_json=options.json, log=options.log)
+        if options.verb in ("prefetch", "prune") and not plan.problem:
+            from ._hook import _prepare
+
+            _prepare(plan.target)  # the ABI wipe and stamp, as install() does
         if options.verb == "prefetch":
             return prefetch(plan, options.names)
         if options.verb == "prune":
@@ -244,14 +253,12 @@ def prune(plan: Plan, *, dry_run: bool) -> int:
     if not os.path.isdir(plan.target):
         print(f"nothing to prune: {plan.target} does not exist")
         return 0
-    removals = _prune.plan_removals(plan)
+    removals = _prune.prune(plan, dry_run=dry_run)
     if not removals:
         print("nothing to prune")
         return 0
     for info, why in removals:
-        print(f"{'would remove' if dry_run else 'removing'} {info[: -len('.dist-info')]}: {why}")
-    if not dry_run:
-        _prune.remove(plan.target, [info for info, _ in removals])
+        print(f"{'would remove' if dry_run else 'removed'} {info[: -len('.dist-info')]}: {why}")
     return 0
 
 

@@ -113,7 +113,7 @@ def find_pyproject(start: str | None = None) -> str | None:
         candidate = os.path.join(here, "pyproject.toml")
         try:
             with open(candidate, "rb") as f:
-                if b"lazy-import-hook" in f.read():
+                if b"[tool.lazy-import-hook" in f.read():
                     return candidate
         except OSError:
             pass
@@ -129,6 +129,11 @@ def gather(
     arguments: dict[str, object],
 ) -> Raw:
     arguments = {k: v for k, v in arguments.items() if v is not None}
+    if allowlist is not None and not (hasattr(allowlist, "keys") and hasattr(allowlist, "items")):
+        raise ConfigError(
+            f"allowlist must be a mapping of import name to requirement(s), "
+            f"got {type(allowlist).__name__}: {allowlist!r:.80}"
+        )
     path = ""
     text = ""
     if pyproject is not None or allowlist is None:
@@ -169,7 +174,7 @@ def _env_bool(name: str) -> bool | None:
 
 def _check_type(where: str, value: object, kind: type) -> object:
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value <= 0:
+        if not value > 0 or value == float("inf"):  # also refuses NaN
             raise ConfigError(f"{where} = {value!r}: must be a positive number of seconds")
         return float(value)
     if kind is str and isinstance(value, os.PathLike):
@@ -219,7 +224,7 @@ def resolve(raw: Raw) -> Plan:
         values["target"] = target_path(str(values["target"]), os.path.dirname(raw.pyproject))
     # Environment
     if os.environ.get(ENV_TARGET):
-        values["target"] = target_path(os.environ[ENV_TARGET])
+        values["target"] = target_path(str(_check_type(ENV_TARGET, os.environ[ENV_TARGET], str)))
     if os.environ.get(ENV_INSTALLER):
         values["installer"] = os.environ[ENV_INSTALLER].strip().lower()
     verbose = _env_bool(ENV_VERBOSE)

@@ -36,12 +36,13 @@ class LazyFinder:
         self.cache_key = cache_key
         self.cache_path = cache_path
         self._entries = {n: e for n, e in plan.entries.items() if e.active}
-        self._prefixes = {
-            ".".join(n.split(".")[:i]) for n in self._entries for i in range(1, n.count(".") + 1)
-        }
+        # Parents of dotted names -> the entries below them.
+        self._prefixes: dict[str, list[Entry]] = {}
+        for n, e in self._entries.items():
+            for i in range(1, n.count(".") + 1):
+                self._prefixes.setdefault(".".join(n.split(".")[:i]), []).append(e)
         self._failed: dict[str, LazyInstallError] = {}
         self._local = _thread._local()
-        self._invalidating_ourselves = False
         # Failures recorded on disk before this moment are not a reason to wait
         # (see retry-after): importlib.invalidate_caches() means "retry now".
         self.retry_failures_after = 0.0
@@ -64,9 +65,12 @@ class LazyFinder:
     ) -> ModuleSpec | None:
         entry = self._entries.get(fullname)
         if entry is None:
-            if fullname in self._prefixes:
-                return self._namespace(fullname)
-            return None
+            below = self._prefixes.get(fullname)
+            if below is None:
+                return None
+            if len(below) > 1:
+                return self._namespace(fullname)  # the submodule import picks the entry
+            entry = below[0]  # the one entry below: install it, then find this parent
         if getattr(self._local, "busy", False):
             return None  # the hook's own imports during an install never recurse
         failed = self._failed.get(fullname)
@@ -76,7 +80,7 @@ class LazyFinder:
 
     def invalidate_caches(self) -> None:
         """`importlib.invalidate_caches()` clears the negative cache."""
-        if not self._invalidating_ourselves:
+        if not getattr(self._local, "invalidating", False):
             import time
 
             self._failed.clear()
@@ -85,11 +89,11 @@ class LazyFinder:
     def refresh_import_caches(self) -> None:
         import importlib
 
-        self._invalidating_ourselves = True
+        self._local.invalidating = True
         try:
             importlib.invalidate_caches()
         finally:
-            self._invalidating_ourselves = False
+            self._local.invalidating = False
 
     def _namespace(self, fullname: str) -> ModuleSpec:
         """A parent of a dotted allow-listed name that exists nowhere yet: a
@@ -105,10 +109,10 @@ class LazyFinder:
 
         self._local.busy = True
         try:
-            _transaction.install_entry(self, fullname, entry)
+            _transaction.install_entry(self, entry.import_name, entry)
             spec = self.find_in_target(fullname, path)
             if spec is None:
-                raise _transaction.still_missing(self.target, fullname, entry)
+                raise _transaction.still_missing(self.target, entry.import_name, entry)
             return spec
         except LazyInstallError as e:
             self._failed[fullname] = e

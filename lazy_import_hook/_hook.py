@@ -14,6 +14,7 @@ import os
 import sys
 
 from . import _config, _plan, _target
+from ._errors import ConfigError
 from ._finder import LazyFinder
 
 TYPE_CHECKING = False
@@ -161,7 +162,19 @@ def _slow_plan(raw: _config.Raw) -> _plan.Plan:
 
 
 def _prepare(target: str) -> None:
-    """Create the target, wipe it if built for another ABI, stamp it."""
+    """Create the target, wipe it if built for another ABI, stamp it.
+
+    A folder the hook never managed is adopted only when everything in it
+    belongs to an installed distribution: a later ABI wipe empties the
+    target, and must never take someone's files with it."""
+    if not os.path.isdir(_target.meta(target)) and _target.read_stamp(target) is None:
+        foreign = _target.foreign_entries(target)
+        if foreign:
+            raise ConfigError(
+                f"target {target} already holds files no installed distribution owns "
+                f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
+                "point the target at a new or empty folder"
+            )
     os.makedirs(_target.meta(target), exist_ok=True)  # before the mtime is taken
     if _target.needs_wipe(target) or _target.read_stamp(target) is None:
         from ._staging import lock

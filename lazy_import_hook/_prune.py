@@ -83,33 +83,53 @@ def plan_removals(plan: Plan) -> list[tuple[str, str]]:
     return removals
 
 
-def remove(target: str, infos: Sequence[str]) -> None:
-    """Under the target lock: the dist-info first (the target stops claiming
-    the distribution), then its files, then the folders it leaves empty."""
+def prune(plan: Plan, *, dry_run: bool) -> list[tuple[str, str]]:
+    """Decide and remove under one hold of the target lock."""
+    from ._staging import lock
+
+    with lock(plan.target):
+        removals = plan_removals(plan)
+        if not dry_run:
+            _remove(plan.target, [info for info, _ in removals])
+    return removals
+
+
+def _record(target: str, info: str) -> list[str]:
     import csv
+
+    try:
+        with open(os.path.join(target, info, "RECORD"), encoding="utf-8", newline="") as f:
+            paths = [os.path.normpath(row[0]) for row in csv.reader(f) if row and row[0]]
+    except OSError:
+        return []
+    return [p for p in paths if not p.startswith("..") and not os.path.isabs(p)]
+
+
+def _remove(target: str, infos: Sequence[str]) -> None:
+    """The dist-info first (the target stops claiming the distribution), then
+    the files no remaining distribution also lists, then emptied folders."""
     import uuid
 
-    from ._staging import lock, prune_empty
+    from ._staging import prune_empty
 
-    with lock(target):
-        trash = _target.meta(target, "trash", uuid.uuid4().hex[:12])
-        os.makedirs(trash)
-        for info in infos:
-            paths: list[str] = []
+    kept = {
+        path
+        for name in os.listdir(target)
+        if name.endswith(".dist-info") and name not in infos
+        for path in _record(target, name)
+    }
+    trash = _target.meta(target, "trash", uuid.uuid4().hex[:12])
+    os.makedirs(trash)
+    for info in infos:
+        paths = _record(target, info)
+        os.rename(os.path.join(target, info), os.path.join(trash, info))
+        for rel in paths:
+            if rel in kept or rel.startswith(info):
+                continue
+            path = os.path.join(target, rel)
             try:
-                with open(os.path.join(target, info, "RECORD"), encoding="utf-8", newline="") as f:
-                    paths = [row[0] for row in csv.reader(f) if row and row[0]]
+                os.unlink(path)
             except OSError:
-                pass
-            os.rename(os.path.join(target, info), os.path.join(trash, info))
-            for recorded in paths:
-                rel = os.path.normpath(recorded)
-                if rel.startswith("..") or os.path.isabs(rel) or rel.startswith(info):
-                    continue
-                path = os.path.join(target, rel)
-                try:
-                    os.unlink(path)
-                except OSError:
-                    continue
-                prune_empty(os.path.dirname(path), target)
-        shutil.rmtree(trash, ignore_errors=True)
+                continue
+            prune_empty(os.path.dirname(path), target)
+    shutil.rmtree(trash, ignore_errors=True)

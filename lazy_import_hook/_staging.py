@@ -131,9 +131,10 @@ def _dists(folder: str) -> dict[str, _Dist]:
 
 
 class _Committer:
-    def __init__(self, staging: str, target: str) -> None:
+    def __init__(self, staging: str, target: str, shared: set[str]) -> None:
         self.staging = staging
         self.target = target
+        self.shared = shared  # folders holding files of distributions this commit keeps
         import uuid
 
         self.trash = meta(target, "trash", uuid.uuid4().hex[:12])
@@ -163,7 +164,9 @@ class _Committer:
         src = os.path.join(self.staging, rel)
         dst = os.path.join(self.target, rel)
         inner = list(parts[1:])
-        if inner and _is_namespace(src) and _is_namespace(dst):
+        if _real_dir(src) and _real_dir(dst) and (rel in self.shared or (inner and _is_namespace(src))):
+            # A folder that other distributions also fill (a namespace, pkgutil
+            # style or PEP 420): descend, never replace it whole.
             children = os.listdir(src)
             lead = [c for c in children if _leads_to(c, inner[0])]
             for child in sorted(c for c in children if c not in lead):
@@ -174,6 +177,10 @@ class _Committer:
         if _real_dir(dst):
             self.discard(dst)
         os.replace(src, dst)
+
+
+def _whole(folder: str, dist: _Dist) -> bool:
+    return all(os.path.exists(os.path.join(folder, rel)) for rel in dist.paths)
 
 
 def _real_dir(path: str) -> bool:
@@ -193,12 +200,20 @@ def commit(staging: str, target: str, import_name: str, requested: Sequence[str]
     """Move a finished staging install into the target; return the committed dist-infos."""
     staged = _dists(staging)
     current = _dists(target)
-    committer = _Committer(staging, target)
+    shared: set[str] = set()
+    for key, dist in current.items():
+        if key not in staged:
+            for rel in dist.paths:
+                folder = os.path.dirname(rel)
+                while folder:
+                    shared.add(folder)
+                    folder = os.path.dirname(folder)
+    committer = _Committer(staging, target, shared)
     leftovers: list[str] = []  # files only the replaced versions had
     for key, dist in staged.items():
         old = current.get(key)
-        if old is not None and old.version == dist.version:
-            # Already here and whole (its dist-info is written last): keep it.
+        if old is not None and old.version == dist.version and _whole(target, old):
+            # Already here and whole: keep it, and the files in use with it.
             for rel in dist.paths:
                 try:
                     os.unlink(os.path.join(staging, rel))

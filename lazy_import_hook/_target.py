@@ -98,6 +98,28 @@ def wipe(target: str) -> list[str]:
     return removed
 
 
+def foreign_entries(target: str) -> list[str]:
+    """Top-level entries of an existing folder that no *.dist-info RECORD owns."""
+    import csv
+
+    try:
+        names = os.listdir(target)
+    except OSError:
+        return []
+    # Ours (another process may be creating them right now), compiled files,
+    # scripts, uv's lock.
+    owned = {*_OURS, "__pycache__", "bin", ".lock"}
+    for name in names:
+        if name.endswith(".dist-info"):
+            owned.add(name)
+            try:
+                with open(os.path.join(target, name, "RECORD"), encoding="utf-8", newline="") as f:
+                    owned.update(row[0].split("/", 1)[0] for row in csv.reader(f) if row)
+            except OSError:
+                pass
+    return sorted(n for n in names if n not in owned and not n.startswith(f"{STAMP}."))
+
+
 def mtime(target: str) -> int:
     try:
         return os.stat(target).st_mtime_ns
@@ -236,6 +258,13 @@ def _library_dirs() -> list[str]:
     return sorted(dirs)
 
 
+def _on_disk(target: str, name: str) -> bool:
+    from ._finder import path_entry_finder
+
+    finder = path_entry_finder(os.path.join(target, *name.split(".")[:-1]))
+    return finder is not None and finder.find_spec(name) is not None  # type: ignore[attr-defined]
+
+
 def scan(plan: Plan) -> None:
     """Record in the plan what the target holds that startup must know about:
     allow-listed modules present at a version the pin no longer matches
@@ -243,15 +272,21 @@ def scan(plan: Plan) -> None:
     from ._allowlist import installed_matches
 
     versions = installed_versions(plan.target)
-    plan.hidden = tuple(
-        sorted(
-            entry.import_name
-            for entry in plan.entries.values()
-            if entry.active
-            and any(
+    hidden = []
+    for entry in plan.entries.values():
+        if not entry.active:
+            continue
+        if any(d in versions for d in entry.dists):
+            stale = any(
                 dist in versions and not installed_matches(req, versions[dist])
                 for req, dist in zip(entry.requirements, entry.dists)
             )
-        )
-    )
+        else:
+            # The module without its *.dist-info: an interrupted upgrade (the
+            # old dist-info goes first) or a hand-made copy. Never serve it as
+            # if it were the pinned version.
+            stale = _on_disk(plan.target, entry.import_name)
+        if stale:
+            hidden.append(entry.import_name)
+    plan.hidden = tuple(sorted(hidden))
     plan.pth_paths = tuple(read_pth(plan.target)[0])

@@ -112,8 +112,8 @@ def install_entry(
             name=name,
             command=manual,
         )
+    since = finder.retry_failures_after if finder else 0.0
     if not ignore_backoff:
-        since = finder.retry_failures_after if finder else 0.0
         _check_backoff(target, name, entry, plan.retry_after, manual, since)
     if plan.confirm and not _confirmed(name, entry, target):
         raise InstallsDisabledError(
@@ -122,9 +122,23 @@ def install_entry(
             command=manual,
         )
     with _staging.lock(target):
+        stamp = _target.read_stamp(target)
+        if stamp is None and not _target.needs_wipe(target):
+            _target.write_stamp(target)  # a target first created by this install
+        elif _target.needs_wipe(target) or stamp != _target.abi_tag():
+            # Another interpreter re-stamped (or is wiping) the target since we started.
+            raise TargetRefusedError(
+                f"cannot install {', '.join(entry.requirements)} for 'import {name}': "
+                f"{target} now belongs to another Python ({stamp}); "
+                "restart the application",
+                name=name,
+                command=manual,
+            )
         _staging.clean_leftovers(target)
         if satisfied(target, name, entry):
             return False  # another process installed it while we waited
+        if not ignore_backoff:  # a process that waited for the lock may find a fresh failure
+            _check_backoff(target, name, entry, plan.retry_after, manual, since)
         ran = _run(plan, name, entry, kind, uv, manual, only_binary)
         if finder is not None:
             finder.unhide(name)

@@ -123,7 +123,7 @@ def test_prune_removes_only_what_nothing_needs(
     assert dry.splitlines() == ["would remove other_dist-1.0: no allowlist entry needs it"]
     target = project / "lazy-target"
     assert (target / "othermod").exists()
-    assert cli(["prune"], env, project).stdout.startswith("removing other_dist-1.0")
+    assert cli(["prune"], env, project).stdout.startswith("removed other_dist-1.0")
     assert not (target / "othermod").exists()
     assert sorted(p.name for p in target.glob("*.dist-info")) == [
         "toy_dep-2.0.dist-info", "toy_dist-1.0.dist-info",
@@ -198,3 +198,22 @@ def test_a_bad_configuration_is_reported_with_exit_status_2(project: Path) -> No
     (project / "pyproject.toml").write_text(ALLOWLIST.format(installer="conda"))
     proc = cli(["status"], dict(os.environ), project, check=False)
     assert proc.returncode == 2 and "installer 'conda'" in proc.stderr
+
+
+def test_prune_keeps_files_a_remaining_distribution_also_owns(
+    project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    from _fakes import write_dist
+
+    env = installer_env(wheelhouse, tmp_path)
+    cli(["prefetch", "othermod"], env, project)
+    target = project / "lazy-target"
+    # Two builds of one module (like opencv-python and -headless): one leaves.
+    write_dist(str(target), "cvx-full", "1.0", {"cvx/__init__.py": "X = 1\n"})
+    write_dist(str(target), "cvx-headless", "1.0", {"cvx/__init__.py": "X = 1\n"})
+    (project / "pyproject.toml").write_text(
+        ALLOWLIST.format(installer="pip") + 'cvx = "cvx-headless==1.0"\n'
+    )
+    out = cli(["prune"], env, project).stdout
+    assert "removed cvx_full-1.0" in out and "cvx_headless" not in out
+    assert (target / "cvx" / "__init__.py").exists()

@@ -268,6 +268,31 @@ def test_a_dotted_name_whose_parents_exist_nowhere_installs(fp: Any, target: Pat
     import nsroot.cloud.storage
 
     assert nsroot.cloud.storage.OK == 1
+    assert fp.call_count([*PIP, fp.any()]) == 1
+
+
+def test_a_parent_of_one_dotted_entry_is_no_phantom_package(
+    fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_DISABLE", "1")
+    lazy_import_hook.install({"nsroot.cloud.storage": "ns-storage==1.0"}, target=target)
+    with pytest.raises(LazyInstallError) as info:
+        import nsroot  # noqa: F401
+    assert info.value.reason == "disabled"
+
+
+def test_parents_of_several_dotted_entries_lead_to_the_one_imported(fp: Any, target: Path) -> None:
+    fp.register(
+        [*PIP, fp.any()],
+        callback=installs("ns-b", "1.0", {"nsroot/b/__init__.py": "B = 1\n"}),
+    )
+    lazy_import_hook.install(
+        {"nsroot.a": "ns-a==1.0", "nsroot.b": "ns-b==1.0"}, target=target, installer="pip"
+    )
+    import nsroot.b
+
+    assert nsroot.b.B == 1
+    assert fp.call_count([*PIP, fp.any()]) == 1  # ns-a was not installed
 
 
 def test_the_finder_is_a_meta_path_finder(target: Path) -> None:

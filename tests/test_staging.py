@@ -126,3 +126,24 @@ def test_a_crash_at_any_step_of_a_commit_keeps_the_target_consistent(tmp_path: P
         ], crash_at  # fmt: skip
         assert all(whole(target).values())
         assert (target / "toymod" / "__init__.py").read_text().endswith("VERSION = '2.0'\n")
+
+
+def test_a_folder_two_distributions_share_is_merged_not_replaced(target: Path) -> None:
+    target.mkdir()
+    write_dist(str(target), "ns-a", "1.0", {"ns/__init__.py": "", "ns/a.py": "A = 1\n"})
+    staging = _staging.new_staging(str(target))
+    write_dist(staging, "ns-b", "1.0", {"ns/__init__.py": "", "ns/b.py": "B = 1\n"})
+    _staging.commit(staging, str(target), "ns.b", ["ns-b"])
+    assert (target / "ns" / "a.py").exists() and (target / "ns" / "b.py").exists()
+    assert all(whole(target).values())
+
+
+def test_a_damaged_copy_at_the_same_version_is_repaired(target: Path) -> None:
+    prepared(target)
+    (target / "toydep" / "__init__.py").unlink()
+    _staging.commit(stage(target, "1.0", "1.0"), str(target), "toymod", ["toy-dist"])
+    assert (target / "toydep" / "__init__.py").read_text() == "VERSION = '1.0'\n"
+    assert all(whole(target).values())
+    assert sorted(whole(target)) == [
+        "other_dist-1.0.dist-info", "toy_dep-1.0.dist-info", "toy_dist-1.0.dist-info",
+    ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -62,11 +63,43 @@ def test_an_unstamped_folder_is_adopted_not_wiped(target: Path) -> None:
 
 def test_the_target_and_its_pth_paths_go_to_the_end_of_sys_path(target: Path) -> None:
     target.mkdir()
-    (target / "extra").mkdir()
-    (target / "x.pth").write_text("# comment\nextra\nmissing-folder\nimport os\n")
+    write_dist(
+        str(target),
+        "pth-dist",
+        "1.0",
+        {"x.pth": "# comment\nextra\nmissing-folder\nimport os\n", "extra/m.py": ""},
+    )
     before = list(sys.path)
     lazy_import_hook.install({"mod_a": "dist-a==1.0"}, target=target)
     assert sys.path[: len(before)] == before
     assert sys.path[len(before) :] == [str(target), str(target / "extra")]
     lazy_import_hook.install({"mod_a": "dist-a==1.0"}, target=target)  # warm: same result
     assert sys.path[len(before) :] == [str(target), str(target / "extra")]
+
+
+def test_a_folder_with_foreign_files_is_never_adopted(target: Path) -> None:
+    target.mkdir()
+    (target / "notes.txt").write_text("mine\n")
+    write_dist(str(target), "dist-a", "1.0", {"mod_a/__init__.py": ""})
+    with pytest.raises(lazy_import_hook.ConfigError, match=r"notes\.txt"):
+        lazy_import_hook.install({"mod_a": "dist-a==1.0"}, target=target)
+    assert (target / "notes.txt").read_text() == "mine\n"
+    assert not (target / ".python-abi").exists()
+
+
+def test_a_module_without_its_dist_info_is_never_served(target: Path) -> None:
+    """What an upgrade interrupted between its first and last rename leaves."""
+    target.mkdir()
+    write_dist(str(target), "dist-a", "1.0", {"mod_a/__init__.py": ""})
+    lazy_import_hook.install({"mod_a": "dist-a==1.0"}, target=target)  # a managed target
+    for dist_info in target.glob("*.dist-info"):
+        shutil.rmtree(dist_info)
+    (target / "mod_a" / "__init__.py").unlink()
+    (target / "mod_a" / "__init__.py").write_text("VERSION = 'old'\n")
+    finder = lazy_import_hook.install(
+        {"mod_a": "dist-a==2.0"}, target=target, enabled=False
+    )
+    assert finder.hidden == {"mod_a"}
+    with pytest.raises(lazy_import_hook.LazyInstallError) as info:
+        import mod_a  # noqa: F401
+    assert info.value.reason == "disabled"
