@@ -281,6 +281,8 @@ def run(raw: _config.Raw, module: str | None, args: list[str]) -> int:
     else:
         script, *rest = args
         sys.argv = [script, *rest]
-        sys.path[0:1] = [os.path.dirname(os.path.abspath(script))]
+        # As python does: a folder or zip runs its __main__ with itself first on sys.path.
+        here = os.path.abspath(script)
+        sys.path[0:1] = [here if os.path.isdir(here) else os.path.dirname(here)]
         runpy.run_path(script, run_name="__main__")
     return 0

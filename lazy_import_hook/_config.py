@@ -148,6 +148,8 @@ def gather(
                     "or install(pyproject='path/to/pyproject.toml')"
                 )
             path = found
+        if any(ord(c) < 32 for c in path):
+            raise ConfigError(f"pyproject path {path!r}: control characters are not allowed")
         try:
             with open(path, "rb") as f:
                 text = f.read().decode("utf-8")

@@ -164,9 +164,12 @@ def _constraints_file(plan: Plan, entry: Entry, path: str) -> None:
     core: list[str] | None = None
     try:
         with open(cache, encoding="utf-8") as f:
-            if f.readline().rstrip("\n") == key:
-                core = f.read().split()
-    except OSError:
+            # Only our own file, and only lines a constraint may hold: pip obeys
+            # option lines in a constraints file.
+            if not _target.untrusted(os.fstat(f.fileno())) and f.readline().rstrip("\n") == key:
+                lines = f.read().split()
+                core = lines if all(map(_pinned_line, lines)) else None
+    except (OSError, UnicodeDecodeError):
         pass
     if core is None:
         core = _installer.core_constraints([target, *plan.pth_paths], ())
@@ -178,6 +181,17 @@ def _constraints_file(plan: Plan, entry: Entry, path: str) -> None:
     pins = _installer.allowlist_constraints(plan.entries.values(), entry, core)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(core + pins) + "\n")
+
+
+def _pinned_line(line: str) -> bool:
+    """`canonical-name==version` and nothing else."""
+    name, sep, version = line.partition("==")
+    return (
+        bool(sep and name and version)
+        and name[0].isalnum()
+        and not name.strip("abcdefghijklmnopqrstuvwxyz0123456789-")
+        and all(c.isalnum() or c in ".+!_" for c in version)
+    )
 
 
 def _while_installing(kind: str, uv: str | None, message: str) -> Callable[[], str]:

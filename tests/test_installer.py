@@ -152,3 +152,24 @@ def test_a_real_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     time.sleep(2)
     assert not marker.exists()  # the installer's own children died with it
+
+
+@pytest.mark.parametrize(
+    ("line", "ok"),
+    [
+        ("packaging==26.2", True),
+        ("torch==2.13.0+cpu", True),
+        ("zope-interface==7.1.post1", True),
+        ("--index-url", False),
+        ("--index-url==http://x", False),
+        ("--pre==1", False),
+        ("x==1", True),
+        ("x==1;", False),
+        ("X==1", False),
+        ("x>=1", False),
+    ],
+)
+def test_a_cached_core_constraint_line_must_be_a_plain_pin(line: str, ok: bool) -> None:
+    from lazy_import_hook._transaction import _pinned_line
+
+    assert _pinned_line(line) is ok
