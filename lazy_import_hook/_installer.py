@@ -38,6 +38,11 @@ _SDIST_HINT = (
 
 def find_uv() -> str | None:
     """uv from the `uv` package of this environment, else from PATH."""
+    # Where the uv package puts it in a virtual environment; checking costs a
+    # stat, where importing `uv` (which imports sysconfig) costs milliseconds.
+    beside = os.path.join(os.path.dirname(sys.executable), "uv")
+    if os.access(beside, os.X_OK) and not os.path.isdir(beside):
+        return beside
     try:
         from uv import find_uv_bin
 
