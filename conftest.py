@@ -113,31 +113,6 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wh
 
 
-def installer_env(wheelhouse: Path, tmp: Path, **extra: str) -> dict[str, str]:
-    """The environment of a child that runs REAL installers, offline, from the
-    wheelhouse: none of this machine's pip/uv configuration leaks in."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIP_", "UV_", "LAZY_IMPORT_HOOK_", "PYTHON"))
-    }
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        PIP_NO_INDEX="1",
-        PIP_FIND_LINKS=str(wheelhouse),
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        UV_NO_INDEX="1",
-        UV_FIND_LINKS=str(wheelhouse),
-        UV_NO_CONFIG="1",
-        UV_CACHE_DIR=str(tmp / "uv-cache"),
-        LAZY_IMPORT_HOOK_CACHE_DIR=str(tmp / "user-cache"),
-        PYTHONPATH=str(ROOT),
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    env.update(extra)
-    return env
-
-
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 

@@ -93,24 +93,11 @@ class Bench:
     # ---- plumbing -------------------------------------------------------
 
     def _child_env(self) -> dict[str, str]:
-        """conftest.installer_env(), minus PYTHONDONTWRITEBYTECODE: deployments have .pyc files."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("PIP_", "UV_", "LAZY_IMPORT_HOOK_", "PYTHON"))
-        }
-        env.update(
-            PIP_CONFIG_FILE=os.devnull,
-            PIP_NO_INDEX="1",
-            PIP_FIND_LINKS=str(self.wheelhouse),
-            PIP_DISABLE_PIP_VERSION_CHECK="1",
-            PIP_CACHE_DIR=str(self.tmp / "pip-cache"),
-            UV_NO_INDEX="1",
-            UV_FIND_LINKS=str(self.wheelhouse),
-            UV_NO_CONFIG="1",
-            UV_CACHE_DIR=str(self.tmp / "uv-cache"),
-            LAZY_IMPORT_HOOK_CACHE_DIR=str(self.tmp / "user-cache"),
-        )
+        """tests/_offline.installer_env(), minus PYTHONDONTWRITEBYTECODE: deployments have .pyc files."""
+        sys.path.insert(0, str(ROOT / "tests"))
+        installer_env: Callable[..., dict[str, str]] = importlib.import_module("_offline").installer_env
+        env = installer_env(self.wheelhouse, self.tmp)
+        del env["PYTHONDONTWRITEBYTECODE"]
         return env
 
     def fresh_dir(self, stem: str) -> Path:

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from _offline import installer_env
 from test_real_installers import hook
 
 import lazy_import_hook
-from conftest import Runner, installer_env
+from conftest import Runner
 
 
 def test_child_env_gives_subprocesses_the_hook_with_the_target_appended(

@@ -10,8 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from conftest import installer_env
+from _offline import installer_env
 
 ALLOWLIST = """\
 [tool.lazy-import-hook]

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from _offline import installer_env
 from _slow_index import serve_find_links
 from test_real_installers import INSTALLERS, audit_lines, hook
 
-from conftest import Runner, installer_env
+from conftest import Runner
 
 ROUNDS = 5  # each round: 4 cold processes on one empty target
 

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from _offline import installer_env
 
-from conftest import Runner, installer_env
+from conftest import Runner
 
 INSTALLERS = ["pip", "uv"]
 

@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from _offline import installer_env
 from _wheelhouse import wheel_sha256
 from test_real_installers import INSTALLERS, audit_lines, hook
 
 import lazy_import_hook
-from conftest import Runner, installer_env
+from conftest import Runner
 
 
 def report(name: str) -> str:
