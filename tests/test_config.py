@@ -178,3 +178,26 @@ def test_a_target_inside_the_interpreters_library_is_refused(tmp_path: Path) -> 
     with pytest.warns(UserWarning, match="library folder"):
         lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=inside)
     assert not inside.exists()
+
+
+def test_the_startup_cache_round_trips_and_rejects_another_key() -> None:
+    from lazy_import_hook._allowlist import parse_allowlist
+
+    entries = parse_allowlist(
+        {
+            "yaml": "PyYAML==6.0.2",
+            "x": {"requirement": ["a==1", "b[c]==2; python_version > '3'"], "hashes": ["sha256:" + "1" * 64]},
+            "gone": "nowhere==1; sys_platform == 'no-such-platform'",
+        }
+    )
+    plan = Plan(target="/t/x", entries=entries, installer="uv", timeout=12.5, confirm=True)
+    plan.hidden, plan.pth_paths, plan.problem = ("yaml",), ("/t/x/extra",), "readonly\tno"
+    loaded = Plan.loads(plan.dumps("KEY", 42), "KEY")
+    assert loaded is not None
+    again, mtime = loaded
+    assert mtime == 42 and list(again.entries.values()) == entries
+    for attr in ("target", "installer", "timeout", "confirm", "hidden", "pth_paths", "problem"):
+        assert getattr(again, attr) == getattr(plan, attr), attr
+    assert again.entries["x"].pins == ("a==1", "b==2")
+    assert Plan.loads(plan.dumps("KEY", 42), "OTHER") is None
+    assert Plan.loads(plan.dumps("KEY", 42).replace("\t", " "), "KEY") is None
