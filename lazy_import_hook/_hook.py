@@ -63,11 +63,17 @@ def install(
         plan = _slow_plan(raw)
     else:
         _report_problem(plan)
+    return _activate(plan, raw.key, raw.cache_path)
+
+
+def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
+    """Target (and its .pth paths) to the END of sys.path, unless unsafe; the
+    finder to the END of sys.meta_path, replacing an earlier one."""
     if not plan.problem.startswith("unsafe"):
         _target.activate([plan.target, *plan.pth_paths])
-    if plan.pth_imports and not plan.problem.startswith("unsafe"):
-        _target.run_pth_imports(_target.read_pth(plan.target)[1])
-    finder = LazyFinder(plan, raw.key, raw.cache_path)
+        if plan.pth_imports:
+            _target.run_pth_imports(_target.read_pth(plan.target)[1])
+    finder = LazyFinder(plan, key, cache_path)
     uninstall()
     sys.meta_path.append(finder)
     _register_abc()
@@ -107,7 +113,7 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return result
 
 
-def install_plan(text: str) -> LazyFinder | None:
+def install_plan(text: str) -> LazyFinder:
     """The child side of `child_env()`: install the hook from a parent's plan."""
     loaded = _plan.Plan.loads(text, _CHILD_KEY)
     if loaded is None:
@@ -117,12 +123,7 @@ def install_plan(text: str) -> LazyFinder | None:
         plan.enabled = False  # the kill switch holds in children too
     if _target.needs_wipe(plan.target):
         raise ValueError(f"the target {plan.target} was built for another Python")
-    if not plan.problem.startswith("unsafe"):
-        _target.activate([plan.target, *plan.pth_paths])
-    finder = LazyFinder(plan, _CHILD_KEY, "")
-    uninstall()
-    sys.meta_path.append(finder)
-    return finder
+    return _activate(plan, _CHILD_KEY, "")  # "": a child keeps no cache of its own
 
 
 def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
@@ -156,7 +157,7 @@ def _slow_plan(raw: _config.Raw) -> _plan.Plan:
     _report_problem(plan)
     mtime = _target.mtime(target)
     _target.scan(plan)
-    if not plan.problem or os.path.isdir(target):
+    if not plan.problem.startswith("unsafe"):  # nothing of ours goes into an unsafe folder
         _plan.write_cache(raw.cache_path, plan, raw.key, mtime)
     return plan
 
