@@ -36,30 +36,25 @@ from ._target import meta
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from contextlib import AbstractContextManager
-
-_thread_locks: dict[str, threading.RLock] = {}
-_thread_locks_guard = threading.Lock()
-
 
 class TargetLock:
-    """One lock per target across threads (RLock) and processes (filelock).
+    """One lock per target across threads (an RLock) and processes (filelock).
 
-    The lock file sits at the top of the target, outside the folders an ABI
-    wipe removes, so a wipe never pulls it from under a waiting process.
+    Re-entrant in one thread: the file lock is taken by the outermost holder
+    only (a second flock from this process would wait for itself). The lock
+    file sits at the top of the target, outside the folders an ABI wipe
+    removes, so a wipe never pulls it from under a waiting process.
     """
 
-    def __init__(self, target: str, timeout: float = -1) -> None:
+    def __init__(self, target: str) -> None:
         from filelock import FileLock
 
-        self.target = target
-        with _thread_locks_guard:
-            self._thread_lock = _thread_locks.setdefault(target, threading.RLock())
         os.makedirs(target, exist_ok=True)
+        self._thread_lock = threading.RLock()
         self._file_lock = FileLock(
-            os.path.join(target, ".lazy-import-hook.lock"), timeout=timeout, thread_local=False
+            os.path.join(target, ".lazy-import-hook.lock"), thread_local=False
         )
-        self._depth = 0
+        self._depth = 0  # changed only while holding _thread_lock
 
     def __enter__(self) -> TargetLock:
         self._thread_lock.acquire()
@@ -79,8 +74,16 @@ class TargetLock:
         self._thread_lock.release()
 
 
-def lock(target: str) -> AbstractContextManager[TargetLock]:
-    return TargetLock(target)
+_locks: dict[str, TargetLock] = {}
+_locks_guard = threading.Lock()
+
+
+def lock(target: str) -> TargetLock:
+    """The one TargetLock of this process for `target`."""
+    with _locks_guard:
+        if target not in _locks:
+            _locks[target] = TargetLock(target)
+        return _locks[target]
 
 
 def clean_leftovers(target: str) -> None:
