@@ -178,7 +178,7 @@ def _prepare(target: str) -> None:
             )
     os.makedirs(_target.meta(target), exist_ok=True)  # before the mtime is taken
     if _target.needs_wipe(target) or _target.read_stamp(target) is None:
-        from ._staging import lock
+        from ._lock import lock
 
         with lock(target):
             if _target.needs_wipe(target):

@@ -85,7 +85,7 @@ def plan_removals(plan: Plan) -> list[tuple[str, str]]:
 
 def prune(plan: Plan, *, dry_run: bool) -> list[tuple[str, str]]:
     """Decide and remove under one hold of the target lock."""
-    from ._staging import lock
+    from ._lock import lock
 
     with lock(plan.target):
         removals = plan_removals(plan)

@@ -1,4 +1,4 @@
-"""Staged installs: lock the target, install into an empty folder, commit in order.
+"""Staged installs: install into an empty folder, commit in order.
 
 Both installers handle `--target` into an EMPTY folder well, so every install
 goes into a fresh staging folder inside the target (same filesystem, so the
@@ -37,54 +37,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-class TargetLock:
-    """One lock per target across threads (an RLock) and processes (filelock).
-
-    Re-entrant in one thread: the file lock is taken by the outermost holder
-    only (a second flock from this process would wait for itself). The lock
-    file sits at the top of the target, outside the folders an ABI wipe
-    removes, so a wipe never pulls it from under a waiting process.
-    """
-
-    def __init__(self, target: str) -> None:
-        from filelock import FileLock
-
-        os.makedirs(target, exist_ok=True)
-        self._thread_lock = threading.RLock()
-        self._file_lock = FileLock(
-            os.path.join(target, ".lazy-import-hook.lock"), thread_local=False
-        )
-        self._depth = 0  # changed only while holding _thread_lock
-
-    def __enter__(self) -> TargetLock:
-        self._thread_lock.acquire()
-        try:
-            if self._depth == 0:
-                self._file_lock.acquire()
-        except BaseException:
-            self._thread_lock.release()
-            raise
-        self._depth += 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            self._file_lock.release()
-        self._thread_lock.release()
-
-
-_locks: dict[str, TargetLock] = {}
-_locks_guard = threading.Lock()
-
-
-def lock(target: str) -> TargetLock:
-    """The one TargetLock of this process for `target`."""
-    with _locks_guard:
-        if target not in _locks:
-            _locks[target] = TargetLock(target)
-        return _locks[target]
-
 
 def clean_leftovers(target: str) -> None:
     """Remove staging and trash folders of crashed installs. Hold the lock."""
@@ -93,7 +45,7 @@ def clean_leftovers(target: str) -> None:
 
 
 def new_staging(target: str) -> str:
-    # Unique without uuid (an import the wait before the installer need not pay).
+    # Unique without uuid (an import the wait for the installer need not pay).
     path = meta(target, "staging", f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
     os.makedirs(path)
     return path
@@ -138,16 +90,14 @@ class _Committer:
         self.staging = staging
         self.target = target
         self.shared = shared  # folders holding files of distributions this commit keeps
-        import uuid
-
-        self.trash = meta(target, "trash", uuid.uuid4().hex[:12])
+        self.trash = meta(target, "trash", os.path.basename(staging))  # unique, as staging is
+        self._discarded = 0
 
     def discard(self, path: str) -> None:
         """Move aside (atomic), to be deleted once the commit is done."""
-        import uuid
-
         os.makedirs(self.trash, exist_ok=True)
-        os.rename(path, os.path.join(self.trash, uuid.uuid4().hex))
+        self._discarded += 1
+        os.rename(path, os.path.join(self.trash, str(self._discarded)))
 
     def merge(self, rel: str) -> None:
         """File by file: at every moment each file is there, old or new."""

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import _audit, _installer, _staging, _target
+from . import _audit, _installer, _lock, _staging, _target
 from ._errors import (
     InstallerFailedError,
     InstallsDisabledError,
@@ -121,7 +121,7 @@ def install_entry(
             name=name,
             command=manual,
         )
-    with _staging.lock(target):
+    with _lock.lock(target):
         stamp = _target.read_stamp(target)
         if stamp is None and not _target.needs_wipe(target):
             _target.write_stamp(target)  # a target first created by this install
@@ -212,7 +212,6 @@ def _while_installing(kind: str, uv: str | None, message: str) -> Callable[[], s
     notice(message)
     import csv  # noqa: F401  (_staging reads RECORD files)
     import json  # noqa: F401  (_audit)
-    import uuid  # noqa: F401  (_staging's trash names)
 
     # packaging: for _target.scan and _staging.commit after the run.
     import packaging.requirements

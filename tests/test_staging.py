@@ -147,23 +147,3 @@ def test_a_damaged_copy_at_the_same_version_is_repaired(target: Path) -> None:
     assert sorted(whole(target)) == [
         "other_dist-1.0.dist-info", "toy_dep-1.0.dist-info", "toy_dist-1.0.dist-info",
     ]  # fmt: skip
-
-
-def test_the_target_lock_is_re_entrant_in_a_thread_and_exclusive_across_threads(
-    target: Path,
-) -> None:
-    import threading
-
-    entered: list[str] = []
-
-    def take() -> None:
-        with _staging.lock(str(target)):
-            entered.append("other")
-
-    with _staging.lock(str(target)), _staging.lock(str(target)):  # nested: no self-deadlock
-        other = threading.Thread(target=take)
-        other.start()
-        other.join(0.3)
-        assert other.is_alive() and entered == []  # waits while we hold it
-    other.join(5)
-    assert entered == ["other"]
