@@ -41,6 +41,8 @@ class LazyFinder:
         for n, e in self._entries.items():
             for i in range(1, n.count(".") + 1):
                 self._prefixes.setdefault(".".join(n.split(".")[:i]), []).append(e)
+        # Every name the finder answers for: a miss costs this one lookup.
+        self._names = frozenset(self._entries) | frozenset(self._prefixes)
         self._failed: dict[str, LazyInstallError] = {}
         self._local = _thread._local()
         # Failures recorded on disk before this moment are not a reason to wait
@@ -63,11 +65,14 @@ class LazyFinder:
         path: Sequence[str] | None = None,
         target: ModuleType | None = None,
     ) -> ModuleSpec | None:
+        if fullname not in self._names:
+            return None
+        return self._find(fullname, path)
+
+    def _find(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
         entry = self._entries.get(fullname)
         if entry is None:
-            below = self._prefixes.get(fullname)
-            if below is None:
-                return None
+            below = self._prefixes[fullname]
             if len(below) > 1:
                 return self._namespace(fullname)  # the submodule import picks the entry
             entry = below[0]  # the one entry below: install it, then find this parent
