@@ -20,6 +20,7 @@ never pulls it from under a waiting process.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -31,27 +32,49 @@ if TYPE_CHECKING:
     from filelock import BaseFileLock
 
 
-def _try_flock(path: str) -> int | None:
-    """An fd holding an exclusive flock on `path`, or None: contended, no
-    flock here, or anything unusual about the file (filelock decides then)."""
+def _try_flock(path: str, held: list[int]) -> bool:
+    """Try for an exclusive flock on `path` without waiting; on success the fd
+    is in `held`. False when contended, when this file system has no flock,
+    or when anything about the file is unusual: filelock decides then.
+
+    Opened as filelock opens it (mode 0o666 under the umask, no symlink, no
+    blocking on a lease). A lock file this attempt created is removed again if
+    it cannot be locked: filelock, finding no flock, falls back to a soft lock
+    that would take a leftover empty file for a live holder.
+    """
     if sys.platform == "win32":
-        return None
+        return False
     import fcntl  # builtin on POSIX: no measurable import
 
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | os.O_NONBLOCK
+    created = False
     try:
-        fd = os.open(path, flags, 0o644)
-    except OSError:
-        return None
+        try:
+            held.append(os.open(path, flags))
+        except FileNotFoundError:
+            held.append(os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666))
+            created = True
+        fcntl.flock(held[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Locked the file that is still at `path` (not one unlinked meanwhile).
+        if os.path.samestat(os.fstat(held[0]), os.stat(path, follow_symlinks=False)):
+            return True
+    except OSError as e:
+        if created and e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            _unlink(path)  # ours, never locked: nobody else can be using it
+    except BaseException:  # e.g. Ctrl-C: never leave a locked fd behind
+        if held:
+            os.close(held.pop())
+        raise
+    if held:
+        os.close(held.pop())
+    return False
+
+
+def _unlink(path: str) -> None:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        # Locked a file that is still the one at `path` (not unlinked meanwhile).
-        if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
-            return fd
+        os.unlink(path)
     except OSError:
         pass
-    os.close(fd)
-    return None
 
 
 class TargetLock:
@@ -60,17 +83,20 @@ class TargetLock:
         self.path = os.path.join(target, LOCK)
         self._thread_lock = threading.RLock()
         self._depth = 0  # changed only while holding _thread_lock
-        self._fd: int | None = None  # held by the fast path
+        self._held: list[int] = []  # the fd of the fast path, while it holds the lock
+        self._owner = 0  # the pid that took the fast path's flock
         self._file_lock: BaseFileLock | None = None  # held through filelock
 
     def __enter__(self) -> TargetLock:
         self._thread_lock.acquire()
         try:
             if self._depth == 0:
-                self._fd = _try_flock(self.path)
-                if self._fd is None:
+                self._owner = os.getpid()
+                if not _try_flock(self.path, self._held):
                     self._filelock().acquire()
         except BaseException:
+            if self._depth == 0 and self._held:
+                self._release_fast()
             self._thread_lock.release()
             raise
         self._depth += 1
@@ -80,18 +106,24 @@ class TargetLock:
         self._depth -= 1
         try:
             if self._depth == 0:
-                if self._fd is not None:
-                    import fcntl
-
-                    fd, self._fd = self._fd, None
-                    try:  # unlock first: a forked child may share the descriptor
-                        fcntl.flock(fd, fcntl.LOCK_UN)
-                    finally:
-                        os.close(fd)
+                if self._held:
+                    self._release_fast()
                 else:
                     self._filelock().release()
         finally:
             self._thread_lock.release()
+
+    def _release_fast(self) -> None:
+        import fcntl
+
+        fd = self._held.pop()
+        try:
+            # A forked child shares the descriptor's lock with its parent: only
+            # the process that took it unlocks; a child just closes its copy.
+            if self._owner == os.getpid():
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def _filelock(self) -> BaseFileLock:
         if self._file_lock is None:

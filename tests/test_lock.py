@@ -22,9 +22,10 @@ from lazy_import_hook._target import LOCK
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="the flock fast path is POSIX-only")
 
 
-def holder(path: Path, how: str) -> subprocess.Popen[str]:
+def holder(path: Path, how: str, *, via_filelock: bool | None = None) -> subprocess.Popen[str]:
     """Another process that takes the lock `how` ('filelock' or 'hook'),
-    prints 'held', and releases it when its stdin closes."""
+    prints 'held' and whether it imported filelock, and releases the lock
+    when its stdin closes."""
     take = (
         f"from filelock import FileLock; cm = FileLock({str(path / LOCK)!r})"
         if how == "filelock"
@@ -35,7 +36,7 @@ def holder(path: Path, how: str) -> subprocess.Popen[str]:
         import sys
         {take}
         with cm:
-            print("held", flush=True)
+            print("held", "filelock" in sys.modules, flush=True)
             sys.stdin.read()
         """
     )
@@ -43,7 +44,10 @@ def holder(path: Path, how: str) -> subprocess.Popen[str]:
         [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
-    assert proc.stdout.readline().startswith("held")
+    line = proc.stdout.readline().split()
+    assert line[0] == "held"
+    if via_filelock is not None:
+        assert line[1] == str(via_filelock)
     return proc
 
 
@@ -100,7 +104,7 @@ def test_a_filelock_holder_makes_the_hook_wait(target: Path) -> None:
 
 @posix_only
 def test_a_hook_holder_makes_filelock_wait(target: Path) -> None:
-    proc = holder(target, "hook")
+    proc = holder(target, "hook", via_filelock=False)  # the fast path holds it
     try:
         with pytest.raises(Timeout):
             FileLock(str(target / LOCK)).acquire(timeout=0.3)
@@ -127,9 +131,98 @@ def test_release_frees_the_lock_even_if_a_forked_child_keeps_the_descriptor(targ
 
 
 @posix_only
-def test_a_symlinked_lock_file_is_left_to_filelock(target: Path, tmp_path: Path) -> None:
+def test_a_symlinked_lock_file_is_refused_as_filelock_refuses_it(target: Path, tmp_path: Path) -> None:
     target.mkdir()
     elsewhere = tmp_path / "elsewhere.lock"
     elsewhere.write_text("")
     (target / LOCK).symlink_to(elsewhere)
-    assert _lock._try_flock(str(target / LOCK)) is None  # not followed by the fast path
+    with pytest.raises(OSError) as plain:
+        FileLock(str(target / LOCK)).acquire(timeout=1)
+    with pytest.raises(OSError) as ours, _lock.lock(str(target)):
+        pass
+    assert ours.value.errno == plain.value.errno  # ELOOP: never followed
+
+
+@posix_only
+@pytest.mark.parametrize("umask", [0o002, 0o022])
+def test_the_lock_file_gets_filelocks_mode(target: Path, umask: int) -> None:
+    """0o666 under the umask, as filelock creates it: a group sharing a
+    target can lock it whoever created the file."""
+    old = os.umask(umask)
+    try:
+        with _lock.lock(str(target)):
+            mode = (target / LOCK).stat().st_mode & 0o777
+    finally:
+        os.umask(old)
+    assert mode == 0o666 & ~umask
+
+
+@posix_only
+def test_without_flock_filelock_takes_over_and_nothing_is_left_to_block_it(target: Path) -> None:
+    """A file system without flock: the fast path must not leave an empty lock
+    file behind, which filelock's soft-lock fallback would wait on forever."""
+    code = textwrap.dedent(
+        f"""
+        import errno, fcntl
+        def no_flock(fd, op):
+            raise OSError(errno.ENOSYS, "no flock here")
+        fcntl.flock = no_flock
+        from lazy_import_hook import _lock
+        for _ in range(2):
+            with _lock.lock({str(target)!r}):
+                pass
+        print("acquired twice")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "acquired twice"
+
+
+@posix_only
+def test_a_forked_child_leaving_the_lock_does_not_release_the_parents(target: Path) -> None:
+    lock = _lock.lock(str(target))
+    lock.__enter__()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child leaves the locked block and exits
+            try:
+                lock.__exit__(None, None, None)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        with pytest.raises(Timeout):  # still ours
+            FileLock(str(target / LOCK)).acquire(timeout=0.3)
+    finally:
+        lock.__exit__(None, None, None)
+    with FileLock(str(target / LOCK)).acquire(timeout=5):
+        pass
+
+
+@posix_only
+def test_an_interrupt_while_locking_leaves_no_locked_descriptor(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    real = fcntl.flock
+    interrupted: list[int] = []
+
+    def flock_then_interrupt(fd: int, op: int) -> None:
+        real(fd, op)
+        if op & fcntl.LOCK_EX and not interrupted:
+            interrupted.append(fd)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fcntl, "flock", flock_then_interrupt)
+    lock = _lock.lock(str(target))
+    with pytest.raises(KeyboardInterrupt), lock:
+        pass
+    monkeypatch.setattr(fcntl, "flock", real)
+    with pytest.raises(OSError):
+        os.fstat(interrupted[0])  # closed
+    with FileLock(str(target / LOCK)).acquire(timeout=1):
+        pass  # nobody holds it
+    with lock:  # and the lock still works in this process
+        pass
