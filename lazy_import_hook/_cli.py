@@ -281,8 +281,19 @@ def run(raw: _config.Raw, module: str | None, args: list[str]) -> int:
     else:
         script, *rest = args
         sys.argv = [script, *rest]
-        # As python does: a folder or zip runs its __main__ with itself first on sys.path.
         here = os.path.abspath(script)
-        sys.path[0:1] = [here if os.path.isdir(here) else os.path.dirname(here)]
-        runpy.run_path(script, run_name="__main__")
+        if os.path.isdir(here) or _is_zip(here):
+            # As python does: a folder or zip runs its __main__ with itself, and
+            # nothing else, first on sys.path (runpy puts it there).
+            del sys.path[0]
+            runpy.run_path(here, run_name="__main__")
+        else:
+            sys.path[0] = os.path.dirname(here)
+            runpy.run_path(script, run_name="__main__")
     return 0
+
+
+def _is_zip(path: str) -> bool:
+    import zipfile
+
+    return zipfile.is_zipfile(path)

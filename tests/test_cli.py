@@ -179,6 +179,31 @@ def test_run_passes_arguments_and_exit_codes_through(
     assert argv == str([str(project / "jobmod.py"), "a", "-b"])
 
 
+@pytest.mark.parametrize("kind", ["script", "folder", "zip"])
+def test_run_puts_on_sys_path_what_python_puts(project: Path, tmp_path: Path, kind: str) -> None:
+    import zipfile
+
+    main = "import sys, json\nprint(json.dumps(sys.path[:2]))\n"
+    if kind == "script":
+        path = project / "show.py"
+        path.write_text(main)
+    elif kind == "folder":
+        path = project / "showdir"
+        path.mkdir()
+        (path / "__main__.py").write_text(main)
+    else:
+        path = project / "show.zip"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("__main__.py", main)
+    env = installer_env(tmp_path / "no-wheelhouse", tmp_path)
+    by_python = subprocess.run(
+        [sys.executable, path.name], cwd=project, env=env, capture_output=True, text=True, check=True
+    )
+    ours = cli(["run", path.name], env, project)
+    assert json.loads(ours.stdout) == json.loads(by_python.stdout)
+    assert json.loads(ours.stdout)[0] == str(path if kind != "script" else project)
+
+
 def test_every_verb_has_help(project: Path, tmp_path: Path) -> None:
     env = dict(os.environ)
     for verb in ("status", "prefetch", "prune", "run"):
