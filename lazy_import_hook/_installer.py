@@ -133,11 +133,17 @@ def manual_command(kind: str, target: str, entry: Entry, only_binary: bool) -> s
 
 
 def write_requirements(path: str, entry: Entry) -> None:
-    """A requirements file carrying the entry's hashes (pip/uv take --hash only there)."""
+    """A requirements file carrying the entry's hashes (pip/uv take --hash only there).
+
+    Without the markers: an installed entry's requirements are those whose
+    marker is true here (evaluated when the allowlist was validated), and a
+    marker's quoted string could hold " --x ", which a requirements file
+    would read as an option. packaging writes `name[extras]spec; marker`,
+    and nothing before the marker can hold a ';'."""
+    hashes = " ".join(f"--hash={h}" for h in entry.hashes)
     with open(path, "w", encoding="utf-8") as f:
         for spec in entry.requirements:
-            hashes = " ".join(f"--hash={h}" for h in entry.hashes)
-            f.write(f"{spec} {hashes}\n")
+            f.write(f"{spec.partition(';')[0].rstrip()} {hashes}\n")
 
 
 def core_distributions(exclude_paths: Sequence[str]) -> dict[str, str]:

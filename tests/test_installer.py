@@ -62,6 +62,16 @@ def test_hashed_entries_go_through_a_requirements_file(tmp_path: Path) -> None:
     assert "toy-dist==1.0" not in cmd
 
 
+def test_the_requirements_file_leaves_out_markers(tmp_path: Path) -> None:
+    """An active entry's markers are true here; a marker string must not be
+    read as a requirements-file option."""
+    spec = 'toy-dist[x]==1.0; platform_release != " --index-url=http://evil "'
+    entry = Entry("toymod", (spec,), dists=("toy-dist",), hashes=("sha256:" + "a" * 64,))
+    req = tmp_path / "r.txt"
+    _installer.write_requirements(str(req), entry)
+    assert req.read_text() == f"toy-dist[x]==1.0 --hash=sha256:{'a' * 64}\n"
+
+
 def test_the_real_run_uses_the_pip_command_with_constraints(fp: Any, target: Path) -> None:
     fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
     lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="pip")

@@ -23,11 +23,12 @@ def report(name: str) -> str:
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)
+@pytest.mark.parametrize("marker", ["", "; platform_release != ' --no-such-option '"])
 def test_a_hash_pinned_entry_installs_with_require_hashes(
-    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+    installer: str, marker: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:
     sha = wheel_sha256(wheelhouse / "other_dist-1.0-py3-none-any.whl")
-    entry = {"requirement": "other-dist==1.0", "hashes": [sha]}
+    entry = {"requirement": "other-dist==1.0" + marker, "hashes": [sha]}
     result = run_python(hook(target, installer, {"othermod": entry}) + report("othermod"), dict(
         installer_env(wheelhouse, tmp_path)))
     assert json.loads(result.stdout)[0] == "ok", result.stdout
