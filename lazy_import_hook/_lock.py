@@ -8,7 +8,8 @@ nobody else holds the lock and nothing has to wait, tries one non-blocking
 on the very file, so the two exclude each other (filelock leaves the file in
 place on release, so both always lock the same inode). Everything that is
 hard about file locks stays with filelock: waiting, a file system without
-flock (filelock falls back to a soft lock), Windows, an odd lock file. When
+flock (filelock 4 falls back to a soft lock, 3.x refuses), Windows, an odd
+lock file (whatever the installed filelock does with it, the hook does). When
 the fast attempt does not simply win, filelock is imported and takes over;
 that process is about to wait for another one anyway.
 
@@ -39,8 +40,8 @@ def _try_flock(path: str, held: list[int]) -> bool:
 
     Opened as filelock opens it (mode 0o666 under the umask, no symlink, no
     blocking on a lease). A lock file this attempt created is removed again if
-    it cannot be locked: filelock, finding no flock, falls back to a soft lock
-    that would take a leftover empty file for a live holder.
+    it cannot be locked: filelock 4, finding no flock, falls back to a soft
+    lock that would take a leftover empty file for a live holder.
     """
     if sys.platform == "win32":
         return False
