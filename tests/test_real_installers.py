@@ -37,10 +37,12 @@ def test_install_then_a_warm_second_process_runs_no_installer(
     code = hook(target, installer, {"toymod": "toy-dist==1.0"}) + (
         "import toymod, toydep\n"
         "print(json.dumps([toymod.VERSION, toymod.DEP, toymod.__file__, toydep.__file__,"
-        " sys.path[-1], 'subprocess' in sys.modules, 'packaging' in sys.modules]))\n"
+        " sys.path[-1], 'subprocess' in sys.modules, 'packaging' in sys.modules,"
+        " 'filelock' in sys.modules]))\n"
     )
     first = run_python(code, env)
-    version, dep, mod_file, dep_file, last_path, _, _ = json.loads(first.stdout)
+    version, dep, mod_file, dep_file, last_path, _, _, filelock_loaded = json.loads(first.stdout)
+    assert not filelock_loaded  # an uncontended install takes the lock without importing it
     assert (version, dep) == ("1.0", "2.0")  # the newest dependency allowed
     # The import name (toymod) differs from the distribution (toy-dist); the
     # dependency landed in the target too.
@@ -55,7 +57,7 @@ def test_install_then_a_warm_second_process_runs_no_installer(
 
     second = run_python(code, env)
     assert second.stderr == ""
-    *_, subprocess_loaded, packaging_loaded = json.loads(second.stdout)
+    *_, subprocess_loaded, packaging_loaded, _ = json.loads(second.stdout)
     assert not subprocess_loaded and not packaging_loaded  # the warm path stays light
     assert len(audit_lines(target)) == 1
 
