@@ -621,7 +621,8 @@ class Bench:
             return (
                 "import json, statistics, sys, time\n"
                 + insert
-                # The state the hook is in when it calls it: _transaction (and packaging) loaded.
+                # The state the hook is in when it calls it: _transaction loaded, packaging
+                # not (the first call imports it, as an install with a cold cache does).
                 + "import lazy_import_hook._transaction\nfrom lazy_import_hook import _installer\n"
                 "start = time.perf_counter()\nlines = _installer.core_constraints([], [])\n"
                 "first = time.perf_counter() - start\ntimes = []\n"
