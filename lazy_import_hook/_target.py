@@ -258,7 +258,8 @@ def _library_dirs() -> list[str]:
     return sorted(dirs)
 
 
-def _on_disk(target: str, name: str) -> bool:
+def on_disk(target: str, name: str) -> bool:
+    """The module `name` is in the target (found as the path-based finder would)."""
     from ._finder import path_entry_finder
 
     finder = path_entry_finder(os.path.join(target, *name.split(".")[:-1]))
@@ -285,7 +286,7 @@ def scan(plan: Plan) -> None:
             # The module without its *.dist-info: an interrupted upgrade (the
             # old dist-info goes first) or a hand-made copy. Never serve it as
             # if it were the pinned version.
-            stale = _on_disk(plan.target, entry.import_name)
+            stale = on_disk(plan.target, entry.import_name)
         if stale:
             hidden.append(entry.import_name)
     plan.hidden = tuple(sorted(hidden))

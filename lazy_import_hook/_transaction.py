@@ -56,11 +56,7 @@ def satisfied(target: str, name: str, entry: Entry) -> bool:
 
     The cheap half first: on a cold install the module is not there, and no
     version (so no `packaging`) needs to be looked at."""
-    from ._finder import path_entry_finder
-
-    folder = os.path.join(target, *name.split(".")[:-1])
-    finder = path_entry_finder(folder)
-    if finder is None or finder.find_spec(name) is None:  # type: ignore[attr-defined]
+    if not _target.on_disk(target, name):
         return False
     from ._allowlist import installed_matches
 
