@@ -94,17 +94,6 @@ def prune(plan: Plan, *, dry_run: bool) -> list[tuple[str, str]]:
     return removals
 
 
-def _record(target: str, info: str) -> list[str]:
-    import csv
-
-    try:
-        with open(os.path.join(target, info, "RECORD"), encoding="utf-8", newline="") as f:
-            paths = [os.path.normpath(row[0]) for row in csv.reader(f) if row and row[0]]
-    except OSError:
-        return []
-    return [p for p in paths if not p.startswith("..") and not os.path.isabs(p)]
-
-
 def _remove(target: str, infos: Sequence[str]) -> None:
     """The dist-info first (the target stops claiming the distribution), then
     the files no remaining distribution also lists, then emptied folders."""
@@ -116,12 +105,12 @@ def _remove(target: str, infos: Sequence[str]) -> None:
         path
         for name in os.listdir(target)
         if name.endswith(".dist-info") and name not in infos
-        for path in _record(target, name)
+        for path in _target.record_paths(target, name)
     }
     trash = _target.meta(target, "trash", uuid.uuid4().hex[:12])
     os.makedirs(trash)
     for info in infos:
-        paths = _record(target, info)
+        paths = _target.record_paths(target, info)
         os.rename(os.path.join(target, info), os.path.join(trash, info))
         for rel in paths:
             if rel in kept or rel.startswith(info):

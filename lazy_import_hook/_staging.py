@@ -31,7 +31,7 @@ import shutil
 import threading
 import time
 
-from ._target import meta
+from ._target import meta, record_paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,8 +62,6 @@ class _Dist:
 
 
 def _dists(folder: str) -> dict[str, _Dist]:
-    import csv
-
     from packaging.utils import canonicalize_name
 
     found: dict[str, _Dist] = {}
@@ -71,17 +69,8 @@ def _dists(folder: str) -> dict[str, _Dist]:
         if not name.endswith(".dist-info"):
             continue
         dist, _, version = name[: -len(".dist-info")].partition("-")
-        paths: list[str] = []
-        try:
-            with open(os.path.join(folder, name, "RECORD"), encoding="utf-8", newline="") as f:
-                for row in csv.reader(f):
-                    if row and row[0]:
-                        rel = os.path.normpath(row[0])
-                        if not rel.startswith("..") and not os.path.isabs(rel):
-                            paths.append(rel)
-        except OSError:
-            pass
-        found[canonicalize_name(dist)] = _Dist(name, canonicalize_name(dist), version, paths)
+        key = canonicalize_name(dist)
+        found[key] = _Dist(name, key, version, record_paths(folder, name))
     return found
 
 

@@ -98,10 +98,26 @@ def wipe(target: str) -> list[str]:
     return removed
 
 
-def foreign_entries(target: str) -> list[str]:
-    """Top-level entries of an existing folder that no *.dist-info RECORD owns."""
+def record_paths(folder: str, info: str) -> list[str]:
+    """The files a *.dist-info's RECORD lists, relative to `folder`; entries
+    pointing outside it (scripts as ../../bin/x, absolute paths) left out."""
     import csv
 
+    paths = []
+    try:
+        with open(os.path.join(folder, info, "RECORD"), encoding="utf-8", newline="") as f:
+            for row in csv.reader(f):
+                if row and row[0]:
+                    rel = os.path.normpath(row[0])
+                    if not rel.startswith("..") and not os.path.isabs(rel):
+                        paths.append(rel)
+    except OSError:
+        pass
+    return paths
+
+
+def foreign_entries(target: str) -> list[str]:
+    """Top-level entries of an existing folder that no *.dist-info RECORD owns."""
     try:
         names = os.listdir(target)
     except OSError:
@@ -112,11 +128,7 @@ def foreign_entries(target: str) -> list[str]:
     for name in names:
         if name.endswith(".dist-info"):
             owned.add(name)
-            try:
-                with open(os.path.join(target, name, "RECORD"), encoding="utf-8", newline="") as f:
-                    owned.update(row[0].split("/", 1)[0] for row in csv.reader(f) if row)
-            except OSError:
-                pass
+            owned.update(rel.split(os.sep, 1)[0] for rel in record_paths(target, name))
     return sorted(n for n in names if n not in owned and not n.startswith(f"{STAMP}."))
 
 

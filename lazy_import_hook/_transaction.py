@@ -206,7 +206,7 @@ def _while_installing(kind: str, uv: str | None, message: str) -> Callable[[], s
             text=True,
         )
     notice(message)
-    import csv  # noqa: F401  (_staging reads RECORD files)
+    import csv  # noqa: F401  (the commit reads RECORD files)
     import json  # noqa: F401  (_audit)
 
     # packaging: for _target.scan and _staging.commit after the run.
