@@ -19,7 +19,7 @@ from ._plan import Entry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 # Never needed by a PyPI requirement; refused so nothing shell-like or
 # multi-line can hide in one (markers need quotes and <>=, so those stay).
@@ -177,3 +177,14 @@ def _check_conflicts(entries: Iterable[Entry], where: str) -> None:
 def installed_matches(requirement: str, version: str) -> bool:
     """Whether `version` (from the target) satisfies `requirement`."""
     return Requirement(requirement).specifier.contains(version, prereleases=True)
+
+
+def stale_versions(entry: Entry, versions: Mapping[str, str]) -> list[str]:
+    """`dist version` of each of the entry's distributions that `versions`
+    (canonical name -> version, e.g. of the target) holds at a version its
+    requirement does not allow."""
+    return [
+        f"{dist} {versions[dist]}"
+        for req, dist in zip(entry.requirements, entry.dists)
+        if dist in versions and not installed_matches(req, versions[dist])
+    ]

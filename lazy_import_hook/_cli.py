@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> dict[str, object]:
-    from ._allowlist import installed_matches
+    from ._allowlist import stale_versions
     from ._installer import core_distributions
 
     state: dict[str, object] = {
@@ -125,11 +125,7 @@ def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> di
         state["detail"] = ", ".join(in_core) or "the module is importable without the target"
         return state
     have = {d: target_versions[d] for d in entry.dists if d in target_versions}
-    stale = [
-        f"{d} {target_versions[d]}"
-        for req, d in zip(entry.requirements, entry.dists)
-        if d in target_versions and not installed_matches(req, target_versions[d])
-    ]
+    stale = stale_versions(entry, target_versions)
     if stale:
         state["state"] = "stale"
         state["detail"] = ", ".join(stale)

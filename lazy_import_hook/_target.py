@@ -282,7 +282,7 @@ def scan(plan: Plan) -> None:
     """Record in the plan what the target holds that startup must know about:
     allow-listed modules present at a version the pin no longer matches
     (hidden until reinstalled) and the .pth path lines."""
-    from ._allowlist import installed_matches
+    from ._allowlist import stale_versions
 
     versions = installed_versions(plan.target)
     hidden = []
@@ -290,10 +290,7 @@ def scan(plan: Plan) -> None:
         if not entry.active:
             continue
         if any(d in versions for d in entry.dists):
-            stale = any(
-                dist in versions and not installed_matches(req, versions[dist])
-                for req, dist in zip(entry.requirements, entry.dists)
-            )
+            stale = bool(stale_versions(entry, versions))
         else:
             # The module without its *.dist-info: an interrupted upgrade (the
             # old dist-info goes first) or a hand-made copy. Never serve it as

@@ -39,18 +39,6 @@ def notice(message: str) -> None:
     logging.getLogger("lazy_import_hook").info(message)
 
 
-def stale_versions(target: str, entry: Entry) -> list[str]:
-    """`dist version` of each of the entry's distributions present at a wrong version."""
-    from ._allowlist import installed_matches
-
-    versions = _target.installed_versions(target)
-    return [
-        f"{dist} {versions[dist]}"
-        for req, dist in zip(entry.requirements, entry.dists)
-        if dist in versions and not installed_matches(req, versions[dist])
-    ]
-
-
 def satisfied(target: str, name: str, entry: Entry) -> bool:
     """The module is on disk in the target and every pinned version matches.
 
@@ -90,7 +78,9 @@ def install_entry(
         ) from e
     manual = _installer.manual_command(kind, target, entry, only_binary)
     if not plan.enabled:
-        stale = stale_versions(target, entry) if os.path.isdir(target) else []
+        from ._allowlist import stale_versions
+
+        stale = stale_versions(entry, _target.installed_versions(target)) if os.path.isdir(target) else []
         raise InstallsDisabledError(
             f"'import {name}' needs {', '.join(entry.requirements)}, but installs are "
             "disabled (LAZY_IMPORT_HOOK_DISABLE=1, enabled = false, or install(enabled=False))"
