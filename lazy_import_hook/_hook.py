@@ -105,12 +105,31 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
     if finder is None:
         raise RuntimeError("lazy_import_hook.child_env() needs install() to have run first")
-    result = dict(os.environ if env is None else env)
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_autostart")
-    paths = [p for p in result.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]
-    result["PYTHONPATH"] = os.pathsep.join([here, *paths])
+    result = without_child_hook(os.environ if env is None else env)
+    result["PYTHONPATH"] = os.pathsep.join(
+        [_autostart_dir(), *filter(None, result.get("PYTHONPATH", "").split(os.pathsep))]
+    )
     result[CHILD_PLAN] = finder.plan.dumps(_CHILD_KEY, _target.mtime(finder.target))
     return result
+
+
+def without_child_hook(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without what `child_env()` adds (the installers run with this:
+    the hook must never run inside them)."""
+    result = dict(env)
+    result.pop(CHILD_PLAN, None)
+    if "PYTHONPATH" in result:
+        here = _autostart_dir()
+        kept = [p for p in result["PYTHONPATH"].split(os.pathsep) if p and p != here]
+        if kept:
+            result["PYTHONPATH"] = os.pathsep.join(kept)
+        else:
+            del result["PYTHONPATH"]
+    return result
+
+
+def _autostart_dir() -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_autostart")
 
 
 def install_plan(text: str) -> LazyFinder:

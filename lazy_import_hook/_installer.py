@@ -214,16 +214,9 @@ def allowlist_constraints(entries: Iterable[Entry], current: Entry, core: Sequen
 def installer_environment() -> dict[str, str]:
     """The application's environment (so PIP_*, UV_*, pip.conf apply), minus
     what `child_env()` adds: the hook must never run inside the installer."""
-    env = dict(os.environ)
-    env.pop("LAZY_IMPORT_HOOK_CHILD_PLAN", None)
-    if "PYTHONPATH" in env:
-        autostart = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_autostart")
-        kept = [p for p in env["PYTHONPATH"].split(os.pathsep) if p and p != autostart]
-        if kept:
-            env["PYTHONPATH"] = os.pathsep.join(kept)
-        else:
-            del env["PYTHONPATH"]
-    return env
+    from ._hook import without_child_hook
+
+    return without_child_hook(os.environ)
 
 
 def run(
