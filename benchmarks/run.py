@@ -404,6 +404,14 @@ class Bench:
         # imports toymod; B is `import toymod` in an application that already
         # ran install() on its (warm) target. Both sides import the package
         # once it is there; interpreter start and install() are budget 1's.
+        def installed(code: str, target: Path, who: str) -> float:
+            """The seconds `code` reports, once it has installed toymod into `target`."""
+            elapsed = self.reported(code)
+            if not (target / "toymod" / "__init__.py").exists():
+                raise BenchError(f"budget 3: {who} did not install toymod")
+            shutil.rmtree(target)
+            return elapsed
+
         def manual(kind: str) -> Callable[[], float]:
             def one() -> float:
                 target = self.fresh_dir(f"cold-{kind}-a")
@@ -421,11 +429,7 @@ class Bench:
                     "import toymod\n"
                     "print(time.perf_counter() - t0)\n"
                 )
-                elapsed = float(self.py(code).stdout.strip().splitlines()[-1])
-                if not (target / "toymod" / "__init__.py").exists():
-                    raise BenchError(f"budget 3: {' '.join(cmd)} did not install toymod")
-                shutil.rmtree(target)
-                return elapsed
+                return installed(code, target, " ".join(cmd))
 
             return one
 
@@ -439,11 +443,7 @@ class Bench:
                 )
                 self.py(start + "import othermod\n")  # an earlier run of the application
                 code = start + "t0 = time.perf_counter()\nimport toymod\nprint(time.perf_counter() - t0)\n"
-                elapsed = float(self.py(code).stdout.strip().splitlines()[-1])
-                if not (target / "toymod" / "__init__.py").exists():
-                    raise BenchError(f"budget 3: the hook did not install toymod with {kind}")
-                shutil.rmtree(target)
-                return elapsed
+                return installed(code, target, f"the hook with {kind}")
 
             return one
 
