@@ -11,6 +11,6 @@ from __future__ import annotations
 
 from ._errors import ConfigError, LazyInstallError
 from ._hook import child_env, install, uninstall
+from ._version import VERSION as __version__
 
 __all__ = ["ConfigError", "LazyInstallError", "__version__", "child_env", "install", "uninstall"]
-__version__ = "0.1.0"

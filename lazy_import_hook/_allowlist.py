@@ -14,12 +14,15 @@ from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvir
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from . import _pth, _target
 from ._errors import ConfigError
 from ._plan import Entry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+
+    from ._plan import Plan
 
 # Never needed by a PyPI requirement; refused so nothing shell-like or
 # multi-line can hide in one (markers need quotes and <>=, so those stay).
@@ -91,43 +94,12 @@ def _entry(import_name: str, value: object, where: str) -> Entry:
     hashes: list[str] = []
     allow_sdist = False
     if isinstance(value, dict):
-        unknown = sorted(set(value) - _ENTRY_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {unknown}; an entry table takes requirement, hashes, "
-                "allow-sdist"
-            )
-        if ("requirement" in value) == ("requirements" in value):
-            raise ConfigError(f"{where}: an entry table needs exactly one 'requirement'")
-        raw_hashes = value.get("hashes", [])
-        if not isinstance(raw_hashes, list) or not all(isinstance(h, str) for h in raw_hashes):
-            raise ConfigError(f"{where}: 'hashes' must be a list of 'sha256:<hex>' strings")
-        for h in raw_hashes:
-            if not _HASH.match(h):
-                raise ConfigError(
-                    f"{where}: hash {h!r} is not 'sha256:' followed by 64 lowercase hex digits"
-                )
-        hashes = list(raw_hashes)
-        sdist = value.get("allow-sdist", False)
-        if not isinstance(sdist, bool):
-            raise ConfigError(f"{where}: 'allow-sdist' must be true or false")
-        allow_sdist = sdist
-        value = value.get("requirement", value.get("requirements"))
+        value, hashes, allow_sdist = _entry_table(value, where)
     texts = value if isinstance(value, list) else [value]
     if not texts:
         raise ConfigError(f"{where}: no requirement given")
     reqs = [parse_requirement(t, where) for t in texts]
-    seen: set[str] = set()
-    for req in reqs:
-        name = canonicalize_name(req.name)
-        if name in seen:
-            raise ConfigError(f"{where}: distribution {req.name!r} is named twice")
-        seen.add(name)
-        if hashes and not _pinned(req):
-            raise ConfigError(
-                f"{where}: {str(req)!r} has hashes, so it must be pinned with '==' "
-                "(pip's --require-hashes needs an exact version)"
-            )
+    _check_requirements(reqs, bool(hashes), where)
     active = [r for r in reqs if _marker_true(r, where)]
     kept = active or reqs  # an all-false entry is kept (inactive) so status can show it
     return Entry(
@@ -137,8 +109,42 @@ def _entry(import_name: str, value: object, where: str) -> Entry:
         hashes=tuple(hashes),
         allow_sdist=allow_sdist,
         active=bool(active),
-        pins=tuple(f"{canonicalize_name(r.name)}{r.specifier}" for r in active if r.specifier),
     )
+
+
+def _entry_table(table: dict[str, object], where: str) -> tuple[object, list[str], bool]:
+    """(requirement(s), hashes, allow-sdist) of an entry written as a table."""
+    unknown = sorted(set(table) - _ENTRY_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown}; an entry table takes requirement, hashes, allow-sdist"
+        )
+    if ("requirement" in table) == ("requirements" in table):
+        raise ConfigError(f"{where}: an entry table needs exactly one 'requirement'")
+    hashes = table.get("hashes", [])
+    if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+        raise ConfigError(f"{where}: 'hashes' must be a list of 'sha256:<hex>' strings")
+    for h in hashes:
+        if not _HASH.match(h):
+            raise ConfigError(f"{where}: hash {h!r} is not 'sha256:' followed by 64 lowercase hex digits")
+    sdist = table.get("allow-sdist", False)
+    if not isinstance(sdist, bool):
+        raise ConfigError(f"{where}: 'allow-sdist' must be true or false")
+    return table.get("requirement", table.get("requirements")), list(hashes), sdist
+
+
+def _check_requirements(reqs: list[Requirement], hashed: bool, where: str) -> None:
+    seen: set[str] = set()
+    for req in reqs:
+        name = canonicalize_name(req.name)
+        if name in seen:
+            raise ConfigError(f"{where}: distribution {req.name!r} is named twice")
+        seen.add(name)
+        if hashed and not _pinned(req):
+            raise ConfigError(
+                f"{where}: {str(req)!r} has hashes, so it must be pinned with '==' "
+                "(pip's --require-hashes needs an exact version)"
+            )
 
 
 def parse_allowlist(source: object, where: str = "allowlist") -> list[Entry]:
@@ -174,6 +180,19 @@ def _check_conflicts(entries: Iterable[Entry], where: str) -> None:
             by_dist[dist] = (entry.import_name, spec)
 
 
+def pins(entry: Entry) -> list[tuple[str, str]]:
+    """(canonical name, specifier) of the entry's requirements that have a
+    specifier; other installs honour them as constraints."""
+    if not entry.active:
+        return []
+    found = []
+    for text, dist in zip(entry.requirements, entry.dists):
+        specifier = str(Requirement(text).specifier)
+        if specifier:
+            found.append((dist, specifier))
+    return found
+
+
 def installed_matches(requirement: str, version: str) -> bool:
     """Whether `version` (from the target) satisfies `requirement`."""
     return Requirement(requirement).specifier.contains(version, prereleases=True)
@@ -188,3 +207,25 @@ def stale_versions(entry: Entry, versions: Mapping[str, str]) -> list[str]:
         for req, dist in zip(entry.requirements, entry.dists)
         if dist in versions and not installed_matches(req, versions[dist])
     ]
+
+
+def scan(plan: Plan) -> None:
+    """Record in the plan what the target holds that startup must know about:
+    allow-listed modules present at a version the pin no longer matches
+    (hidden until reinstalled) and the .pth path lines."""
+    versions = _target.installed_versions(plan.target)
+    hidden = []
+    for entry in plan.entries.values():
+        if not entry.active:
+            continue
+        if any(d in versions for d in entry.dists):
+            stale = bool(stale_versions(entry, versions))
+        else:
+            # The module without its *.dist-info: an interrupted upgrade (the
+            # old dist-info goes first) or a hand-made copy. Never serve it as
+            # if it were the pinned version.
+            stale = _target.on_disk(plan.target, entry.import_name)
+        if stale:
+            hidden.append(entry.import_name)
+    plan.hidden = tuple(sorted(hidden))
+    plan.pth_paths = tuple(_pth.read_pth(plan.target)[0])

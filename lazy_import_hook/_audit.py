@@ -28,16 +28,18 @@ def last(target: str, count: int = 10) -> list[dict[str, object]]:
     import json
 
     try:
-        with open(meta(target, AUDIT), encoding="utf-8") as f:
+        with open(meta(target, AUDIT), encoding="utf-8", errors="replace") as f:
             lines = f.readlines()[-count:]
     except OSError:
         return []
     entries = []
     for line in lines:
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line)
         except ValueError:
             continue
+        if isinstance(entry, dict):
+            entries.append(entry)
     return entries
 
 

@@ -9,6 +9,7 @@ import sys
 
 from . import _audit, _config, _target
 from ._errors import ConfigError, LazyInstallError
+from ._installers import CHOICES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ EPILOG = """\
 Settings come from the same places as install(): the options here, then
 LAZY_IMPORT_HOOK_* environment variables, then [tool.lazy-import-hook] in the
 nearest pyproject.toml (or --pyproject)."""
+_VALUED = ("--pyproject", "--target", "--installer")  # global options that take a value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,19 +33,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--pyproject", help="pyproject.toml to read (default: nearest one above)")
     parser.add_argument("--target", help="target folder (overrides environment and pyproject)")
-    parser.add_argument("--installer", choices=("auto", "uv", "pip"))
+    parser.add_argument("--installer", choices=CHOICES)
     parser.add_argument("-v", "--verbose", action="store_true", help="stream installer output")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     status = verbs.add_parser("status", help="what is allowed, installed, stale, missing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--log", type=int, default=5, metavar="N", help="audit entries shown")
-    prefetch = verbs.add_parser(
-        "prefetch", help="install the allowlist now (e.g. in a Docker build step)"
-    )
+    prefetch = verbs.add_parser("prefetch", help="install the allowlist now (e.g. in a Docker build step)")
     prefetch.add_argument("names", nargs="*", metavar="NAME", help="import names (default: all)")
-    prune = verbs.add_parser(
-        "prune", help="remove what no entry needs and what the core environment shadows"
-    )
+    prune = verbs.add_parser("prune", help="remove what no entry needs and what the core environment shadows")
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
     run = verbs.add_parser(
         "run",
@@ -55,6 +53,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """`run` hands everything after the script or module to the program untouched."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # global options come first
+        i += 2 if argv[i] in _VALUED else 1
+    if i >= len(argv) or argv[i] != "run":
+        return _parser().parse_args(argv)
+    head, rest = argv[: i + 1], argv[i + 1 :]
+    if rest and rest[0] == "-m" and len(rest) >= 2:
+        options = _parser().parse_args([*head, "-m", rest[1]])
+        options.args = rest[2:]
+    elif rest and not rest[0].startswith("-"):
+        options = _parser().parse_args(head)
+        options.module, options.args = None, rest
+    else:
+        options = _parser().parse_args(argv)
+    return options
+
+
 def _load(options: argparse.Namespace) -> tuple[_config.Raw, Plan]:
     arguments: dict[str, object] = {
         "target": options.target,
@@ -63,37 +80,20 @@ def _load(options: argparse.Namespace) -> tuple[_config.Raw, Plan]:
     }
     raw = _config.gather(None, options.pyproject, arguments)
     plan = _config.resolve(raw)
-    found = _target.problem(plan.target)
-    plan.problem = "\t".join(found) if found else ""
+    plan.problem = _target.problem(plan.target)
     return raw, plan
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # `run` hands everything after the script or module to the program untouched.
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):  # global options come first
-        i += 2 if argv[i] in ("--pyproject", "--target", "--installer") else 1
-    if i < len(argv) and argv[i] == "run":
-        head, rest = argv[: i + 1], argv[i + 1 :]
-        if rest and rest[0] == "-m" and len(rest) >= 2:
-            options = _parser().parse_args([*head, "-m", rest[1]])
-            options.args = rest[2:]
-        elif rest and not rest[0].startswith("-"):
-            options = _parser().parse_args(head)
-            options.module, options.args = None, rest
-        else:
-            options = _parser().parse_args(argv)
-    else:
-        options = _parser().parse_args(argv)
+    options = _parse(list(sys.argv[1:] if argv is None else argv))
     try:
         raw, plan = _load(options)
         if options.verb == "status":
             return status(plan, as_json=options.json, log=options.log)
-        if options.verb in ("prefetch", "prune") and not plan.problem:
-            from ._hook import _prepare
+        if options.verb in ("prefetch", "prune") and plan.problem is None:
+            from ._hook import prepare
 
-            _prepare(plan.target)  # the ABI wipe and stamp, as install() does
+            prepare(plan.target)  # the ABI wipe and stamp, as install() does
         if options.verb == "prefetch":
             return prefetch(plan, options.names)
         if options.verb == "prune":
@@ -109,32 +109,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> dict[str, object]:
     from ._allowlist import stale_versions
-    from ._installer import core_distributions
+    from ._environment import core_distributions
 
-    state: dict[str, object] = {
-        "import_name": entry.import_name,
-        "requirements": list(entry.requirements),
-    }
+    state: dict[str, object] = {"import_name": entry.import_name, "requirements": list(entry.requirements)}
     if not entry.active:
-        state["state"] = "not-for-this-platform"
-        return state
+        return {**state, "state": "not-for-this-platform"}
     core = core_distributions([plan.target, *plan.pth_paths])
     in_core = [f"{d} {core[d]}" for d in entry.dists if d in core]
     if in_core or _core_provides(plan, entry.import_name):
-        state["state"] = "core"
-        state["detail"] = ", ".join(in_core) or "the module is importable without the target"
-        return state
+        detail = ", ".join(in_core) or "the module is importable without the target"
+        return {**state, "state": "core", "detail": detail}
     have = {d: target_versions[d] for d in entry.dists if d in target_versions}
     stale = stale_versions(entry, target_versions)
     if stale:
-        state["state"] = "stale"
-        state["detail"] = ", ".join(stale)
-    elif len(have) == len(entry.dists):
-        state["state"] = "installed"
-        state["detail"] = ", ".join(f"{d} {v}" for d, v in have.items())
-    else:
-        state["state"] = "missing"
-    return state
+        return {**state, "state": "stale", "detail": ", ".join(stale)}
+    if len(have) == len(entry.dists):
+        return {**state, "state": "installed", "detail": ", ".join(f"{d} {v}" for d, v in have.items())}
+    return {**state, "state": "missing"}
 
 
 def _core_provides(plan: Plan, import_name: str) -> bool:
@@ -147,26 +138,32 @@ def _core_provides(plan: Plan, import_name: str) -> bool:
     return spec is not None and spec.origin is not None and top == import_name
 
 
-def status(plan: Plan, *, as_json: bool, log: int) -> int:
-    from ._installer import choose
+def status_report(plan: Plan, log: int) -> dict[str, object]:
+    from ._installers import choose
 
     try:
-        installer = choose(plan.installer)[0]
+        installer = choose(plan.settings.installer).name
     except FileNotFoundError as e:
         installer = f"none ({e})"
     versions = _target.installed_versions(plan.target)
-    report = {
+    return {
         "target": plan.target,
         "abi_stamp": _target.read_stamp(plan.target),
         "abi_current": _target.abi_tag(),
         "installer": installer,
-        "installs_enabled": plan.enabled,
-        "problem": plan.problem.partition("\t")[2] or None,
+        "installer_setting": plan.settings.installer,
+        "installs_enabled": plan.settings.enabled,
+        "problem": plan.problem.message if plan.problem else None,
         "pyproject": plan.pyproject or None,
         "entries": [entry_state(plan, e, versions) for e in plan.entries.values()],
         "recent": _audit.last(plan.target, log),
     }
+
+
+def status(plan: Plan, *, as_json: bool, log: int) -> int:
+    report = status_report(plan, log)
     if as_json:
+        report.pop("installer_setting")
         print(json.dumps(report, indent=2))
         return 0
     stamp = report["abi_stamp"]
@@ -176,42 +173,45 @@ def status(plan: Plan, *, as_json: bool, log: int) -> int:
         stamp_note = f"{stamp} (this Python)"
     else:
         stamp_note = f"{stamp} (another Python: the next install() wipes it)"
-    print(f"target:     {plan.target}")
+    print(f"target:     {report['target']}")
     print(f"abi stamp:  {stamp_note}")
-    print(f"installer:  {installer} (setting: {plan.installer})")
-    print(f"installs:   {'enabled' if plan.enabled else 'DISABLED'}")
+    print(f"installer:  {report['installer']} (setting: {report['installer_setting']})")
+    print(f"installs:   {'enabled' if report['installs_enabled'] else 'DISABLED'}")
     if report["problem"]:
         print(f"problem:    {report['problem']}")
+    _print_entries(report["entries"])  # type: ignore[arg-type]
+    _print_recent(report["recent"])  # type: ignore[arg-type]
+    return 0
+
+
+def _print_entries(entries: list[dict[str, object]]) -> None:
     print("allowlist:")
-    entries = report["entries"]
-    assert isinstance(entries, list)
     width = max((len(str(e["import_name"])) for e in entries), default=0)
     for item in entries:
         detail = f" ({item['detail']})" if item.get("detail") else ""
         wanted = ", ".join(str(r) for r in item["requirements"])  # type: ignore[attr-defined]
         print(f"  {item['import_name']:<{width}}  {item['state']:<22} {wanted}{detail}")
-    recent = report["recent"]
-    assert isinstance(recent, list)
-    if recent:
-        print("recent installs:")
-        for r in recent:
-            outcome = "ok" if r.get("status") == 0 else f"failed ({r.get('status')})"
-            listed = r.get("requirements")
-            what = ", ".join(map(str, listed)) if isinstance(listed, list) else ""
-            tool = r.get("installer_version") or r.get("installer")
-            print(
-                f"  {r.get('time')}  {r.get('import_name')}: {what} with {tool}"
-                f" in {r.get('duration_s')} s: {outcome}"
-            )
-    return 0
+
+
+def _print_recent(recent: list[dict[str, object]]) -> None:
+    if not recent:
+        return
+    print("recent installs:")
+    for r in recent:
+        outcome = "ok" if r.get("status") == 0 else f"failed ({r.get('status')})"
+        listed = r.get("requirements")
+        what = ", ".join(map(str, listed)) if isinstance(listed, list) else ""
+        tool = r.get("installer_version") or r.get("installer")
+        print(
+            f"  {r.get('time')}  {r.get('import_name')}: {what} with {tool}"
+            f" in {r.get('duration_s')} s: {outcome}"
+        )
 
 
 # -- prefetch -----------------------------------------------------------------
 
 
 def prefetch(plan: Plan, names: Sequence[str]) -> int:
-    from . import _transaction
-
     unknown = [n for n in names if n not in plan.entries]
     if unknown:
         print(
@@ -222,22 +222,27 @@ def prefetch(plan: Plan, names: Sequence[str]) -> int:
         return 2
     failures = 0
     for name, entry in plan.entries.items():
-        if names and name not in names:
-            continue
-        if not entry.active:
-            print(f"{name}: skipped, not for this platform ({', '.join(entry.requirements)})")
-            continue
-        try:
-            ran = _transaction.install_entry(None, name, entry, plan, ignore_backoff=True)
-            if not _transaction.satisfied(plan.target, name, entry):
-                raise _transaction.still_missing(plan.target, name, entry)
-        except LazyInstallError as e:
-            failures += 1
-            print(f"{name}: FAILED\n{e}", file=sys.stderr)
-            continue
-        what = ", ".join(entry.requirements)
-        print(f"{name}: {'installed' if ran else 'already present'} ({what})")
+        if not names or name in names:
+            failures += not _prefetch_one(plan, entry)
     return 1 if failures else 0
+
+
+def _prefetch_one(plan: Plan, entry: Entry) -> bool:
+    from . import _transaction
+
+    name = entry.import_name
+    if not entry.active:
+        print(f"{name}: skipped, not for this platform ({entry.what})")
+        return True
+    try:
+        ran = _transaction.install_entry(plan, entry, ignore_backoff=True)
+        if not _transaction.satisfied(plan.target, entry):
+            raise _transaction.still_missing(plan.target, entry)
+    except LazyInstallError as e:
+        print(f"{name}: FAILED\n{e}", file=sys.stderr)
+        return False
+    print(f"{name}: {'installed' if ran else 'already present'} ({entry.what})")
+    return True
 
 
 # -- prune --------------------------------------------------------------------
@@ -269,23 +274,23 @@ def run(raw: _config.Raw, module: str | None, args: list[str]) -> int:
     if not module and not args:
         print("lazy-import-hook run: give -m MODULE or SCRIPT", file=sys.stderr)
         return 2
-    install(pyproject=raw.pyproject, **{k: v for k, v in raw.arguments.items()})  # type: ignore[arg-type]
+    install(None, pyproject=raw.pyproject, **raw.arguments)
     if module:
         sys.argv = [module, *args]
         sys.path[0:1] = [os.getcwd()]
         runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return 0
+    script, *rest = args
+    sys.argv = [script, *rest]
+    here = os.path.abspath(script)
+    if os.path.isdir(here) or _is_zip(here):
+        # As python does: a folder or zip runs its __main__ with itself, and
+        # nothing else, first on sys.path (runpy puts it there).
+        del sys.path[0]
+        runpy.run_path(here, run_name="__main__")
     else:
-        script, *rest = args
-        sys.argv = [script, *rest]
-        here = os.path.abspath(script)
-        if os.path.isdir(here) or _is_zip(here):
-            # As python does: a folder or zip runs its __main__ with itself, and
-            # nothing else, first on sys.path (runpy puts it there).
-            del sys.path[0]
-            runpy.run_path(here, run_name="__main__")
-        else:
-            sys.path[0] = os.path.dirname(here)
-            runpy.run_path(script, run_name="__main__")
+        sys.path[0] = os.path.dirname(here)
+        runpy.run_path(script, run_name="__main__")
     return 0
 
 

@@ -13,40 +13,14 @@ import sys
 
 from ._errors import ConfigError
 from ._plan import Plan, environment_tag
+from ._settings import Setting, Settings, env_names, folder_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-ENV_TARGET = "LAZY_IMPORT_HOOK_TARGET"
-ENV_DISABLE = "LAZY_IMPORT_HOOK_DISABLE"
-ENV_INSTALLER = "LAZY_IMPORT_HOOK_INSTALLER"
-ENV_VERBOSE = "LAZY_IMPORT_HOOK_VERBOSE"
-ENV_TIMEOUT = "LAZY_IMPORT_HOOK_TIMEOUT"
 ENV_CACHE = "LAZY_IMPORT_HOOK_CACHE_DIR"
-_ENV_KEYS = (ENV_TARGET, ENV_DISABLE, ENV_INSTALLER, ENV_VERBOSE, ENV_TIMEOUT)
-
 SECTION = "tool.lazy-import-hook"
-INSTALLERS = ("auto", "uv", "pip")
-# pyproject key -> (Plan attribute, type)
-_KEYS: dict[str, tuple[str, type]] = {
-    "target": ("target", str),
-    "installer": ("installer", str),
-    "enabled": ("enabled", bool),
-    "timeout": ("timeout", float),
-    "allow-sdist": ("allow_sdist", bool),
-    "pth-imports": ("pth_imports", bool),
-    "verbose": ("verbose", bool),
-    "confirm": ("confirm", bool),
-    "retry-after": ("retry_after", float),
-}
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
-
-
-def default_target() -> str:
-    """Per environment, outside site-packages: `<sys.prefix>/lazy-import-hook-packages`."""
-    return os.path.join(sys.prefix, "lazy-import-hook-packages")
 
 
 def cache_home() -> str:
@@ -60,22 +34,16 @@ def cache_home() -> str:
 class Raw:
     """The inputs of one `install()` call, before validation."""
 
-    __slots__ = (
-        "allowlist", "arguments", "cache_path", "key", "pyproject", "pyproject_text", "target_hint",
-    )  # fmt: skip
+    __slots__ = ("allowlist", "arguments", "cache_path", "key", "pyproject", "pyproject_text", "target_hint")
 
     def __init__(
-        self,
-        allowlist: object,
-        arguments: dict[str, object],
-        pyproject: str,
-        pyproject_text: str,
+        self, allowlist: object, arguments: dict[str, object], pyproject: str, pyproject_text: str
     ) -> None:
         self.allowlist = allowlist
         self.arguments = arguments
         self.pyproject = pyproject
         self.pyproject_text = pyproject_text
-        env = tuple(os.environ.get(k) for k in _ENV_KEYS)
+        env = tuple(os.environ.get(k) for k in env_names())
         # repr() is deterministic for the str/list/dict/bool values configuration
         # holds; anything stranger only costs a cache miss, then a ConfigError.
         items = sorted(allowlist.items(), key=repr) if isinstance(allowlist, dict) else allowlist
@@ -83,27 +51,23 @@ class Raw:
         self.key = repr(
             (items, sorted(arguments.items()), env, pyproject, pyproject_text, environment_tag(), home)
         )
-        target = arguments.get("target") or os.environ.get(ENV_TARGET)
-        self.target_hint = (
-            target_path(os.fspath(target)) if isinstance(target, (str, os.PathLike)) else ""
-        )
-        if isinstance(target, (str, os.PathLike)) and not pyproject:
-            self.cache_path = os.path.join(target_path(os.fspath(target)), ".lazy-import-hook", "plan")
-        elif isinstance(target, (str, os.PathLike)):
-            self.cache_path = os.path.join(
-                target_path(os.fspath(target)), ".lazy-import-hook", "plan-pyproject"
-            )
-        else:
-            # The target may come from the pyproject itself: keep the cache by its path.
-            name = "".join(c if c.isalnum() else "_" for c in pyproject or "default")[-180:]
-            self.cache_path = os.path.join(cache_home(), f"plan-{name}")
+        self.target_hint = _target_hint(arguments)
+        self.cache_path = _cache_path(self.target_hint, pyproject)
 
 
-def target_path(value: str, base: str | None = None) -> str:
-    path = os.path.expanduser(value)
-    if base is not None and not os.path.isabs(path):
-        path = os.path.join(base, path)
-    return os.path.abspath(path)
+def _target_hint(arguments: Mapping[str, object]) -> str:
+    """The target named by an argument or the environment (the pyproject may name another)."""
+    target = arguments.get("target") or os.environ.get(str(Settings.target.env))
+    return folder_path(os.fspath(target)) if isinstance(target, (str, os.PathLike)) else ""
+
+
+def _cache_path(target_hint: str, pyproject: str) -> str:
+    if target_hint:
+        name = "plan-pyproject" if pyproject else "plan"
+        return os.path.join(target_hint, ".lazy-import-hook", name)
+    # The target may come from the pyproject itself: keep the cache by its path.
+    name = "".join(c if c.isalnum() else "_" for c in pyproject or "default")[-180:]
+    return os.path.join(cache_home(), f"plan-{name}")
 
 
 def find_pyproject(start: str | None = None) -> str | None:
@@ -126,67 +90,41 @@ def find_pyproject(start: str | None = None) -> str | None:
 def gather(
     allowlist: Mapping[str, object] | None,
     pyproject: str | os.PathLike[str] | None,
-    arguments: dict[str, object],
+    arguments: Mapping[str, object],
 ) -> Raw:
-    arguments = {k: v for k, v in arguments.items() if v is not None}
+    """The raw inputs of `install()`: cheap, no validation beyond their shape."""
+    given = {k: v for k, v in arguments.items() if v is not None}
     if allowlist is not None and not (hasattr(allowlist, "keys") and hasattr(allowlist, "items")):
         raise ConfigError(
             f"allowlist must be a mapping of import name to requirement(s), "
             f"got {type(allowlist).__name__}: {allowlist!r:.80}"
         )
-    path = ""
-    text = ""
+    path = text = ""
     if pyproject is not None or allowlist is None:
-        if pyproject is not None:
-            path = os.path.abspath(os.fspath(pyproject))
-        else:
-            found = find_pyproject()
-            if found is None:
-                raise ConfigError(
-                    "no allowlist given and no pyproject.toml with [tool.lazy-import-hook] "
-                    f"found in {os.getcwd()} or above; pass install(allowlist={{...}}) "
-                    "or install(pyproject='path/to/pyproject.toml')"
-                )
-            path = found
-        if any(ord(c) < 32 for c in path):
-            raise ConfigError(f"pyproject path {path!r}: control characters are not allowed")
+        path = _pyproject_path(pyproject)
         try:
             with open(path, "rb") as f:
                 text = f.read().decode("utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"cannot read pyproject file {path}: {e}") from e
-    return Raw(
-        dict(allowlist) if allowlist is not None else None,
-        arguments,
-        path,
-        text,
-    )
+    return Raw(dict(allowlist) if allowlist is not None else None, given, path, text)
 
 
-def _env_bool(name: str) -> bool | None:
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    if value.strip().lower() in _TRUE:
-        return True
-    if value.strip().lower() in _FALSE:
-        return False
-    raise ConfigError(f"environment variable {name}={value!r}: use 1 or 0")
-
-
-def _check_type(where: str, value: object, kind: type) -> object:
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not value > 0 or value == float("inf"):  # also refuses NaN
-            raise ConfigError(f"{where} = {value!r}: must be a positive number of seconds")
-        return float(value)
-    if kind is str and isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, kind) or (kind is str and not value):
-        expected = "non-empty string" if kind is str else kind.__name__
-        raise ConfigError(f"{where} = {value!r}: expected a {expected}")
-    if kind is str and any(ord(c) < 32 for c in str(value)):
-        raise ConfigError(f"{where} = {value!r}: control characters are not allowed")
-    return value
+def _pyproject_path(pyproject: str | os.PathLike[str] | None) -> str:
+    if pyproject is not None:
+        path = os.path.abspath(os.fspath(pyproject))
+    else:
+        found = find_pyproject()
+        if found is None:
+            raise ConfigError(
+                "no allowlist given and no pyproject.toml with [tool.lazy-import-hook] "
+                f"found in {os.getcwd()} or above; pass install(allowlist={{...}}) "
+                "or install(pyproject='path/to/pyproject.toml')"
+            )
+        path = found
+    if any(ord(c) < 32 for c in path):
+        raise ConfigError(f"pyproject path {path!r}: control characters are not allowed")
+    return path
 
 
 def _read_table(raw: Raw) -> dict[str, object]:
@@ -203,11 +141,12 @@ def _read_table(raw: Raw) -> dict[str, object]:
     table = data.get("tool", {}).get("lazy-import-hook")
     if not isinstance(table, dict):
         raise ConfigError(f"{raw.pyproject}: no [{SECTION}] table")
-    unknown = sorted(set(table) - set(_KEYS) - {"allowlist"})
+    known = [row.key for row in Settings.rows()]
+    unknown = sorted(set(table) - set(known) - {"allowlist"})
     if unknown:
         raise ConfigError(
             f"{raw.pyproject}: unknown key(s) in [{SECTION}]: {', '.join(unknown)}; "
-            f"known keys: allowlist, {', '.join(_KEYS)}"
+            f"known keys: allowlist, {', '.join(known)}"
         )
     return table
 
@@ -217,49 +156,28 @@ def resolve(raw: Raw) -> Plan:
     from ._allowlist import parse_allowlist
 
     table = _read_table(raw)
-    where = f"{raw.pyproject} [{SECTION}]" if raw.pyproject else "pyproject"
-    values: dict[str, object] = {}
-    for key, (attr, kind) in _KEYS.items():
-        if key in table:
-            values[attr] = _check_type(f"{where} {key}", table[key], kind)
-    if "target" in values:
-        values["target"] = target_path(str(values["target"]), os.path.dirname(raw.pyproject))
-    # Environment
-    if os.environ.get(ENV_TARGET):
-        values["target"] = target_path(str(_check_type(ENV_TARGET, os.environ[ENV_TARGET], str)))
-    if os.environ.get(ENV_INSTALLER):
-        values["installer"] = os.environ[ENV_INSTALLER].strip().lower()
-    verbose = _env_bool(ENV_VERBOSE)
-    if verbose is not None:
-        values["verbose"] = verbose
-    if os.environ.get(ENV_TIMEOUT):
-        try:
-            values["timeout"] = _check_type(ENV_TIMEOUT, float(os.environ[ENV_TIMEOUT]), float)
-        except ValueError as e:
-            raise ConfigError(f"{ENV_TIMEOUT}={os.environ[ENV_TIMEOUT]!r}: not a number") from e
-    # Arguments
-    for attr, kind in _KEYS.values():
-        if attr in raw.arguments:
-            values[attr] = _check_type(f"install({attr}=...)", raw.arguments[attr], kind)
-    if "target" in raw.arguments:
-        values["target"] = target_path(str(values["target"]))
-    # The kill switch: any source that disables installs wins.
-    enabled = bool(values.get("enabled", True))
-    if table.get("enabled") is False or _env_bool(ENV_DISABLE):
-        enabled = False
-    values["enabled"] = enabled
-    if values.get("installer", "auto") not in INSTALLERS:
-        raise ConfigError(
-            f"installer {values['installer']!r}: use one of {', '.join(INSTALLERS)} "
-            f"(argument, {ENV_INSTALLER} or pyproject 'installer')"
-        )
-    if "target" not in values:
-        values["target"] = default_target()
+    settings = Settings(**{row.name: _value(row, table, raw) for row in Settings.rows()})
     source = raw.allowlist if raw.allowlist is not None else table.get("allowlist")
     if source is None:
         raise ConfigError(f"{raw.pyproject}: [{SECTION}] has no 'allowlist' table")
-    entries = parse_allowlist(
-        source,
-        where=f"{raw.pyproject} [{SECTION}.allowlist]" if raw.allowlist is None else "allowlist",
-    )
-    return Plan(entries=entries, pyproject=raw.pyproject, **values)  # type: ignore[arg-type]
+    where = f"{raw.pyproject} [{SECTION}.allowlist]" if raw.allowlist is None else "allowlist"
+    return Plan(settings, parse_allowlist(source, where=where), raw.pyproject)
+
+
+def _value(row: Setting[object], table: Mapping[str, object], raw: Raw) -> object:
+    """One setting from its sources, strongest last; a kill switch is off if
+    any source turns it off."""
+    where = f"{raw.pyproject} [{SECTION}]" if raw.pyproject else "pyproject"
+    found: list[object] = []
+    if row.key in table:
+        checked = row.kind.check(table[row.key], f"{where} {row.key}")
+        found.append(row.kind.finish(checked, os.path.dirname(raw.pyproject)))
+    from_env = row.env_value()
+    if from_env is not None:
+        found.append(row.kind.finish(from_env, None))
+    if row.name in raw.arguments:
+        checked = row.kind.check(raw.arguments[row.name], f"install({row.name}=...)")
+        found.append(row.kind.finish(checked, None))
+    if row.kill_switch:
+        return all(found) if found else row.default()
+    return found[-1] if found else row.default()

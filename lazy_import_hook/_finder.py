@@ -12,6 +12,7 @@ import os
 import sys
 
 from ._errors import LazyInstallError
+from ._target import mtime, path_entry_finder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -114,10 +115,11 @@ class LazyFinder:
 
         self._local.busy = True
         try:
-            _transaction.install_entry(self, entry.import_name, entry)
+            if _transaction.install_entry(self.plan, entry, since=self.retry_failures_after):
+                self._after_install(entry)
             spec = self.find_in_target(fullname, path)
             if spec is None:
-                raise _transaction.still_missing(self.target, entry.import_name, entry)
+                raise _transaction.still_missing(self.target, entry)
             return spec
         except LazyInstallError as e:
             self._failed[fullname] = e
@@ -133,6 +135,21 @@ class LazyFinder:
         finally:
             self._local.busy = False
 
+    def _after_install(self, entry: Entry) -> None:
+        """Re-scan the target and rewrite the startup cache, so other starts stay warm.
+
+        A dependency this install brought may be another entry's module at a
+        version its pin does not allow: hide it too, never serve it."""
+        from ._allowlist import scan
+        from ._plan import write_cache
+
+        self.unhide(entry.import_name)
+        checked_at = mtime(self.target)
+        scan(self.plan)
+        hide(self.target, self.plan.hidden, self.hidden)
+        if self.cache_path:
+            write_cache(self.cache_path, self.plan, self.cache_key, checked_at)
+
     def find_in_target(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
         """After an install: refresh caches and find the module in the target."""
         from importlib.machinery import PathFinder
@@ -140,7 +157,8 @@ class LazyFinder:
         self.unhide(fullname)
         self.refresh_import_caches()
         if path is None:
-            from ._target import activate, read_pth
+            from ._pth import read_pth
+            from ._target import activate
 
             pth_paths, _ = read_pth(self.target)
             activate([self.target, *pth_paths])
@@ -182,16 +200,6 @@ class HidingFinder:
         return getattr(self.inner, name)
 
 
-def path_entry_finder(folder: str) -> object | None:
-    """A fresh finder for one folder, from sys.path_hooks, as PathFinder makes them."""
-    for hook in sys.path_hooks:
-        try:
-            return hook(folder)
-        except ImportError:
-            continue
-    return None
-
-
 def hide(target: str, names: Iterable[str], hidden: set[str]) -> None:
     for name in names:
         hidden.add(name)
@@ -203,3 +211,4 @@ def hide(target: str, names: Iterable[str], hidden: set[str]) -> None:
         inner = current if current is not None else path_entry_finder(folder)
         if inner is not None:
             sys.path_importer_cache[folder] = HidingFinder(inner, hidden)
+

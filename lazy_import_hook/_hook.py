@@ -1,11 +1,11 @@
-"""`install()` and `uninstall()`: the startup path.
+"""`install()`, `uninstall()` and `child_env()`: the startup path.
 
 Warm start (nothing changed since the last start): read the environment and,
 if configured so, the pyproject bytes; read one small cache file; stat the
 target; read the ABI stamp; append to sys.path and sys.meta_path. No
-`packaging`, `tomllib`, `importlib.metadata` or `subprocess` is imported.
-Anything else (first start, changed configuration, changed target) takes the
-slow path, which validates everything and rewrites the cache.
+`packaging`, `tomllib`, `importlib.metadata`, `subprocess` or `logging` is
+imported. Anything else (first start, changed configuration, changed
+target) takes the slow path, which validates everything and rewrites the cache.
 """
 
 from __future__ import annotations
@@ -16,25 +16,20 @@ import sys
 from . import _config, _plan, _target
 from ._errors import ConfigError
 from ._finder import LazyFinder
+from ._settings import Settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+_CHILD_KEY = "child"
+
 
 def install(
     allowlist: Mapping[str, object] | None = None,
     *,
-    target: str | os.PathLike[str] | None = None,
     pyproject: str | os.PathLike[str] | None = None,
-    installer: str | None = None,
-    enabled: bool | None = None,
-    timeout: float | None = None,
-    allow_sdist: bool | None = None,
-    pth_imports: bool | None = None,
-    verbose: bool | None = None,
-    confirm: bool | None = None,
-    retry_after: float | None = None,
+    **settings: object,
 ) -> LazyFinder:
     """Activate the target and append the lazy-install finder to sys.meta_path.
 
@@ -42,22 +37,17 @@ def install(
     a table `{"requirement": ..., "hashes": [...], "allow-sdist": bool}`. With
     `allowlist=None` the `[tool.lazy-import-hook]` table of pyproject.toml is
     used (`pyproject=`, else the nearest one above the current directory).
+    The other keyword arguments are the settings (see the README's table:
+    target, installer, enabled, timeout, ...); None means "not given".
     Settings: arguments > environment > pyproject > defaults; any source that
     disables installs wins. Raises `ConfigError` for bad configuration.
     Calling it again replaces the previous finder. Returns the finder.
     """
-    arguments: dict[str, object] = {
-        "target": target,
-        "installer": installer,
-        "enabled": enabled,
-        "timeout": timeout,
-        "allow_sdist": allow_sdist,
-        "pth_imports": pth_imports,
-        "verbose": verbose,
-        "confirm": confirm,
-        "retry_after": retry_after,
-    }
-    raw = _config.gather(allowlist, pyproject, arguments)
+    unknown = sorted(name for name in settings if Settings.row(name) is None)
+    if unknown:
+        known = ", ".join(row.name for row in Settings.rows())
+        raise TypeError(f"install() got unknown setting(s) {', '.join(unknown)}; known: {known}")
+    raw = _config.gather(allowlist, pyproject, settings)
     plan = _warm_plan(raw)
     if plan is None:
         plan = _slow_plan(raw)
@@ -66,13 +56,28 @@ def install(
     return _activate(plan, raw.key, raw.cache_path)
 
 
+def _settings_doc() -> str:
+    """The settings table, as install()'s docstring lists it."""
+    lines = ["", "    Settings (keyword arguments; environment variable; default):", ""]
+    for row in Settings.rows():
+        default = row.shown_default or repr(row.default())
+        env = f"; {row.env}" if row.env else ""
+        lines.append(f"    {row.name}: {row.doc}{env}; default {default}")
+    return "\n".join(lines) + "\n"
+
+
+install.__doc__ = (install.__doc__ or "") + _settings_doc()
+
+
 def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
     """Target (and its .pth paths) to the END of sys.path, unless unsafe; the
     finder to the END of sys.meta_path, replacing an earlier one."""
-    if not plan.problem.startswith("unsafe"):
+    if not plan.unsafe:
         _target.activate([plan.target, *plan.pth_paths])
-        if plan.pth_imports:
-            _target.run_pth_imports(_target.read_pth(plan.target)[1])
+        if plan.settings.pth_imports:
+            from . import _pth
+
+            _pth.run_pth_imports(_pth.read_pth(plan.target)[1])
     finder = LazyFinder(plan, key, cache_path)
     uninstall()
     sys.meta_path.append(finder)
@@ -88,10 +93,6 @@ def uninstall() -> None:
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, LazyFinder)]
 
 
-CHILD_PLAN = "LAZY_IMPORT_HOOK_CHILD_PLAN"
-_CHILD_KEY = "child"
-
-
 def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """An environment for subprocesses that gives them the same behaviour:
     the target appended to sys.path (never prepended) and the hook active
@@ -102,44 +103,25 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     Works for children running this same environment's Python (they must be
     able to import lazy_import_hook). Raises RuntimeError before install().
     """
+    from ._child import with_child_hook
+
     finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
     if finder is None:
         raise RuntimeError("lazy_import_hook.child_env() needs install() to have run first")
-    result = without_child_hook(os.environ if env is None else env)
-    result["PYTHONPATH"] = os.pathsep.join(
-        [_autostart_dir(), *filter(None, result.get("PYTHONPATH", "").split(os.pathsep))]
-    )
-    result[CHILD_PLAN] = finder.plan.dumps(_CHILD_KEY, _target.mtime(finder.target))
-    return result
-
-
-def without_child_hook(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` without what `child_env()` adds (the installers run with this:
-    the hook must never run inside them)."""
-    result = dict(env)
-    result.pop(CHILD_PLAN, None)
-    if "PYTHONPATH" in result:
-        here = _autostart_dir()
-        kept = [p for p in result["PYTHONPATH"].split(os.pathsep) if p and p != here]
-        if kept:
-            result["PYTHONPATH"] = os.pathsep.join(kept)
-        else:
-            del result["PYTHONPATH"]
-    return result
-
-
-def _autostart_dir() -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_autostart")
+    text = _plan.dumps(finder.plan, _CHILD_KEY, _target.mtime(finder.target))
+    return with_child_hook(os.environ if env is None else env, text)
 
 
 def install_plan(text: str) -> LazyFinder:
     """The child side of `child_env()`: install the hook from a parent's plan."""
-    loaded = _plan.Plan.loads(text, _CHILD_KEY)
+    from ._child import CHILD_PLAN
+
+    loaded = _plan.loads(text, _CHILD_KEY)
     if loaded is None:
         raise ValueError(f"{CHILD_PLAN} does not hold a plan of this lazy-import-hook version")
     plan = loaded[0]
-    if _config._env_bool(_config.ENV_DISABLE):
-        plan.enabled = False  # the kill switch holds in children too
+    if Settings.enabled.env_value() is False:
+        plan.settings.__dict__["enabled"] = False  # the kill switch holds in children too
     if _target.needs_wipe(plan.target):
         raise ValueError(f"the target {plan.target} was built for another Python")
     return _activate(plan, _CHILD_KEY, "")  # "": a child keeps no cache of its own
@@ -149,39 +131,41 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
     cached = _plan.read_cache(raw.cache_path, raw.key)
     if cached is None:
         return None
-    plan, mtime = cached
+    plan, checked_at = cached
     try:
         st = os.stat(plan.target)
     except OSError:
         return None
-    if st.st_mtime_ns != mtime or _target.needs_wipe(plan.target):
+    if st.st_mtime_ns != checked_at or _target.needs_wipe(plan.target):
         return None
     if raw.target_hint and plan.target != raw.target_hint:
         return None  # the cache names another target than the one asked for
-    if plan.problem.startswith("unsafe") or _target.untrusted(st):
+    if plan.unsafe or _target.untrusted(st):
         return None  # an unsafe target is checked afresh every time (chmod keeps mtime)
     return plan
 
 
 def _slow_plan(raw: _config.Raw) -> _plan.Plan:
+    from ._allowlist import scan
+
     plan = _config.resolve(raw)  # ConfigError for anything bad
-    target = plan.target
-    found = _target.problem(target)
-    if not found:
+    plan.problem = _target.problem(plan.target)
+    if plan.problem is None:
         try:
-            _prepare(target)
+            prepare(plan.target)
         except OSError as e:
-            found = ("readonly", f"{target} is not writable: {e}")
-    plan.problem = "\t".join(found) if found else ""
+            plan.problem = _target.Problem(
+                _target.Problem.READONLY, f"{plan.target} is not writable: {e}"
+            )
     _report_problem(plan)
-    mtime = _target.mtime(target)
-    _target.scan(plan)
-    if not plan.problem.startswith("unsafe"):  # nothing of ours goes into an unsafe folder
-        _plan.write_cache(raw.cache_path, plan, raw.key, mtime)
+    checked_at = _target.mtime(plan.target)
+    scan(plan)
+    if not plan.unsafe:  # nothing of ours goes into an unsafe folder
+        _plan.write_cache(raw.cache_path, plan, raw.key, checked_at)
     return plan
 
 
-def _prepare(target: str) -> None:
+def prepare(target: str) -> None:
     """Create the target, wipe it if built for another ABI, stamp it.
 
     A folder the hook never managed is adopted only when everything in it
@@ -197,26 +181,31 @@ def _prepare(target: str) -> None:
             )
     os.makedirs(_target.meta(target), exist_ok=True)  # before the mtime is taken
     if _target.needs_wipe(target) or _target.read_stamp(target) is None:
-        from ._lock import lock
+        _wipe_or_stamp(target)
 
-        with lock(target):
-            if _target.needs_wipe(target):
-                removed = _target.wipe(target)
-                _warn(
-                    f"the target {target} was built for another Python "
-                    f"({len(removed)} entries removed); packages will be installed again",
-                    RuntimeWarning,
-                )
-            elif _target.read_stamp(target) is None:
-                _target.write_stamp(target)
+
+
+def _wipe_or_stamp(target: str) -> None:
+    from ._lock import lock
+
+    with lock(target):
+        if _target.needs_wipe(target):
+            removed = _target.wipe(target)
+            _warn(
+                f"the target {target} was built for another Python "
+                f"({len(removed)} entries removed); packages will be installed again",
+                RuntimeWarning,
+            )
+        elif _target.read_stamp(target) is None:
+            _target.write_stamp(target)
 
 
 def _report_problem(plan: _plan.Plan) -> None:
-    kind, _, message = plan.problem.partition("\t")
-    if kind == "unsafe":
-        _warn(f"{message}; the target is NOT added to sys.path and nothing installs into it")
-    elif kind == "readonly" and plan.enabled:
-        _warn(f"{message}; packages already there still import, nothing new can be installed")
+    problem = plan.problem
+    if problem is not None and problem.unsafe:
+        _warn(f"{problem.message}; the target is NOT added to sys.path and nothing installs into it")
+    elif problem is not None and plan.settings.enabled:
+        _warn(f"{problem.message}; packages already there still import, nothing new can be installed")
 
 
 def _warn(message: str, category: type[Warning] = UserWarning) -> None:
@@ -231,3 +220,4 @@ def _register_abc() -> None:
     abc = sys.modules.get("importlib.abc")
     if abc is not None:
         abc.MetaPathFinder.register(LazyFinder)
+

@@ -1,11 +1,12 @@
-"""The validated configuration (a `Plan`) and its startup cache.
+"""The validated configuration (a `Plan` of `Entry`s) and its startup cache.
 
 `install()` runs at every start of the application. Validating the allowlist
 needs `packaging` and reading pyproject needs `tomllib` (together ~60 ms), so
-the validated result is cached in a small line-based file, keyed by the raw
-inputs (allowlist, settings, pyproject text, interpreter, platform) and by the
-target's modification time. When neither changed, `install()` reads this file
-and nothing else. Nothing here imports more than `os` and `sys`.
+the validated result is cached in a small text file of named fields, keyed
+by the raw inputs (allowlist, settings, pyproject text, interpreter,
+platform), by the target's modification time, and by this package's version.
+A cache with a field missing, an extra field, a value that does not parse,
+or another version is ignored: the slow path validates everything again.
 """
 
 from __future__ import annotations
@@ -13,215 +14,228 @@ from __future__ import annotations
 import os
 import sys
 
+from ._settings import Settings
+from ._target import Problem, read_trusted
+from ._version import VERSION
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
-FORMAT = "lazy-import-hook plan 4"
-_SEP = "\x1f"  # never inside a validated requirement: control characters are refused
+HEADER = f"lazy-import-hook plan {VERSION}"
 
 
 class Entry:
     """One allow-listed import name and what installs it."""
 
-    __slots__ = ("active", "allow_sdist", "dists", "hashes", "import_name", "pins", "requirements")
+    __slots__ = ("active", "allow_sdist", "dists", "hashes", "import_name", "requirements")
 
     def __init__(
         self,
         import_name: str,
-        requirements: tuple[str, ...],
+        requirements: Sequence[str],
         *,
-        dists: tuple[str, ...],
-        hashes: tuple[str, ...] = (),
+        dists: Sequence[str],
+        hashes: Sequence[str] = (),
         allow_sdist: bool = False,
         active: bool = True,
-        pins: tuple[str, ...] = (),
     ) -> None:
         self.import_name = import_name
-        self.requirements = requirements  # re-serialised by packaging, markers included
-        self.dists = dists  # canonical distribution names, same order
-        self.hashes = hashes
+        self.requirements = tuple(requirements)  # re-serialised by packaging, markers included
+        self.dists = tuple(dists)  # canonical distribution names, same order
+        self.hashes = tuple(hashes)
         self.allow_sdist = allow_sdist
         self.active = active  # False: every marker is false here; never installs
-        # Constraint lines ("name<spec>", no extras or marker) of the requirements
-        # whose marker is true and that have a specifier: other installs honour them.
-        self.pins = pins
 
     def __repr__(self) -> str:
         return f"Entry({self.import_name!r}, {self.requirements!r}, active={self.active})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Entry) and self._fields() == other._fields()
+        return isinstance(other, Entry) and _fields(self) == _fields(other)
 
     def __hash__(self) -> int:
-        return hash(self._fields())
+        return hash(tuple(_fields(self).values()))
 
-    def _fields(self) -> tuple[object, ...]:
-        return (
-            self.import_name,
-            self.requirements,
-            self.dists,
-            self.hashes,
-            self.allow_sdist,
-            self.active,
-            self.pins,
-        )
-
-    def to_line(self) -> str:
-        return "\t".join(
-            (
-                self.import_name,
-                "1" if self.active else "0",
-                "1" if self.allow_sdist else "0",
-                _SEP.join(self.requirements),
-                _SEP.join(self.dists),
-                _SEP.join(self.hashes),
-                _SEP.join(self.pins),
-            )
-        )
-
-    @classmethod
-    def from_line(cls, line: str) -> Entry:
-        name, active, sdist, reqs, dists, hashes, pins = line.split("\t")
-        return cls(
-            name,
-            tuple(reqs.split(_SEP)) if reqs else (),
-            dists=tuple(dists.split(_SEP)) if dists else (),
-            hashes=tuple(hashes.split(_SEP)) if hashes else (),
-            allow_sdist=sdist == "1",
-            active=active == "1",
-            pins=tuple(pins.split(_SEP)) if pins else (),
-        )
+    @property
+    def what(self) -> str:
+        """The requirements, as a person reads them."""
+        return ", ".join(self.requirements)
 
 
 class Plan:
     """Validated settings plus the allowlist, and what the target held when checked."""
 
-    __slots__ = (
-        "allow_sdist",
-        "confirm",
-        "enabled",
-        "entries",
-        "hidden",
-        "installer",
-        "problem",
-        "pth_imports",
-        "pth_paths",
-        "pyproject",
-        "retry_after",
-        "target",
-        "timeout",
-        "verbose",
-    )
+    __slots__ = ("entries", "hidden", "problem", "pth_paths", "pyproject", "settings")
 
-    def __init__(
-        self,
-        *,
-        target: str,
-        entries: Iterable[Entry] = (),
-        installer: str = "auto",
-        enabled: bool = True,
-        timeout: float = 900.0,
-        allow_sdist: bool = False,
-        pth_imports: bool = False,
-        verbose: bool = False,
-        confirm: bool = False,
-        retry_after: float = 60.0,
-        pyproject: str = "",
-    ) -> None:
-        self.target = target
+    def __init__(self, settings: Settings, entries: Iterable[Entry] = (), pyproject: str = "") -> None:
+        self.settings = settings
         self.entries = {e.import_name: e for e in entries}
-        self.installer = installer
-        self.enabled = enabled
-        self.timeout = timeout
-        self.allow_sdist = allow_sdist
-        self.pth_imports = pth_imports
-        self.verbose = verbose
-        self.confirm = confirm
-        self.retry_after = retry_after
-        self.pyproject = pyproject
-        # Derived from the target's contents (see _target.scan):
+        self.pyproject = pyproject  # where the configuration came from, if from a file
+        # Derived from the target's contents (see _allowlist.scan):
         self.hidden: tuple[str, ...] = ()  # import names whose installed version is stale
         self.pth_paths: tuple[str, ...] = ()  # path lines of the target's .pth files
-        self.problem = ""  # why installs into the target are refused, if they are
+        self.problem: Problem | None = None  # why installs into the target are refused
 
-    _SCALARS = (
-        ("target", str),
-        ("installer", str),
-        ("enabled", bool),
-        ("timeout", float),
-        ("allow_sdist", bool),
-        ("pth_imports", bool),
-        ("verbose", bool),
-        ("confirm", bool),
-        ("retry_after", float),
-        ("pyproject", str),
-        ("problem", str),
-    )
+    @property
+    def target(self) -> str:
+        return self.settings.target
 
-    def dumps(self, key: str, target_mtime: int) -> str:
-        lines = [FORMAT, key, str(target_mtime)]
-        for attr, kind in self._SCALARS:
-            value = getattr(self, attr)
-            lines.append(("1" if value else "0") if kind is bool else str(value))
-        lines.append(_SEP.join(self.hidden))
-        lines.append(_SEP.join(self.pth_paths))
-        lines.extend(e.to_line() for e in self.entries.values())
-        return "\n".join(lines) + "\n"
+    @property
+    def unsafe(self) -> bool:
+        return self.problem is not None and self.problem.unsafe
 
-    @classmethod
-    def loads(cls, text: str, key: str) -> tuple[Plan, int] | None:
-        """The cached plan and the target mtime it was checked at, if `key` matches."""
-        lines = text.split("\n")
-        n = len(cls._SCALARS)
-        if len(lines) < n + 5 or lines[0] != FORMAT or lines[1] != key:
+
+# -- the cache file -------------------------------------------------------------
+# One `name<TAB>value` line per field, then an `entries` line naming the
+# entry fields and one line per entry with the values in that order: the
+# names are checked, so a field added, removed or renamed is never misread.
+
+_ESCAPES = (("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x1f", "\\u"))
+_LIST = "\x1f"  # between the items of a list value
+
+
+def _esc(text: str) -> str:
+    """One value on one line: backslash, tab, line ends and the list separator
+    escaped (plain str.replace: no codec to import at every start)."""
+    text = text.replace("\\", "\\\\")
+    for raw, escaped in _ESCAPES:
+        text = text.replace(raw, escaped)
+    return text
+
+
+def _unesc(text: str) -> str:
+    if "\\" not in text:
+        return text
+    parts = text.split("\\\\")  # escaped backslashes first: what is left are escapes
+    for raw, escaped in _ESCAPES:
+        parts = [part.replace(escaped, raw) for part in parts]
+    return "\\".join(parts)
+
+
+def _strs(values: Iterable[str]) -> str:
+    return _LIST.join(map(_esc, values))
+
+
+def _unstrs(text: str) -> tuple[str, ...]:
+    return tuple(map(_unesc, text.split(_LIST))) if text else ()
+
+
+def _flag(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "1"
+
+
+def _dump_str(value: object) -> str:
+    return _esc(str(value))
+
+
+def _dump_strs(value: object) -> str:
+    assert isinstance(value, tuple)
+    return _strs(map(str, value))
+
+
+def _dump_flag(value: object) -> str:
+    return "1" if value else "0"
+
+
+_ENTRY_CODECS: dict[str, tuple[Callable[[object], str], Callable[[str], object]]] = {
+    "import_name": (_dump_str, _unesc),
+    "requirements": (_dump_strs, _unstrs),
+    "dists": (_dump_strs, _unstrs),
+    "hashes": (_dump_strs, _unstrs),
+    "allow_sdist": (_dump_flag, _flag),
+    "active": (_dump_flag, _flag),
+}
+_ENTRIES_LINE = "entries\t" + "\t".join(_ENTRY_CODECS)
+
+
+def _fields(entry: Entry) -> dict[str, object]:
+    return {name: getattr(entry, name) for name in _ENTRY_CODECS}
+
+
+def dumps(plan: Plan, key: str, target_mtime: int) -> str:
+    problem = plan.problem or Problem("", "")
+    fields = {
+        "key": _esc(key),
+        "target_mtime": str(target_mtime),
+        "pyproject": _esc(plan.pyproject),
+        "fact.hidden": _strs(plan.hidden),
+        "fact.pth_paths": _strs(plan.pth_paths),
+        "fact.problem_kind": _esc(problem.kind),
+        "fact.problem_message": _esc(problem.message),
+    }
+    for row in Settings.rows():
+        fields[f"setting.{row.name}"] = _esc(row.kind.dump(getattr(plan.settings, row.name)))
+    lines = [HEADER, *(f"{k}\t{v}" for k, v in fields.items()), _ENTRIES_LINE]
+    for entry in plan.entries.values():
+        values = (dump(getattr(entry, name)) for name, (dump, _) in _ENTRY_CODECS.items())
+        lines.append("entry\t" + "\t".join(values))
+    return "\n".join(lines) + "\n"
+
+
+def loads(text: str, key: str) -> tuple[Plan, int] | None:
+    """The cached plan and the target mtime it was checked at, if `key` matches
+    and every field is there, known and well-formed."""
+    head, sep, entry_lines = text.partition("\n" + _ENTRIES_LINE + "\n")
+    lines = head.split("\n")
+    if not sep or lines[0] != HEADER or (entry_lines and not entry_lines.endswith("\n")):
+        return None
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        name, tab, value = line.partition("\t")
+        if not tab or name in fields:
             return None
-        try:
-            values: dict[str, object] = {}
-            for (attr, kind), raw in zip(cls._SCALARS, lines[3 : 3 + n]):
-                values[attr] = raw == "1" if kind is bool else kind(raw)
-            problem = values.pop("problem")
-            plan = cls(
-                entries=[Entry.from_line(line) for line in lines[n + 5 :] if line],
-                **values,  # type: ignore[arg-type]
-            )
-            plan.problem = str(problem)
-            hidden, pth = lines[n + 3], lines[n + 4]
-            plan.hidden = tuple(hidden.split(_SEP)) if hidden else ()
-            plan.pth_paths = tuple(pth.split(_SEP)) if pth else ()
-            return plan, int(lines[2])
-        except ValueError:
-            return None
+        fields[name] = value
+    try:
+        return _from_fields(fields, entry_lines.split("\n")[:-1], key)
+    except (ValueError, KeyError, UnicodeError):
+        return None
+
+
+def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tuple[Plan, int] | None:
+    rows = Settings.rows()
+    expected = {"key", "target_mtime", "pyproject", "fact.hidden", "fact.pth_paths",
+                "fact.problem_kind", "fact.problem_message",
+                *(f"setting.{row.name}" for row in rows)}  # fmt: skip
+    if fields.keys() != expected or _unesc(fields["key"]) != key:
+        return None
+    values = {row.name: row.kind.load(_unesc(fields[f"setting.{row.name}"])) for row in rows}
+    plan = Plan(Settings(**values), map(_entry, entry_lines), _unesc(fields["pyproject"]))
+    plan.hidden = _unstrs(fields["fact.hidden"])
+    plan.pth_paths = _unstrs(fields["fact.pth_paths"])
+    kind = _unesc(fields["fact.problem_kind"])
+    if kind not in ("", Problem.UNSAFE, Problem.READONLY):
+        return None
+    plan.problem = Problem(kind, _unesc(fields["fact.problem_message"])) if kind else None
+    return plan, int(fields["target_mtime"])
+
+
+def _entry(line: str) -> Entry:
+    tag, *raw = line.split("\t")
+    if tag != "entry" or len(raw) != len(_ENTRY_CODECS):
+        raise ValueError("not an entry line")
+    values = {name: load(text) for (name, (_, load)), text in zip(_ENTRY_CODECS.items(), raw)}
+    name = str(values.pop("import_name"))
+    return Entry(name, **values)  # type: ignore[arg-type]
 
 
 def read_cache(path: str, key: str) -> tuple[Plan, int] | None:
     """The cached plan, if `key` matches and nobody but us (or root) could have
     written the file: its contents decide what goes on sys.path."""
-    from ._target import untrusted
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            if untrusted(os.fstat(f.fileno())):
-                return None
-            text = f.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return Plan.loads(text, key)
+    text = read_trusted(path)
+    return None if text is None else loads(text, key)
 
 
 def write_cache(path: str, plan: Plan, key: str, target_mtime: int) -> None:
     """Best effort: a cache that cannot be written only costs the next start time."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+    from ._files import atomic_write
+
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(plan.dumps(key, target_mtime))
-        os.replace(tmp, path)
+        atomic_write(path, dumps(plan, key, target_mtime))
     except (OSError, ValueError):  # ValueError: a path this file system cannot encode
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
 
 
 def environment_tag() -> str:

@@ -6,6 +6,7 @@ import os
 import shutil
 
 from . import _target
+from ._files import dist_folders, record_paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,17 +44,26 @@ def plan_removals(plan: Plan) -> list[tuple[str, str]]:
     else, and any copy of a distribution that the core environment has (the
     core copy is what gets imported anyway).
     """
+    from ._environment import core_distributions
+
+    target = plan.target
+    infos = {key: dist.info for key, dist in dist_folders(target).items()}
+    core = core_distributions([target, *plan.pth_paths])
+    needed = _needed(plan, infos, core)
+    removals = []
+    for key, info in sorted(infos.items()):
+        if key in core:
+            removals.append((info, f"shadowed by the core environment's {key} {core[key]}"))
+        elif key not in needed:
+            removals.append((info, "no allowlist entry needs it"))
+    return removals
+
+
+def _needed(plan: Plan, infos: dict[str, str], core: dict[str, str]) -> set[str]:
+    """What the active entries require, with their extras, recursively."""
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
-    from ._installer import core_distributions
-
-    target = plan.target
-    infos = {}
-    for name in os.listdir(target):
-        if name.endswith(".dist-info"):
-            infos[str(canonicalize_name(name.partition("-")[0]))] = name
-    core = core_distributions([target, *plan.pth_paths])
     needed: set[str] = set()
     queue: list[tuple[str, frozenset[str]]] = [
         (str(canonicalize_name(Requirement(text).name)), frozenset(Requirement(text).extras))
@@ -68,19 +78,13 @@ def plan_removals(plan: Plan) -> list[tuple[str, str]]:
             continue
         seen.add((key, extras))
         needed.add(key)
-        for req in _requires(target, infos[key]):
+        for req in _requires(plan.target, infos[key]):
             wanted = req.marker is None or any(
                 req.marker.evaluate({"extra": extra}) for extra in (extras or {""})
             )
             if wanted:
                 queue.append((str(canonicalize_name(req.name)), frozenset(req.extras)))
-    removals = []
-    for key, info in sorted(infos.items()):
-        if key in core:
-            removals.append((info, f"shadowed by the core environment's {key} {core[key]}"))
-        elif key not in needed:
-            removals.append((info, "no allowlist entry needs it"))
-    return removals
+    return needed
 
 
 def prune(plan: Plan, *, dry_run: bool) -> list[tuple[str, str]]:
@@ -105,12 +109,12 @@ def _remove(target: str, infos: Sequence[str]) -> None:
         path
         for name in os.listdir(target)
         if name.endswith(".dist-info") and name not in infos
-        for path in _target.record_paths(target, name)
+        for path in record_paths(target, name)
     }
     trash = _target.meta(target, "trash", uuid.uuid4().hex[:12])
     os.makedirs(trash)
     for info in infos:
-        paths = _target.record_paths(target, info)
+        paths = record_paths(target, info)
         os.rename(os.path.join(target, info), os.path.join(trash, info))
         for rel in paths:
             if rel in kept or rel.startswith(info):

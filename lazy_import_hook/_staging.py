@@ -31,7 +31,8 @@ import shutil
 import threading
 import time
 
-from ._target import meta, record_paths
+from ._files import DistFolder, dist_folders
+from ._target import meta
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,34 +45,16 @@ def clean_leftovers(target: str) -> None:
         shutil.rmtree(meta(target, sub), ignore_errors=True)
 
 
+def staging_root(target: str) -> str:
+    """Where staging folders live; also the installers' private working directory."""
+    return meta(target, "staging")
+
+
 def new_staging(target: str) -> str:
     # Unique without uuid (an import the wait for the installer need not pay).
-    path = meta(target, "staging", f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
+    path = os.path.join(staging_root(target), f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
     os.makedirs(path)
     return path
-
-
-class _Dist:
-    __slots__ = ("info", "key", "paths", "version")
-
-    def __init__(self, info: str, key: str, version: str, paths: list[str]) -> None:
-        self.info = info  # the *.dist-info folder name
-        self.key = key  # canonical name
-        self.version = version
-        self.paths = paths  # files relative to the folder, from RECORD
-
-
-def _dists(folder: str) -> dict[str, _Dist]:
-    from packaging.utils import canonicalize_name
-
-    found: dict[str, _Dist] = {}
-    for name in os.listdir(folder):
-        if not name.endswith(".dist-info"):
-            continue
-        dist, _, version = name[: -len(".dist-info")].partition("-")
-        key = canonicalize_name(dist)
-        found[key] = _Dist(name, key, version, record_paths(folder, name))
-    return found
 
 
 class _Committer:
@@ -121,8 +104,8 @@ class _Committer:
         os.replace(src, dst)
 
 
-def _whole(folder: str, dist: _Dist) -> bool:
-    return all(os.path.exists(os.path.join(folder, rel)) for rel in dist.paths)
+def _whole(dist: DistFolder, paths: Sequence[str]) -> bool:
+    return all(os.path.exists(os.path.join(dist.folder, rel)) for rel in paths)
 
 
 def _real_dir(path: str) -> bool:
@@ -140,41 +123,16 @@ def _leads_to(name: str, head: str) -> bool:
 
 def commit(staging: str, target: str, import_name: str, requested: Sequence[str]) -> list[str]:
     """Move a finished staging install into the target; return the committed dist-infos."""
-    staged = _dists(staging)
-    current = _dists(target)
-    shared: set[str] = set()
-    for key, dist in current.items():
-        if key not in staged:
-            for rel in dist.paths:
-                folder = os.path.dirname(rel)
-                while folder:
-                    shared.add(folder)
-                    folder = os.path.dirname(folder)
-    committer = _Committer(staging, target, shared)
-    leftovers: list[str] = []  # files only the replaced versions had
-    for key, dist in staged.items():
-        old = current.get(key)
-        if old is not None and old.version == dist.version and _whole(target, old):
-            # Already here and whole: keep it, and the files in use with it.
-            for rel in dist.paths:
-                try:
-                    os.unlink(os.path.join(staging, rel))
-                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                    pass
-            shutil.rmtree(os.path.join(staging, dist.info), ignore_errors=True)
-            continue
-        if old is not None:
-            committer.discard(os.path.join(target, old.info))
-            new_paths = set(dist.paths)
-            leftovers += [
-                rel for rel in old.paths
-                if rel not in new_paths and not rel.startswith(old.info + os.sep)
-            ]  # fmt: skip
+    staged = dist_folders(staging)
+    current = dist_folders(target)
+    committer = _Committer(staging, target, _shared_folders(current, staged))
+    leftovers = _drop_kept_and_replaced(committer, staged, current)
     _prune_empty_tree(staging)
-    parts = import_name.split(".")
     names = [n for n in os.listdir(staging) if not n.startswith(".")]  # uv's own .lock
     infos = sorted(n for n in names if n.endswith(".dist-info"))
-    requested_infos = [i for i in infos if _key(i) in set(requested)]
+    wanted = set(requested)
+    requested_infos = [d.info for d in staged.values() if d.key in wanted and d.info in infos]
+    parts = import_name.split(".")
     lead = [n for n in names if _leads_to(n, parts[0])]
     for rel in sorted(n for n in names if n not in infos and n not in lead):
         committer.merge(rel)
@@ -183,12 +141,7 @@ def commit(staging: str, target: str, import_name: str, requested: Sequence[str]
             committer.replace(info, ())
     for rel in lead:
         committer.replace(rel, parts)
-    for rel in leftovers:
-        try:
-            os.unlink(os.path.join(target, rel))
-        except OSError:
-            pass
-        prune_empty(os.path.dirname(os.path.join(target, rel)), target)
+    _remove_leftovers(target, leftovers)
     for info in requested_infos:
         committer.replace(info, ())
     shutil.rmtree(staging, ignore_errors=True)
@@ -196,10 +149,57 @@ def commit(staging: str, target: str, import_name: str, requested: Sequence[str]
     return infos
 
 
-def _key(info: str) -> str:
-    from packaging.utils import canonicalize_name
+def _shared_folders(current: dict[str, DistFolder], staged: dict[str, DistFolder]) -> set[str]:
+    """Folders holding files of distributions this commit keeps as they are."""
+    shared: set[str] = set()
+    for key, dist in current.items():
+        if key not in staged:
+            for rel in dist.record():
+                folder = os.path.dirname(rel)
+                while folder:
+                    shared.add(folder)
+                    folder = os.path.dirname(folder)
+    return shared
 
-    return str(canonicalize_name(info.partition("-")[0]))
+
+def _drop_kept_and_replaced(
+    committer: _Committer, staged: dict[str, DistFolder], current: dict[str, DistFolder]
+) -> list[str]:
+    """Distributions already here at the same version and whole leave staging
+    (the files in use stay untouched); an upgraded one loses its old
+    *.dist-info first. Returns the files only the replaced versions had."""
+    leftovers: list[str] = []
+    for key, dist in staged.items():
+        old = current.get(key)
+        paths = dist.record()
+        if old is not None and old.version == dist.version and _whole(old, old.record()):
+            for rel in paths:
+                remove_file(os.path.join(dist.folder, rel))
+            shutil.rmtree(os.path.join(dist.folder, dist.info), ignore_errors=True)
+        elif old is not None:
+            old_paths = old.record()
+            committer.discard(os.path.join(old.folder, old.info))
+            new_paths = set(paths)
+            leftovers += [
+                rel for rel in old_paths if rel not in new_paths and not rel.startswith(old.info + os.sep)
+            ]
+    return leftovers
+
+
+def remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        pass
+
+
+def _remove_leftovers(target: str, leftovers: list[str]) -> None:
+    for rel in leftovers:
+        try:
+            os.unlink(os.path.join(target, rel))
+        except OSError:
+            pass
+        prune_empty(os.path.dirname(os.path.join(target, rel)), target)
 
 
 def prune_empty(folder: str, stop: str) -> None:

@@ -1,7 +1,9 @@
 """One install of one allowlist entry: check, lock, look again, run, commit, record.
 
-Used by the finder on a miss and by `lazy-import-hook prefetch`. Every
-failure is raised as a `LazyInstallError` that ends with the manual command.
+Used on an import and by `lazy-import-hook prefetch`. Every failure is raised
+as a `LazyInstallError` that ends with the manual command. The caller does
+its own bookkeeping afterwards (the finder unhides the module and rewrites
+the startup cache).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 import sys
 import time
 
-from . import _audit, _installer, _lock, _staging, _target
+from . import _audit, _environment, _failures, _lock, _staging, _target
 from ._errors import (
     InstallerFailedError,
     InstallsDisabledError,
@@ -18,17 +20,16 @@ from ._errors import (
     ModuleStillMissingError,
     TargetRefusedError,
 )
-from ._finder import hide
-from ._plan import write_cache
+from ._installer import Failure, InstallRequest, failure_error, run, write_requirements
+from ._installers import choose
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import NoReturn
 
-    from ._finder import LazyFinder
+    from ._installer import Installer
     from ._plan import Entry, Plan
-
-FAILED = "failed"  # folder in the target's meta folder: one file per failed import name
 
 
 def notice(message: str) -> None:
@@ -39,12 +40,12 @@ def notice(message: str) -> None:
     logging.getLogger("lazy_import_hook").info(message)
 
 
-def satisfied(target: str, name: str, entry: Entry) -> bool:
+def satisfied(target: str, entry: Entry) -> bool:
     """The module is on disk in the target and every pinned version matches.
 
     The cheap half first: on a cold install the module is not there, and no
     version (so no `packaging`) needs to be looked at."""
-    if not _target.on_disk(target, name):
+    if not _target.on_disk(target, entry.import_name):
         return False
     from ._allowlist import installed_matches
 
@@ -55,248 +56,201 @@ def satisfied(target: str, name: str, entry: Entry) -> bool:
     )
 
 
-def install_entry(
-    finder: LazyFinder | None,
-    name: str,
-    entry: Entry,
-    plan: Plan | None = None,
-    *,
-    ignore_backoff: bool = False,
-) -> bool:
-    """Make `entry` present in the target. Returns whether an installer ran."""
-    plan = plan or (finder.plan if finder else None)
-    assert plan is not None
-    target = plan.target
-    only_binary = not (plan.allow_sdist or entry.allow_sdist)
+def only_binary(plan: Plan, entry: Entry) -> bool:
+    return not (plan.settings.allow_sdist or entry.allow_sdist)
+
+
+def install_entry(plan: Plan, entry: Entry, *, since: float = 0.0, ignore_backoff: bool = False) -> bool:
+    """Make `entry` present in the target. Returns whether an installer ran.
+
+    `since`: failures recorded before this time are no reason to wait;
+    `ignore_backoff`: run even after a recent failure (prefetch)."""
+    installer = _choose(plan, entry)
+    manual = installer.manual_command(
+        plan.target, entry.requirements, hashed=bool(entry.hashes), only_binary=only_binary(plan, entry)
+    )
+    _check_allowed(plan, entry, manual)
+    if not ignore_backoff:
+        _failures.check(plan.target, entry, plan.settings.retry_after, manual, since)
+    if plan.settings.confirm and not _confirmed(entry, plan.target):
+        raise InstallsDisabledError(
+            f"installing {entry.what} for 'import {entry.import_name}' was declined",
+            name=entry.import_name,
+            command=manual,
+        )
+    with _lock.lock(plan.target):
+        _check_stamp(plan.target, entry, manual)
+        _staging.clean_leftovers(plan.target)
+        if satisfied(plan.target, entry):
+            return False  # another process installed it while we waited
+        if not ignore_backoff:  # a process that waited for the lock may find a fresh failure
+            _failures.check(plan.target, entry, plan.settings.retry_after, manual, since)
+        _run(plan, entry, installer, manual)
+    return True
+
+
+def _choose(plan: Plan, entry: Entry) -> Installer:
     try:
-        kind, uv = _installer.choose(plan.installer)
+        return choose(plan.settings.installer)
     except FileNotFoundError as e:
+        from ._pip import Pip
+
+        manual = Pip(sys.executable).manual_command(
+            plan.target, entry.requirements, hashed=bool(entry.hashes), only_binary=only_binary(plan, entry)
+        )
         raise InstallerFailedError(
-            f"cannot install {', '.join(entry.requirements)} for 'import {name}': {e}",
-            name=name,
-            command=_installer.manual_command("pip", target, entry, only_binary),
+            f"cannot install {entry.what} for 'import {entry.import_name}': {e}",
+            name=entry.import_name,
+            command=manual,
         ) from e
-    manual = _installer.manual_command(kind, target, entry, only_binary)
-    if not plan.enabled:
+
+
+def _check_allowed(plan: Plan, entry: Entry, manual: str) -> None:
+    """Installs disabled, or a target that must not be written: raise."""
+    name, target = entry.import_name, plan.target
+    if not plan.settings.enabled:
         from ._allowlist import stale_versions
 
         stale = stale_versions(entry, _target.installed_versions(target)) if os.path.isdir(target) else []
         raise InstallsDisabledError(
-            f"'import {name}' needs {', '.join(entry.requirements)}, but installs are "
+            f"'import {name}' needs {entry.what}, but installs are "
             "disabled (LAZY_IMPORT_HOOK_DISABLE=1, enabled = false, or install(enabled=False))"
             + (f"; the target holds {', '.join(stale)}, which does not match" if stale else ""),
             name=name,
             command=manual,
         )
     # The library-folder check needs sysconfig; install() did it and kept the answer.
-    found = _target.problem(target, library=False)
-    if plan.problem.startswith("unsafe"):
-        found = ("unsafe", plan.problem.partition("\t")[2])
+    found = plan.problem if plan.unsafe else _target.problem(target, library=False)
     if found:
         raise TargetRefusedError(
-            f"cannot install {', '.join(entry.requirements)} for 'import {name}': {found[1]}",
-            name=name,
-            command=manual,
+            f"cannot install {entry.what} for 'import {name}': {found.message}", name=name, command=manual
         )
-    since = finder.retry_failures_after if finder else 0.0
-    if not ignore_backoff:
-        _check_backoff(target, name, entry, plan.retry_after, manual, since)
-    if plan.confirm and not _confirmed(name, entry, target):
-        raise InstallsDisabledError(
-            f"installing {', '.join(entry.requirements)} for 'import {name}' was declined",
-            name=name,
-            command=manual,
-        )
-    with _lock.lock(target):
-        stamp = _target.read_stamp(target)
-        if stamp is None and not _target.needs_wipe(target):
-            _target.write_stamp(target)  # a target first created by this install
-        elif _target.needs_wipe(target) or stamp != _target.abi_tag():
-            # Another interpreter re-stamped (or is wiping) the target since we started.
-            raise TargetRefusedError(
-                f"cannot install {', '.join(entry.requirements)} for 'import {name}': "
-                f"{target} now belongs to another Python ({stamp}); "
-                "restart the application",
-                name=name,
-                command=manual,
-            )
-        _staging.clean_leftovers(target)
-        if satisfied(target, name, entry):
-            return False  # another process installed it while we waited
-        if not ignore_backoff:  # a process that waited for the lock may find a fresh failure
-            _check_backoff(target, name, entry, plan.retry_after, manual, since)
-        ran = _run(plan, name, entry, kind, uv, manual, only_binary)
-        if finder is not None:
-            finder.unhide(name)
-        refresh_cache(plan, finder)
-    return ran
 
 
-def _constraints_file(plan: Plan, entry: Entry, path: str) -> None:
-    """Write the --constraint file: the core environment's versions plus the
-    allowlist's own pins (validated, in the plan). Reading the core versions
-    needs `packaging` (~12 ms); they are cached in the target, keyed by the
-    core folders' mtimes, so a later install waits for the installer alone."""
-    target = plan.target
-    core_dirs = [p for p in sys.path if p and p != target and p not in plan.pth_paths]
-    stamps = []
-    for folder in core_dirs:
-        try:
-            stamps.append((folder, os.stat(folder).st_mtime_ns))
-        except OSError:
-            stamps.append((folder, -1))
-    key = "# lazy-import-hook core versions " + repr((sys.executable, stamps))
-    cache = _target.meta(target, "core-constraints.txt")
-    core: list[str] | None = None
+def _check_stamp(target: str, entry: Entry, manual: str) -> None:
+    """Under the lock: stamp a new target; refuse one another Python re-stamped."""
+    stamp = _target.read_stamp(target)
+    if stamp is None and not _target.needs_wipe(target):
+        _target.write_stamp(target)  # a target first created by this install
+    elif _target.needs_wipe(target) or stamp != _target.abi_tag():
+        raise TargetRefusedError(
+            f"cannot install {entry.what} for 'import {entry.import_name}': "
+            f"{target} now belongs to another Python ({stamp}); restart the application",
+            name=entry.import_name,
+            command=manual,
+        )
+
+
+def _run(plan: Plan, entry: Entry, installer: Installer, manual: str) -> None:
+    """Run the installer into a fresh staging folder and commit what it made."""
+    staging = _staging.new_staging(plan.target)
+    request = _request(plan, entry, staging)
+    started = time.monotonic()
     try:
-        with open(cache, encoding="utf-8") as f:
-            # Only our own file, and only lines a constraint may hold: pip obeys
-            # option lines in a constraints file.
-            if not _target.untrusted(os.fstat(f.fileno())) and f.readline().rstrip("\n") == key:
-                lines = f.read().split()
-                core = lines if all(map(_pinned_line, lines)) else None
-    except (OSError, UnicodeDecodeError):
-        pass
-    if core is None:
-        core = _installer.core_constraints([target, *plan.pth_paths], ())
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join([key, *core]) + "\n")
-        os.replace(tmp, cache)
-    core = [line for line in core if line.partition("==")[0] not in entry.dists]
-    pins = _installer.allowlist_constraints(plan.entries.values(), entry, core)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(core + pins) + "\n")
+        code, output, version = _execute(plan, entry, installer, installer.command(request))
+    except BaseException:
+        _cleanup(staging, request)
+        raise
+    fields: dict[str, object] = {
+        "import_name": entry.import_name,
+        "requirements": list(entry.requirements),
+        "installer": installer.name,
+        "installer_version": version(),
+        "duration_s": round(time.monotonic() - started, 3),
+        "triggered_by": _audit.triggering_module(),
+    }
+    if code != 0:
+        _cleanup(staging, request)
+        failure = Failure(
+            entry.import_name, entry.what, entry.dists,
+            code=code, output=output, command=manual, only_binary=request.only_binary,
+        )  # fmt: skip
+        _failed(plan, entry, installer, failure, fields)
+    try:
+        committed = _staging.commit(staging, plan.target, entry.import_name, entry.dists)
+    finally:
+        _cleanup(staging, request)
+    _audit.record(plan.target, status=0, committed=committed, **fields)
+    _failures.forget(plan.target, entry.import_name)
+    notice(f"installed {entry.what} in {fields['duration_s']:.1f} s")
 
 
-def _pinned_line(line: str) -> bool:
-    """`canonical-name==version` and nothing else."""
-    name, sep, version = line.partition("==")
-    return (
-        bool(sep and name and version)
-        and name[0].isalnum()
-        and not name.strip("abcdefghijklmnopqrstuvwxyz0123456789-")
-        and all(c.isalnum() or c in ".+!_" for c in version)
-    )
-
-
-def _while_installing(kind: str, uv: str | None, message: str) -> Callable[[], str]:
-    """Runs once the installer has started: announce it, and load what the
-    commit and the audit need while the user waits for the installer anyway.
-    Returns a callable giving the installer's version (asked in parallel)."""
-    probe = None
-    if kind == "uv" and uv:
-        import subprocess
-
-        probe = subprocess.Popen(
-            [uv, "--version"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-    notice(message)
-    import csv  # noqa: F401  (the commit reads RECORD files)
-    import json  # noqa: F401  (_audit)
-
-    # packaging: for _target.scan and _staging.commit after the run.
-    import packaging.requirements
-    import packaging.utils  # noqa: F401
-
-    def version() -> str:
-        if probe is not None:
-            try:
-                out, _ = probe.communicate(timeout=10)
-                return out.strip() or kind
-            except Exception:
-                probe.kill()
-                return kind
-        return _pip_version()
-
-    return version
-
-
-def _run(
-    plan: Plan, name: str, entry: Entry, kind: str, uv: str | None, manual: str, only_binary: bool
-) -> bool:
-    target = plan.target
-    staging = _staging.new_staging(target)
+def _request(plan: Plan, entry: Entry, staging: str) -> InstallRequest:
     constraints = f"{staging}.constraints.txt"
-    _constraints_file(plan, entry, constraints)
+    _environment.write_constraints(plan, entry, constraints)
     requirements = f"{staging}.requirements.txt" if entry.hashes else None
     if requirements:
-        _installer.write_requirements(requirements, entry)
-    cmd = _installer.build_command(
-        kind,
-        uv,
-        target=staging,
-        specs=entry.requirements,
+        write_requirements(requirements, entry.requirements, entry.hashes)
+    return InstallRequest(
+        staging,
+        entry.requirements,
         constraints=constraints,
         requirements_file=requirements,
         require_hashes=bool(entry.hashes),
-        only_binary=only_binary,
+        only_binary=only_binary(plan, entry),
         compile_bytecode=not sys.dont_write_bytecode,
     )
-    what = ", ".join(entry.requirements)
-    started = time.monotonic()
-    installer_version: list[Callable[[], str]] = []
+
+
+def _execute(
+    plan: Plan, entry: Entry, installer: Installer, cmd: list[str]
+) -> tuple[int | None, str, Callable[[], str]]:
+    """Run `cmd`; announce it once it started, and meanwhile load what the
+    commit and the audit need (the user waits for the installer anyway)."""
+    version: list[Callable[[], str]] = []
 
     def on_start() -> None:
-        message = f"installing {what} for 'import {name}' with {kind} into {target} ..."
-        installer_version.append(_while_installing(kind, uv, message))
+        version.append(installer.version_probe())
+        notice(
+            f"installing {entry.what} for 'import {entry.import_name}' with {installer.name} "
+            f"into {plan.target} ..."
+        )
+        _preload_for_commit()
 
     def stream(line: str) -> None:
-        sys.stderr.write(f"  {kind}: {line}")
+        sys.stderr.write(f"  {installer.name}: {line}")
 
     try:
-        code, output = _installer.run(
+        code, output = run(
             cmd,
-            timeout=plan.timeout,
-            stream=stream if plan.verbose else None,
-            cwd=os.path.dirname(staging),
+            timeout=plan.settings.timeout,
+            stream=stream if plan.settings.verbose else None,
+            cwd=_staging.staging_root(plan.target),
             on_start=on_start,
         )
     except OSError as e:
         code, output = -1, f"{type(e).__name__}: {e}"
-    except BaseException:
-        _cleanup(staging, constraints, requirements)
-        raise
-    elapsed = time.monotonic() - started
-    fields: dict[str, object] = {
-        "import_name": name,
-        "requirements": list(entry.requirements),
-        "installer": kind,
-        "installer_version": installer_version[0]() if installer_version else kind,
-        "duration_s": round(elapsed, 3),
-        "triggered_by": _audit.triggering_module(),
-    }
-    if code != 0:
-        _cleanup(staging, constraints, requirements)
-        source_only = None
-        if kind == "pip" and only_binary and code is not None and "from versions: none" in output:
-            source_only = _installer.pip_source_only(output, plan.timeout, os.path.dirname(staging))
-        error = _installer.failure(
-            name, entry, code, output, manual, plan.timeout, only_binary, source_only
+    return code, output, (version[0] if version else (lambda: installer.name))
+
+
+def _preload_for_commit() -> None:
+    import csv  # noqa: F401  (the commit reads RECORD files)
+    import json  # noqa: F401  (_audit)
+
+    import packaging.requirements
+    import packaging.utils  # noqa: F401
+
+
+def _failed(
+    plan: Plan, entry: Entry, installer: Installer, failure: Failure, fields: dict[str, object]
+) -> NoReturn:
+    """Record a failed run everywhere it must be seen, then raise its error."""
+    if failure.code is not None and failure.only_binary:
+        failure.source_only = installer.source_only(
+            failure.output, plan.settings.timeout, _staging.staging_root(plan.target)
         )
-        _audit.record(target, status="timeout" if code is None else code, **fields)
-        _remember_failure(target, name, entry, error)
-        notice(f"installing {what} failed after {elapsed:.1f} s ({error.reason})")
-        raise error
-    try:
-        committed = _staging.commit(staging, target, name, entry.dists)
-    finally:
-        _cleanup(staging, constraints, requirements)
-    _audit.record(target, status=0, committed=committed, **fields)
-    _forget_failure(target, name)
-    notice(f"installed {what} in {elapsed:.1f} s")
-    return True
+    error = failure_error(failure, plan.settings.timeout)
+    _audit.record(plan.target, status="timeout" if failure.code is None else failure.code, **fields)
+    _failures.remember(plan.target, entry, str(error))
+    notice(f"installing {entry.what} failed after {fields['duration_s']:.1f} s ({error.reason})")
+    raise error
 
 
-def _cleanup(staging: str, *files: str | None) -> None:
+def _cleanup(staging: str, request: InstallRequest) -> None:
     import shutil
 
     shutil.rmtree(staging, ignore_errors=True)
-    for path in files:
+    for path in (request.constraints, request.requirements_file):
         if path:
             try:
                 os.unlink(path)
@@ -304,98 +258,24 @@ def _cleanup(staging: str, *files: str | None) -> None:
                 pass
 
 
-def refresh_cache(plan: Plan, finder: LazyFinder | None) -> None:
-    """Re-scan the target and rewrite the startup cache, so other starts stay warm."""
-    mtime = _target.mtime(plan.target)
-    _target.scan(plan)
-    if finder is not None:
-        # A dependency this install brought may be another entry's module at
-        # a version its pin does not allow: hide it too, never serve it.
-        hide(plan.target, plan.hidden, finder.hidden)
-        if finder.cache_path:
-            write_cache(finder.cache_path, plan, finder.cache_key, mtime)
-
-
-def still_missing(target: str, name: str, entry: Entry) -> LazyInstallError:
+def still_missing(target: str, entry: Entry) -> LazyInstallError:
     versions = _target.installed_versions(target)
-    tops = sorted(
-        n
-        for n in os.listdir(target)
-        if not n.startswith(".") and not n.endswith((".dist-info", ".pth")) and n != "bin"
-    ) if os.path.isdir(target) else []  # fmt: skip
     have = ", ".join(f"{d} {versions[d]}" for d in entry.dists if d in versions) or "nothing"
+    from ._pip import Pip
+
     return ModuleStillMissingError(
-        f"{', '.join(entry.requirements)} was installed ({have} in {target}) but "
-        f"'import {name}' still finds no module: the allowlist probably maps the wrong "
-        f"import name to it. Top-level modules in the target: {', '.join(tops) or 'none'}",
-        name=name,
-        command=_installer.manual_command("pip", target, entry, True),
+        f"{entry.what} was installed ({have} in {target}) but "
+        f"'import {entry.import_name}' still finds no module: the allowlist probably maps the wrong "
+        "import name to it. Top-level modules in the target: "
+        f"{', '.join(_target.top_level_names(target)) or 'none'}",
+        name=entry.import_name,
+        command=Pip(sys.executable).manual_command(
+            target, entry.requirements, hashed=bool(entry.hashes), only_binary=True
+        ),
     )
 
 
-def _pip_version() -> str:
-    """pip's version from its own source, without importing pip or importlib.metadata."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("pip")
-    try:
-        if spec is not None and spec.origin:
-            with open(spec.origin, encoding="utf-8") as f:
-                for line in f:
-                    if line.startswith("__version__"):
-                        return "pip " + line.split("=", 1)[1].strip().strip("\"'")
-    except OSError:
-        pass
-    return "pip"
-
-
-def _failure_path(target: str, name: str) -> str:
-    return _target.meta(target, FAILED, name)
-
-
-def _remember_failure(target: str, name: str, entry: Entry, error: LazyInstallError) -> None:
-    """So other processes do not hammer a failing index; see `retry-after`."""
-    try:
-        os.makedirs(_target.meta(target, FAILED), exist_ok=True)
-        with open(_failure_path(target, name), "w", encoding="utf-8") as f:
-            f.write("\x1f".join(entry.requirements) + "\n" + str(error))
-    except OSError:
-        pass
-
-
-def _forget_failure(target: str, name: str) -> None:
-    try:
-        os.unlink(_failure_path(target, name))
-    except OSError:
-        pass
-
-
-def _check_backoff(
-    target: str, name: str, entry: Entry, retry_after: float, manual: str, since: float
-) -> None:
-    path = _failure_path(target, name)
-    try:
-        when = os.stat(path).st_mtime
-        if when <= since:
-            return
-        age = time.time() - when
-        with open(path, encoding="utf-8") as f:
-            reqs, _, message = f.read().partition("\n")
-    except OSError:
-        return
-    if reqs.split("\x1f") != list(entry.requirements) or age >= retry_after:
-        return
-    raise InstallerFailedError(
-        f"installing {', '.join(entry.requirements)} for 'import {name}' failed {age:.0f} s "
-        f"ago (in this or another process); not retrying until {retry_after:g} s have passed "
-        "(setting 'retry-after'), or run: lazy-import-hook prefetch " + name
-        + "\nThe earlier failure was:\n" + message,
-        name=name,
-        command=manual,
-    )
-
-
-def _confirmed(name: str, entry: Entry, target: str) -> bool:
+def _confirmed(entry: Entry, target: str) -> bool:
     """Ask only on a terminal; anything else follows the configuration without blocking."""
     try:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -405,7 +285,7 @@ def _confirmed(name: str, entry: Entry, target: str) -> bool:
         return True
     try:
         answer = input(
-            f"lazy-import-hook: 'import {name}' needs {', '.join(entry.requirements)}; "
+            f"lazy-import-hook: 'import {entry.import_name}' needs {entry.what}; "
             f"install it into {target}? [Y/n] "
         )
     except EOFError:

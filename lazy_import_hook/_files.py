@@ -1,0 +1,108 @@
+"""Files the hook writes and the installers' metadata it reads: atomic writes,
+dist-info folder names and RECORD files. Standard library only (and
+`packaging` for names, imported when needed); not used by the warm start."""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+DIST_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def atomic_write(path: str, text: str, *, durable: bool = False) -> None:
+    """Replace `path` with `text` in one rename: readers see the old or the new
+    file, never a part. `durable` also syncs it, for files whose loss or
+    truncation after a power cut would be taken as evidence (the ABI stamp)."""
+    import threading
+
+    tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def parse_dist_folder(folder_name: str) -> tuple[str, str] | None:
+    """(name as written, version) of `name-version.dist-info`, or of an
+    `.egg-info` folder (`name-version-py3.11.egg-info`); None for anything else.
+
+    >>> parse_dist_folder("PyYAML-6.0.2.dist-info")
+    ('PyYAML', '6.0.2')
+    >>> parse_dist_folder("six-1.16.0-py3.11.egg-info")
+    ('six', '1.16.0')
+    """
+    for suffix in DIST_SUFFIXES:
+        if folder_name.endswith(suffix):
+            name, sep, version = folder_name[: -len(suffix)].partition("-")
+            if sep and name and version:
+                return name, version.partition("-")[0]
+    return None
+
+
+class DistFolder:
+    """One installed distribution's metadata folder in a folder on sys.path."""
+
+    __slots__ = ("folder", "info", "key", "version")
+
+    def __init__(self, folder: str, info: str, key: str, version: str) -> None:
+        self.folder = folder  # where it is installed
+        self.info = info  # the *.dist-info (or *.egg-info) folder name
+        self.key = key  # canonical distribution name
+        self.version = version
+
+    def record(self) -> list[str]:
+        return record_paths(self.folder, self.info)
+
+
+def dist_folders(folder: str, suffixes: Iterable[str] = (".dist-info",)) -> dict[str, DistFolder]:
+    """Canonical name -> DistFolder for the distributions installed in `folder`
+    (read from folder names alone: no metadata file is opened)."""
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, DistFolder] = {}
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return found
+    wanted = tuple(suffixes)
+    for name in names:
+        parsed = parse_dist_folder(name) if name.endswith(wanted) else None
+        if parsed is not None:
+            key = str(canonicalize_name(parsed[0]))
+            found.setdefault(key, DistFolder(folder, name, key, parsed[1]))
+    return found
+
+
+def record_paths(folder: str, info: str) -> list[str]:
+    """The files a *.dist-info's RECORD lists, relative to `folder`; entries
+    pointing outside it (scripts as ../../bin/x, absolute paths) left out."""
+    import csv
+
+    paths = []
+    try:
+        with open(os.path.join(folder, info, "RECORD"), encoding="utf-8", newline="") as f:
+            for row in csv.reader(f):
+                if row and row[0]:
+                    rel = os.path.normpath(row[0])
+                    if not rel.startswith("..") and not os.path.isabs(rel):
+                        paths.append(rel)
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    return paths

@@ -1,0 +1,284 @@
+"""The one table of settings.
+
+Each row of `Settings` names a setting once: its kind (how a value is checked
+in each source and written to the startup cache), its default, its
+environment variable and its documentation. From the rows come `install()`'s
+keyword arguments, the environment variables read, the keys allowed in
+`[tool.lazy-import-hook]`, the plan's values and the startup cache. The
+attribute name is the `install()` argument; the pyproject key is the same
+with dashes (`retry_after` -> `retry-after`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ._errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Generic, TypeVar, overload
+
+    _T = TypeVar("_T")
+
+    class _Generic(Generic[_T]):
+        pass
+
+else:
+
+    class _Generic:
+        def __class_getitem__(cls, item):  # Setting[float] in annotations, at run time
+            return cls
+
+
+ENV_PREFIX = "LAZY_IMPORT_HOOK_"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+class Kind:
+    """How the values of one kind of setting are checked, parsed and cached."""
+
+    expected = "value"
+
+    def check(self, value: object, where: str) -> object:
+        """A value given as an argument or in TOML, checked; ConfigError if bad."""
+        raise NotImplementedError
+
+    def parse_env(self, text: str, where: str) -> object:
+        return self.check(text, where)
+
+    def finish(self, value: object, base: str | None) -> object:
+        """Complete a checked value; `base` is the pyproject's folder, if it came from there."""
+        return value
+
+    def dump(self, value: object) -> str:
+        return str(value)
+
+    def load(self, text: str) -> object:
+        raise NotImplementedError
+
+
+class Flag(Kind):
+    expected = "bool"
+
+    def check(self, value: object, where: str) -> object:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r}: expected a bool")
+        return value
+
+    def parse_env(self, text: str, where: str) -> object:
+        if text.strip().lower() in _TRUE:
+            return True
+        if text.strip().lower() in _FALSE:
+            return False
+        raise ConfigError(f"environment variable {where}={text!r}: use 1 or 0")
+
+    def dump(self, value: object) -> str:
+        return "1" if value else "0"
+
+    def load(self, text: str) -> object:
+        if text not in ("0", "1"):
+            raise ValueError(text)
+        return text == "1"
+
+
+class Seconds(Kind):
+    expected = "float"
+
+    def check(self, value: object, where: str) -> object:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r}: expected a float")
+        if not value > 0 or value == float("inf"):  # also refuses NaN
+            raise ConfigError(f"{where} = {value!r}: must be a positive number of seconds")
+        return float(value)
+
+    def parse_env(self, text: str, where: str) -> object:
+        try:
+            number = float(text)
+        except ValueError as e:
+            raise ConfigError(f"{where}={text!r}: not a number") from e
+        return self.check(number, where)
+
+    def dump(self, value: object) -> str:
+        return repr(value)
+
+    def load(self, text: str) -> object:
+        return float(text)
+
+
+class Text(Kind):
+    expected = "non-empty string"
+
+    def check(self, value: object, where: str) -> object:
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} = {value!r}: expected a {self.expected}")
+        if any(ord(c) < 32 for c in value):
+            raise ConfigError(f"{where} = {value!r}: control characters are not allowed")
+        return value
+
+    def load(self, text: str) -> object:
+        return text
+
+
+class Folder(Text):
+    """A folder: `~` expanded; relative to the pyproject's folder when read from
+    there, else to the current directory."""
+
+    def finish(self, value: object, base: str | None) -> object:
+        return folder_path(str(value), base)
+
+
+class Choice(Text):
+    def __init__(self, choices: Callable[[], tuple[str, ...]], sources: str) -> None:
+        self.choices = choices  # asked only when a value is checked (the slow path)
+        self.sources = sources  # where the user can set it, for the error message
+
+    def check(self, value: object, where: str) -> object:
+        text = super().check(value, where)
+        if text not in self.choices():
+            raise ConfigError(f"{where} {text!r}: use one of {', '.join(self.choices())} ({self.sources})")
+        return text
+
+    def parse_env(self, text: str, where: str) -> object:
+        return self.check(text.strip().lower(), where)
+
+
+def installer_choices() -> tuple[str, ...]:
+    from ._installers import CHOICES
+
+    return CHOICES
+
+
+def folder_path(value: str, base: str | None = None) -> str:
+    path = os.path.expanduser(value)
+    if base is not None and not os.path.isabs(path):
+        path = os.path.join(base, path)
+    return os.path.abspath(path)
+
+
+def default_target() -> str:
+    """Per environment, outside site-packages: `<sys.prefix>/lazy-import-hook-packages`."""
+    return os.path.join(sys.prefix, "lazy-import-hook-packages")
+
+
+class Setting(_Generic["_T"]):
+    """One row of the table (see `Settings`)."""
+
+    name = ""  # set by __set_name__: the attribute and install() argument
+
+    def __init__(
+        self,
+        kind: Kind,
+        default: _T | Callable[[], _T],
+        doc: str,
+        *,
+        env: str | None = None,
+        kill_switch: bool = False,
+        shown_default: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self._default = default
+        self.doc = doc
+        # How documentation shows a default computed at run time.
+        self.shown_default = shown_default
+        self.env = ENV_PREFIX + env if env else None
+        # A kill switch: any source that turns it off wins (its variable says
+        # the opposite: LAZY_IMPORT_HOOK_DISABLE=1 means enabled = false).
+        self.kill_switch = kill_switch
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @property
+    def key(self) -> str:
+        """The key in [tool.lazy-import-hook]."""
+        return self.name.replace("_", "-")
+
+    def default(self) -> object:
+        return self._default() if callable(self._default) else self._default
+
+    def env_value(self) -> object | None:
+        """The value the environment gives, or None. An empty variable counts
+        only for a flag (it reads as false)."""
+        text = os.environ.get(self.env) if self.env else None
+        if text is None or self.env is None or (not text and not isinstance(self.kind, Flag)):
+            return None
+        value = self.kind.parse_env(text, self.env)
+        return (not value) if self.kill_switch else value
+
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, obj: None, owner: type | None = None) -> Setting[_T]: ...
+        @overload
+        def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+        def __get__(self, obj: object, owner: type | None = None) -> Setting[_T] | _T: ...
+
+    else:
+
+        def __get__(self, obj, owner=None):
+            return self if obj is None else obj.__dict__[self.name]
+
+
+class Settings:
+    """The settings table, and one set of resolved values (an instance)."""
+
+    target: Setting[str] = Setting(
+        Folder(),
+        default_target,
+        "the durable folder installs go to",
+        env="TARGET",
+        shown_default="<sys.prefix>/lazy-import-hook-packages",
+    )
+    installer = Setting(
+        Choice(installer_choices, "argument, LAZY_IMPORT_HOOK_INSTALLER or pyproject 'installer'"),
+        "auto",
+        "which installer runs: auto (uv if available, else pip), uv or pip",
+        env="INSTALLER",
+    )
+    enabled = Setting(
+        Flag(), True, "whether anything may be installed (a kill switch)", env="DISABLE", kill_switch=True
+    )
+    timeout = Setting(Seconds(), 900.0, "seconds an installer may run", env="TIMEOUT")
+    allow_sdist = Setting(Flag(), False, "allow source archives, whose build code runs at install")
+    pth_imports = Setting(Flag(), False, "run the import lines of .pth files in the target")
+    verbose = Setting(Flag(), False, "stream the installer's own output to stderr", env="VERBOSE")
+    confirm = Setting(Flag(), False, "ask [Y/n] before an install, on a terminal")
+    retry_after = Setting(Seconds(), 60.0, "seconds before a failed install is tried again")
+
+    def __init__(self, **values: object) -> None:
+        for row in self.rows():
+            self.__dict__[row.name] = values.pop(row.name) if row.name in values else row.default()
+        if values:
+            raise TypeError(f"unknown setting(s): {', '.join(sorted(values))}")
+
+    @classmethod
+    def rows(cls) -> list[Setting[object]]:
+        return [v for v in vars(cls).values() if isinstance(v, Setting)]
+
+    @classmethod
+    def row(cls, name: str) -> Setting[object] | None:
+        found = vars(cls).get(name)
+        return found if isinstance(found, Setting) else None
+
+    def values(self) -> dict[str, object]:
+        return {row.name: self.__dict__[row.name] for row in self.rows()}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self.values() == other.values()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.values().items()))
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.values().items())})"
+
+
+def env_names() -> tuple[str, ...]:
+    """Every environment variable a setting reads (they are part of the cache key)."""
+    return tuple(row.env for row in Settings.rows() if row.env)
