@@ -110,6 +110,8 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     build_wheel(wh, "misnamed-dist", "1.0", module_files("actual_name", "X = 1\n"))
     build_sdist(wh, "sdist-only", "1.0", {"sdistmod/__init__.py": "BUILT = True\n"})
+    # Stands in for the real isodate when the README's examples run offline.
+    build_wheel(wh, "isodate", "0.7.2", module_files("isodate", "__version__ = '0.7.2 (toy)'\n"))
     return wh
 
 

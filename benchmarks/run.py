@@ -369,17 +369,18 @@ class Bench:
                 textwrap.dedent(
                     """
                     import json, sys
-                    from lazy_import_hook import _installer
-                    kind, uv = _installer.choose("auto")
-                    cmds = {
-                        k: _installer.build_command(
-                            k, uv if k == "uv" else None, target="@TARGET@", specs=["toy-dist==1.0"],
-                            constraints="@CONSTRAINTS@", compile_bytecode=not sys.dont_write_bytecode,
-                        )
-                        for k in ("pip", "uv")
-                    }
-                    core = _installer.core_constraints([], ["toy-dist"])
-                    print(json.dumps({"auto": kind, "uv": uv, "cmds": cmds, "core": core}))
+                    from lazy_import_hook import _environment, _installers
+                    from lazy_import_hook._installer import InstallRequest
+                    auto = _installers.choose("auto")
+                    request = InstallRequest(
+                        "@TARGET@", ["toy-dist==1.0"], constraints="@CONSTRAINTS@",
+                        compile_bytecode=not sys.dont_write_bytecode,
+                    )
+                    installers = {k: _installers.choose(k) for k in ("pip", "uv")}
+                    cmds = {k: i.command(request) for k, i in installers.items()}
+                    core = _environment.core_constraints([], ["toy-dist"])
+                    print(json.dumps({"auto": auto.name, "uv": installers["uv"].executable,
+                                      "cmds": cmds, "core": core}))
                     """
                 )
             ).stdout
@@ -488,16 +489,16 @@ class Bench:
                     {{'toymod': 'toy-dist==1.0'}}, target={str(target)!r}, installer={kind!r}
                 )
                 t2 = time.perf_counter()
-                from lazy_import_hook import _installer
+                from lazy_import_hook import _transaction
                 spent = []
-                real_run = _installer.run
+                real_run = _transaction.run
                 def timed_run(*args, **kwargs):
                     start = time.perf_counter()
                     try:
                         return real_run(*args, **kwargs)
                     finally:
                         spent.append(time.perf_counter() - start)
-                _installer.run = timed_run
+                _transaction.run = timed_run
                 t3 = time.perf_counter()
                 import toymod
                 t4 = time.perf_counter()
@@ -623,11 +624,11 @@ class Bench:
                 + insert
                 # The state the hook is in when it calls it: _transaction loaded, packaging
                 # not (the first call imports it, as an install with a cold cache does).
-                + "import lazy_import_hook._transaction\nfrom lazy_import_hook import _installer\n"
-                "start = time.perf_counter()\nlines = _installer.core_constraints([], [])\n"
+                + "import lazy_import_hook._transaction\nfrom lazy_import_hook import _environment\n"
+                "start = time.perf_counter()\nlines = _environment.core_constraints([], [])\n"
                 "first = time.perf_counter() - start\ntimes = []\n"
                 f"for _ in range({CONSTRAINT_CALLS}):\n"
-                "    start = time.perf_counter()\n    _installer.core_constraints([], [])\n"
+                "    start = time.perf_counter()\n    _environment.core_constraints([], [])\n"
                 "    times.append(time.perf_counter() - start)\n"
                 "print(json.dumps([first, statistics.median(times), len(lines)]))\n"
             )

@@ -10,7 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def installer_env(wheelhouse: Path, tmp: Path, **extra: str) -> dict[str, str]:
+def installer_env(wheelhouse: Path | str, tmp: Path, *, offline: bool = True, **extra: str) -> dict[str, str]:
+    """`offline`: uv may not reach any network (it reads no PIP_NO_INDEX and
+    has no variable for --no-index); pass False for a find-links URL on loopback."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -25,6 +27,7 @@ def installer_env(wheelhouse: Path, tmp: Path, **extra: str) -> dict[str, str]:
         UV_NO_INDEX="1",
         UV_FIND_LINKS=str(wheelhouse),
         UV_NO_CONFIG="1",
+        **({"UV_OFFLINE": "1"} if offline else {}),
         UV_CACHE_DIR=str(tmp / "uv-cache"),
         LAZY_IMPORT_HOOK_CACHE_DIR=str(tmp / "user-cache"),
         PYTHONPATH=str(ROOT),

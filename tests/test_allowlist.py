@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
 import lazy_import_hook
-from lazy_import_hook import ConfigError, _installer
+from lazy_import_hook import ConfigError
 from lazy_import_hook._allowlist import parse_allowlist
+from lazy_import_hook._installer import InstallRequest
+from lazy_import_hook._pip import Pip
+from lazy_import_hook._uv import Uv
 
 GOOD = {
     "isodate": "isodate==0.7.2",
@@ -122,9 +125,9 @@ def test_any_allowlist_is_either_a_config_error_or_safe_commands(allowlist: dict
     except ConfigError:
         return
     for entry in entries:
-        for kind, uv in (("pip", None), ("uv", "/bin/uv")):
-            cmd = _installer.build_command(
-                kind, uv, target="/t", specs=entry.requirements, constraints="/c.txt"
+        for installer in (Pip(sys.executable), Uv("/bin/uv")):
+            cmd = installer.command(
+                InstallRequest("/t", entry.requirements, constraints="/c.txt")
             )
             assert cmd.count("--") == 1
             derived = cmd[cmd.index("--") + 1 :]  # everything taken from configuration

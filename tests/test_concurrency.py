@@ -85,9 +85,7 @@ def test_a_process_killed_mid_install_loses_nothing(
     with serve_find_links(
         wheelhouse, delay_seconds=60, delay_for=["other_dist"], request_log=log
     ) as url:
-        slow = installer_env(
-            wheelhouse, tmp_path, PIP_FIND_LINKS=url, UV_FIND_LINKS=url
-        )
+        slow = installer_env(wheelhouse, tmp_path, offline=False, PIP_FIND_LINKS=url, UV_FIND_LINKS=url)
         victim = start(hook(target, installer, allowlist) + "import othermod\n", slow, tmp_path)
         deadline = time.monotonic() + 60
         while not any("other_dist-1.0" in line and line.startswith("GET") for line in log):
@@ -148,7 +146,7 @@ def test_a_timeout_stops_the_installer_and_cleans_up(
     installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:
     with serve_find_links(wheelhouse, delay_seconds=60, delay_for=["other_dist"]) as url:
-        env = installer_env(wheelhouse, tmp_path, PIP_FIND_LINKS=url, UV_FIND_LINKS=url)
+        env = installer_env(wheelhouse, tmp_path, offline=False, PIP_FIND_LINKS=url, UV_FIND_LINKS=url)
         code = hook(target, installer, {"othermod": "other-dist==1.0"}, timeout=3) + (
             "import time\nstarted = time.monotonic()\n"
             "try:\n    import othermod\nexcept ImportError as e:\n"

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 import lazy_import_hook
-from lazy_import_hook import ConfigError
+from lazy_import_hook import ConfigError, _plan
 from lazy_import_hook._plan import Plan
+from lazy_import_hook._settings import Settings
+from lazy_import_hook._target import Problem
 
 PYPROJECT = """\
 [tool.lazy-import-hook]
@@ -45,7 +47,7 @@ def test_pyproject_is_found_walking_up_and_target_is_relative_to_it(
     monkeypatch.chdir(tmp_path / "app" / "src" / "deep")
     finder = lazy_import_hook.install()
     assert finder.target == str(tmp_path / "app" / ".lazy")
-    assert finder.plan.installer == "pip" and finder.plan.timeout == 30
+    assert finder.plan.settings.installer == "pip" and finder.plan.settings.timeout == 30
     assert finder.plan.entries["six"].hashes == ("sha256:" + "0" * 64,)
 
 
@@ -56,9 +58,9 @@ def test_arguments_beat_environment_beats_pyproject(
     monkeypatch.setenv("LAZY_IMPORT_HOOK_TARGET", str(tmp_path / "from-env"))
     monkeypatch.setenv("LAZY_IMPORT_HOOK_INSTALLER", "uv")
     finder = lazy_import_hook.install(pyproject=path)
-    assert finder.target == str(tmp_path / "from-env") and finder.plan.installer == "uv"
+    assert finder.target == str(tmp_path / "from-env") and finder.plan.settings.installer == "uv"
     finder = lazy_import_hook.install(pyproject=path, target=tmp_path / "arg", installer="auto")
-    assert finder.target == str(tmp_path / "arg") and finder.plan.installer == "auto"
+    assert finder.target == str(tmp_path / "arg") and finder.plan.settings.installer == "auto"
 
 
 def test_home_is_expanded_in_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,7 +73,7 @@ def test_the_default_target_is_per_environment_outside_site_packages() -> None:
     import sys
     import sysconfig
 
-    from lazy_import_hook._config import default_target
+    from lazy_import_hook._settings import default_target
 
     assert default_target().startswith(sys.prefix)
     assert not default_target().startswith(sysconfig.get_paths()["purelib"])
@@ -145,9 +147,9 @@ def test_a_warm_start_reuses_the_cache_and_any_change_revalidates(
 
 def test_a_changed_pyproject_is_read_again(tmp_path: Path) -> None:
     path = write_pyproject(tmp_path / "app")
-    assert lazy_import_hook.install(pyproject=path).plan.timeout == 30
+    assert lazy_import_hook.install(pyproject=path).plan.settings.timeout == 30
     path.write_text(path.read_text().replace("timeout = 30", "timeout = 31"))
-    assert lazy_import_hook.install(pyproject=path).plan.timeout == 31
+    assert lazy_import_hook.install(pyproject=path).plan.settings.timeout == 31
     path.write_text(path.read_text().replace("timeout = 31", "timeout = 'x'"))
     with pytest.raises(ConfigError):
         lazy_import_hook.install(pyproject=path)
@@ -168,7 +170,7 @@ def test_world_writable_target_is_refused_with_a_warning(tmp_path: Path) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         finder = lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
-    assert finder.plan.problem == "" and str(target) in sys.path
+    assert finder.plan.problem is None and str(target) in sys.path
 
 
 def test_a_target_inside_the_interpreters_library_is_refused(tmp_path: Path) -> None:
@@ -181,7 +183,7 @@ def test_a_target_inside_the_interpreters_library_is_refused(tmp_path: Path) -> 
 
 
 def test_the_startup_cache_round_trips_and_rejects_another_key() -> None:
-    from lazy_import_hook._allowlist import parse_allowlist
+    from lazy_import_hook._allowlist import parse_allowlist, pins
 
     entries = parse_allowlist(
         {
@@ -190,14 +192,82 @@ def test_the_startup_cache_round_trips_and_rejects_another_key() -> None:
             "gone": "nowhere==1; sys_platform == 'no-such-platform'",
         }
     )
-    plan = Plan(target="/t/x", entries=entries, installer="uv", timeout=12.5, confirm=True)
-    plan.hidden, plan.pth_paths, plan.problem = ("yaml",), ("/t/x/extra",), "readonly\tno"
-    loaded = Plan.loads(plan.dumps("KEY", 42), "KEY")
+    plan = Plan(Settings(target="/t/x", installer="uv", timeout=12.5, confirm=True), entries)
+    plan.hidden, plan.pth_paths = ("yaml",), ("/t/x/extra",)
+    plan.problem = Problem(Problem.READONLY, "no")
+    loaded = _plan.loads(_plan.dumps(plan, "KEY", 42), "KEY")
     assert loaded is not None
     again, mtime = loaded
     assert mtime == 42 and list(again.entries.values()) == entries
-    for attr in ("target", "installer", "timeout", "confirm", "hidden", "pth_paths", "problem"):
+    assert again.settings == plan.settings
+    for attr in ("hidden", "pth_paths", "problem"):
         assert getattr(again, attr) == getattr(plan, attr), attr
-    assert again.entries["x"].pins == ("a==1", "b==2")
-    assert Plan.loads(plan.dumps("KEY", 42), "OTHER") is None
-    assert Plan.loads(plan.dumps("KEY", 42).replace("\t", " "), "KEY") is None
+    assert pins(again.entries["x"]) == [("a", "==1"), ("b", "==2")]
+    assert _plan.loads(_plan.dumps(plan, "KEY", 42), "OTHER") is None
+    assert _plan.loads(_plan.dumps(plan, "KEY", 42).replace("\t", " "), "KEY") is None
+
+
+def test_one_row_in_the_settings_table_is_an_argument_a_variable_a_key_and_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lazy_import_hook._settings import Seconds, Setting
+
+    row: Setting[float] = Setting(Seconds(), 5.0, "a setting added for this test", env="PROBE_SECONDS")
+    row.__set_name__(Settings, "probe_seconds")
+    monkeypatch.setattr(Settings, "probe_seconds", row, raising=False)
+    allowlist = {"toymod": "toy-dist==1.0"}
+    finder = lazy_import_hook.install(allowlist, target=tmp_path / "a", probe_seconds=7)
+    assert finder.plan.settings.probe_seconds == 7.0  # type: ignore[attr-defined]
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_PROBE_SECONDS", "8")
+    finder = lazy_import_hook.install(allowlist, target=tmp_path / "b")
+    assert finder.plan.settings.probe_seconds == 8.0  # type: ignore[attr-defined]
+    monkeypatch.delenv("LAZY_IMPORT_HOOK_PROBE_SECONDS")
+    path = write_pyproject(tmp_path / "app", **{"probe-seconds": "9"})
+    finder = lazy_import_hook.install(pyproject=path)
+    assert finder.plan.settings.probe_seconds == 9.0  # type: ignore[attr-defined]
+    text = _plan.dumps(finder.plan, "K", 1)
+    assert "setting.probe_seconds\t9.0" in text
+    loaded = _plan.loads(text, "K")
+    assert loaded is not None and loaded[0].settings == finder.plan.settings
+    with pytest.raises(ConfigError, match="probe-seconds = 'x'"):
+        lazy_import_hook.install(pyproject=write_pyproject(tmp_path / "bad", **{"probe-seconds": '"x"'}))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["another version", "a field missing", "an extra field", "an entry field missing", "a bad value"],
+)
+def test_a_cache_of_another_shape_is_ignored_never_misread(
+    damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lazy_import_hook import _config
+
+    target = tmp_path / "t"
+    allowlist = {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"}
+    first = lazy_import_hook.install(allowlist, target=target, timeout=12)
+    cache = target / ".lazy-import-hook" / "plan"
+    lines = cache.read_text().splitlines(keepends=True)
+    if damage == "another version":
+        lines[0] = "lazy-import-hook plan 0.0.1\n"
+    elif damage == "a field missing":
+        lines = [line for line in lines if not line.startswith("setting.timeout\t")]
+    elif damage == "an extra field":
+        lines.insert(3, "setting.added_later\t1\n")
+    elif damage == "an entry field missing":
+        lines = [line.rsplit("\t", 1)[0] + "\n" if line.startswith("entry\t") else line for line in lines]
+    else:
+        lines = [line.replace("setting.enabled\t1", "setting.enabled\tyes") for line in lines]
+    cache.write_text("".join(lines))
+    calls: list[object] = []
+    real = _config.resolve
+
+    def counting(raw: _config.Raw) -> Plan:
+        calls.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(_config, "resolve", counting)
+    again = lazy_import_hook.install(allowlist, target=target, timeout=12)
+    assert len(calls) == 1  # the slow path ran
+    assert again.plan.settings == first.plan.settings
+    assert again.plan.entries == first.plan.entries
+    assert cache.read_text().startswith(f"lazy-import-hook plan {lazy_import_hook.__version__}\n")

@@ -235,10 +235,10 @@ def test_two_threads_importing_two_names_at_once_both_succeed(fp: Any, target: P
 def test_the_hooks_own_imports_during_an_install_never_recurse(
     fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lazy_import_hook import _installer
+    from lazy_import_hook import _environment
 
     seen: list[str] = []
-    real = _installer.core_constraints
+    real = _environment.core_constraints
 
     def constraints_that_import(*args: Any) -> list[str]:
         # Runs inside the install, in the installing thread, like the hook's
@@ -249,7 +249,7 @@ def test_the_hooks_own_imports_during_an_install_never_recurse(
             seen.append(type(e).__name__)
         return real(*args)
 
-    monkeypatch.setattr(_installer, "core_constraints", constraints_that_import)
+    monkeypatch.setattr(_environment, "core_constraints", constraints_that_import)
     fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
     lazy_import_hook.install(
         {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"}, target=target, installer="pip"

@@ -10,16 +10,19 @@ import pytest
 from _fakes import PIP, installs
 
 import lazy_import_hook
-from lazy_import_hook import LazyInstallError, _installer
+from lazy_import_hook import LazyInstallError, _environment, _installer, _installers, _uv
+from lazy_import_hook._installer import Failure, InstallRequest, failure_error
+from lazy_import_hook._pip import Pip
 from lazy_import_hook._plan import Entry
+from lazy_import_hook._uv import Uv
 
 TOY = {"toymod/__init__.py": "VERSION = '1.0'\n"}
 ENTRY = Entry("toymod", ("toy-dist==1.0",), dists=("toy-dist",))
 
 
 def test_pip_command_line() -> None:
-    cmd = _installer.build_command(
-        "pip", None, target="/t/stage", specs=["toy-dist==1.0"], constraints="/t/c.txt"
+    cmd = Pip(sys.executable).command(
+        InstallRequest("/t/stage", ["toy-dist==1.0"], constraints="/t/c.txt")
     )
     assert cmd == [
         sys.executable, "-m", "pip", "install", "--target", "/t/stage",
@@ -29,8 +32,8 @@ def test_pip_command_line() -> None:
 
 
 def test_uv_command_line_always_names_this_interpreter() -> None:
-    cmd = _installer.build_command(
-        "uv", "/bin/uv", target="/t/stage", specs=["a==1", "b[x]==2"], constraints="/t/c.txt"
+    cmd = Uv("/bin/uv").command(
+        InstallRequest("/t/stage", ["a==1", "b[x]==2"], constraints="/t/c.txt")
     )
     assert cmd == [
         "/bin/uv", "pip", "install", "--python", sys.executable, "--target", "/t/stage",
@@ -40,24 +43,20 @@ def test_uv_command_line_always_names_this_interpreter() -> None:
 
 
 def test_no_bytecode_flags_follow_dont_write_bytecode() -> None:
-    pip = _installer.build_command(
-        "pip", None, target="/t", specs=["a==1"], constraints=None, compile_bytecode=False
-    )
-    uv = _installer.build_command(
-        "uv", "/bin/uv", target="/t", specs=["a==1"], constraints=None, compile_bytecode=False
-    )
+    request = InstallRequest("/t", ["a==1"], compile_bytecode=False)
+    pip = Pip(sys.executable).command(request)
+    uv = Uv("/bin/uv").command(request)
     assert "--no-compile" in pip and "--compile-bytecode" not in uv
 
 
 def test_hashed_entries_go_through_a_requirements_file(tmp_path: Path) -> None:
     entry = Entry("toymod", ("toy-dist==1.0",), dists=("toy-dist",), hashes=("sha256:" + "a" * 64,))
     req = tmp_path / "r.txt"
-    _installer.write_requirements(str(req), entry)
+    _installer.write_requirements(str(req), entry.requirements, entry.hashes)
     assert req.read_text() == f"toy-dist==1.0 --hash=sha256:{'a' * 64}\n"
-    cmd = _installer.build_command(
-        "pip", None, target="/t", specs=entry.requirements, constraints=None,
-        requirements_file=str(req), require_hashes=True,
-    )  # fmt: skip
+    cmd = Pip(sys.executable).command(
+        InstallRequest("/t", entry.requirements, requirements_file=str(req), require_hashes=True)
+    )
     assert cmd[-3:] == ["--require-hashes", "--requirement", str(req)]
     assert "toy-dist==1.0" not in cmd
 
@@ -68,7 +67,7 @@ def test_the_requirements_file_leaves_out_markers(tmp_path: Path) -> None:
     spec = 'toy-dist[x]==1.0; platform_release != " --index-url=http://evil "'
     entry = Entry("toymod", (spec,), dists=("toy-dist",), hashes=("sha256:" + "a" * 64,))
     req = tmp_path / "r.txt"
-    _installer.write_requirements(str(req), entry)
+    _installer.write_requirements(str(req), entry.requirements, entry.hashes)
     assert req.read_text() == f"toy-dist[x]==1.0 --hash=sha256:{'a' * 64}\n"
 
 
@@ -88,7 +87,7 @@ def test_the_real_run_uses_the_pip_command_with_constraints(fp: Any, target: Pat
 def test_core_constraints_pin_what_the_environment_has() -> None:
     import packaging
 
-    lines = _installer.core_constraints([], ["toy-dist"])
+    lines = _environment.core_constraints([], ["toy-dist"])
     assert f"packaging=={packaging.__version__}" in lines
     assert all("==" in line for line in lines)
     assert not any(line.startswith("toy-dist") for line in lines)
@@ -97,7 +96,7 @@ def test_core_constraints_pin_what_the_environment_has() -> None:
 def test_forced_uv_that_is_missing_is_an_error_not_a_fallback(
     target: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_installer, "find_uv", lambda: None)
+    monkeypatch.setattr(_uv, "find_uv", lambda: None)
     lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="uv")
     with pytest.raises(LazyInstallError) as info:
         import toymod  # noqa: F401
@@ -105,11 +104,12 @@ def test_forced_uv_that_is_missing_is_an_error_not_a_fallback(
 
 
 def test_auto_prefers_uv_and_falls_back_to_pip(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_installer, "find_uv", lambda: "/opt/uv")
-    assert _installer.choose("auto") == ("uv", "/opt/uv")
-    assert _installer.choose("pip") == ("pip", None)
-    monkeypatch.setattr(_installer, "find_uv", lambda: None)
-    assert _installer.choose("auto") == ("pip", None)
+    monkeypatch.setattr(_uv, "find_uv", lambda: "/opt/uv")
+    chosen = _installers.choose("auto")
+    assert (chosen.name, chosen.executable) == ("uv", "/opt/uv")
+    assert _installers.choose("pip").name == "pip"
+    monkeypatch.setattr(_uv, "find_uv", lambda: None)
+    assert _installers.choose("auto").name == "pip"
 
 
 def test_environment_variable_forces_the_installer(
@@ -134,7 +134,10 @@ def test_environment_variable_forces_the_installer(
     ],
 )  # fmt: skip
 def test_failures_are_classified_from_the_installers_words(output: str, reason: str) -> None:
-    error = _installer.failure("toymod", ENTRY, 1, output, "pip install x", 10, True)
+    failure = Failure(
+        "toymod", ENTRY.what, ENTRY.dists, code=1, output=output, command="pip install x", only_binary=True
+    )
+    error = failure_error(failure, 10)
     assert isinstance(error, ImportError) and error.reason == reason and error.name == "toymod"
     assert output in str(error)
     if reason != "installer-failed" or "versions: none" in output:
@@ -180,6 +183,4 @@ def test_a_real_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     ],
 )
 def test_a_cached_core_constraint_line_must_be_a_plain_pin(line: str, ok: bool) -> None:
-    from lazy_import_hook._transaction import _pinned_line
-
-    assert _pinned_line(line) is ok
+    assert _environment.pinned_line(line) is ok
