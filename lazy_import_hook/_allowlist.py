@@ -109,6 +109,7 @@ def _entry(import_name: str, value: object, where: str) -> Entry:
         hashes=tuple(hashes),
         allow_sdist=allow_sdist,
         active=bool(active),
+        pins=tuple((canonicalize_name(r.name), str(r.specifier)) for r in active if r.specifier),
     )
 
 
@@ -178,19 +179,6 @@ def _check_conflicts(entries: Iterable[Entry], where: str) -> None:
                     f"({by_dist[dist][1] or 'any'} vs {spec or 'any'}); make them agree"
                 )
             by_dist[dist] = (entry.import_name, spec)
-
-
-def pins(entry: Entry) -> list[tuple[str, str]]:
-    """(canonical name, specifier) of the entry's requirements that have a
-    specifier; other installs honour them as constraints."""
-    if not entry.active:
-        return []
-    found = []
-    for text, dist in zip(entry.requirements, entry.dists):
-        specifier = str(Requirement(text).specifier)
-        if specifier:
-            found.append((dist, specifier))
-    return found
 
 
 def installed_matches(requirement: str, version: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-from ._allowlist import pins
 from ._files import atomic_write, dist_folders
 from ._target import meta, read_trusted
 
@@ -70,7 +69,7 @@ def allowlist_constraints(entries: Iterable[Entry], current: Entry, core: Sequen
     skip = {line.partition("==")[0] for line in core} | set(current.dists)
     lines: dict[str, str] = {}
     for entry in entries:
-        for name, specifier in pins(entry):
+        for name, specifier in entry.pins if entry.active else ():
             if name not in skip:
                 lines.setdefault(name, f"{name}{specifier}")
     return sorted(lines.values())

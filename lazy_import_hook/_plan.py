@@ -28,7 +28,7 @@ HEADER = f"lazy-import-hook plan {VERSION}"
 class Entry:
     """One allow-listed import name and what installs it."""
 
-    __slots__ = ("active", "allow_sdist", "dists", "hashes", "import_name", "requirements")
+    __slots__ = ("active", "allow_sdist", "dists", "hashes", "import_name", "pins", "requirements")
 
     def __init__(
         self,
@@ -39,6 +39,7 @@ class Entry:
         hashes: Sequence[str] = (),
         allow_sdist: bool = False,
         active: bool = True,
+        pins: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.import_name = import_name
         self.requirements = tuple(requirements)  # re-serialised by packaging, markers included
@@ -46,6 +47,10 @@ class Entry:
         self.hashes = tuple(hashes)
         self.allow_sdist = allow_sdist
         self.active = active  # False: every marker is false here; never installs
+        # (canonical name, specifier) of the active requirements that have a
+        # specifier: other installs honour them as constraints. Parsed once,
+        # at validation, so an install needs no `packaging` before it starts.
+        self.pins = tuple(pins)
 
     def __repr__(self) -> str:
         return f"Entry({self.import_name!r}, {self.requirements!r}, active={self.active})"
@@ -139,6 +144,18 @@ def _dump_flag(value: object) -> str:
     return "1" if value else "0"
 
 
+def _dump_pins(value: object) -> str:
+    assert isinstance(value, tuple)
+    return _strs(f"{name} {specifier}" for name, specifier in value)  # neither holds a space
+
+
+def _load_pins(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = [item.split(" ") for item in _unstrs(text)]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(text)
+    return tuple((name, specifier) for name, specifier in pairs)
+
+
 _ENTRY_CODECS: dict[str, tuple[Callable[[object], str], Callable[[str], object]]] = {
     "import_name": (_dump_str, _unesc),
     "requirements": (_dump_strs, _unstrs),
@@ -146,6 +163,7 @@ _ENTRY_CODECS: dict[str, tuple[Callable[[object], str], Callable[[str], object]]
     "hashes": (_dump_strs, _unstrs),
     "allow_sdist": (_dump_flag, _flag),
     "active": (_dump_flag, _flag),
+    "pins": (_dump_pins, _load_pins),
 }
 _ENTRIES_LINE = "entries\t" + "\t".join(_ENTRY_CODECS)
 
