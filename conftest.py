@@ -53,6 +53,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LAZY_IMPORT_HOOK_CACHE_DIR", str(tmp_path / "user-cache"))
 
 
+@pytest.fixture(autouse=True)
+def installer_commands_as_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process the fake installers (pytest-subprocess) see the command
+    as the installer object built it, without the setpriv wrapper that makes
+    a real installer die with its parent (tested in a real child instead)."""
+    from lazy_import_hook import _installer
+
+    monkeypatch.setattr(_installer, "_SETPRIV", [None])
+
+
 @pytest.fixture
 def target(tmp_path: Path) -> Path:
     return tmp_path / "target"

@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 # multi-line can hide in one (markers need quotes and <>=, so those stay).
 _FORBIDDEN = set("`$|&\\{}\r\n\t\x00")
 _HASH = re.compile(r"^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$")
-_ARCHIVES = (".whl", ".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz")
+# What pip and uv take as a local archive file rather than a requirement.
+_ARCHIVES = (
+    ".whl", ".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz",
+    ".tlz", ".tar.lz", ".tar.lzma", ".tar.zst", ".tzst",
+)  # fmt: skip
 _ENTRY_KEYS = {"requirement", "requirements", "hashes", "allow-sdist"}
 
 
@@ -197,23 +201,39 @@ def stale_versions(entry: Entry, versions: Mapping[str, str]) -> list[str]:
     ]
 
 
-def scan(plan: Plan) -> None:
+def matching_infos(target: str, entry: Entry) -> tuple[str, ...] | None:
+    """The dist-info folders of the entry's distributions in the target, if
+    none of them is at a version its requirement does not allow; None if
+    one is, or if the module is there without any of them (an interrupted
+    upgrade, the old dist-info goes first, or a hand-made copy: never serve
+    it as if it were the pinned version)."""
+    dists = _target.dist_folders(target)
+    have = {d: dists[d] for d in entry.dists if d in dists}
+    if not have:
+        return None if _target.on_disk(target, entry.import_name) else ()
+    if stale_versions(entry, {d: f.version for d, f in have.items()}):
+        return None
+    return tuple(f.info for f in have.values())
+
+
+def scan(plan: Plan) -> list[str]:
     """Record in the plan what the target holds that startup must know about:
     allow-listed modules present at a version the pin no longer matches
-    (hidden until reinstalled) and the .pth path lines."""
-    versions = _target.installed_versions(plan.target)
+    (hidden until reinstalled), the dist-info folders found to match (a
+    later import only checks they are still there), and the .pth path lines.
+    Returns the .pth path lines refused (see _pth.read_pth)."""
     hidden = []
+    verified: dict[str, tuple[str, ...]] = {}
     for entry in plan.entries.values():
         if not entry.active:
             continue
-        if any(d in versions for d in entry.dists):
-            stale = bool(stale_versions(entry, versions))
-        else:
-            # The module without its *.dist-info: an interrupted upgrade (the
-            # old dist-info goes first) or a hand-made copy. Never serve it as
-            # if it were the pinned version.
-            stale = _target.on_disk(plan.target, entry.import_name)
-        if stale:
+        infos = matching_infos(plan.target, entry)
+        if infos is None:
             hidden.append(entry.import_name)
+        elif infos:
+            verified[entry.import_name] = infos
     plan.hidden = tuple(sorted(hidden))
-    plan.pth_paths = tuple(_pth.read_pth(plan.target)[0])
+    plan.verified = verified
+    paths, _, refused = _pth.read_pth(plan.target, outside=plan.settings.pth_imports)
+    plan.pth_paths = tuple(paths)
+    return refused

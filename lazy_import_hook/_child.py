@@ -10,6 +10,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 CHILD_PLAN = "LAZY_IMPORT_HOOK_CHILD_PLAN"
+# Set in every installer's environment: the hook is inert there, whatever
+# activated it (a sitecustomize, a .pth file, child_env()), so an installer
+# that tries an optional import never waits for the lock its parent holds.
+INSIDE_INSTALLER = "LAZY_IMPORT_HOOK_INSIDE_INSTALLER"
 
 
 def autostart_dir() -> str:
@@ -24,6 +28,19 @@ def with_child_hook(env: Mapping[str, str], plan_text: str) -> dict[str, str]:
     )
     result[CHILD_PLAN] = plan_text
     return result
+
+
+def installer_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment an installer runs with: no child hook, and the marker.
+    UV_CONFIG_FILE is dropped: it names a uv.toml that --no-config still reads."""
+    result = without_child_hook(env)
+    result.pop("UV_CONFIG_FILE", None)
+    result[INSIDE_INSTALLER] = "1"
+    return result
+
+
+def inside_installer() -> bool:
+    return bool(os.environ.get(INSIDE_INSTALLER))
 
 
 def without_child_hook(env: Mapping[str, str]) -> dict[str, str]:

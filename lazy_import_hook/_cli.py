@@ -91,9 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.verb == "status":
             return status(plan, as_json=options.json, log=options.log)
         if options.verb in ("prefetch", "prune") and plan.problem is None:
-            from ._hook import prepare
+            from ._prepare import prepare
 
-            prepare(plan.target)  # the ABI wipe and stamp, as install() does
+            prepare(plan.target, enabled=plan.settings.enabled)  # the ABI wipe and stamp, as install() does
         if options.verb == "prefetch":
             return prefetch(plan, options.names)
         if options.verb == "prune":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._errors import ConfigError
+from ._errors import ConfigError, warn
 from ._plan import Plan, environment_tag
 from ._settings import Setting, Settings, env_names, folder_path
 
@@ -70,21 +70,75 @@ def _cache_path(target_hint: str, pyproject: str) -> str:
     return os.path.join(cache_home(), f"plan-{name}")
 
 
-def find_pyproject(start: str | None = None) -> str | None:
-    """The nearest pyproject.toml, walking up, that mentions our table."""
+def find_pyproject(start: str | None = None) -> tuple[str, bytes] | None:
+    """(path, bytes) of the nearest pyproject.toml above `start` that declares
+    a [tool.lazy-import-hook] table and that nobody but us (or root) could
+    have written; an untrusted one is skipped with a warning."""
     here = os.path.abspath(start or os.getcwd())
     while True:
         candidate = os.path.join(here, "pyproject.toml")
-        try:
-            with open(candidate, "rb") as f:
-                if b"[tool.lazy-import-hook" in f.read():
-                    return candidate
-        except OSError:
-            pass
+        found = _read_declaring(candidate)
+        if found is not None:
+            why = untrusted_pyproject(candidate, found[1])
+            if why is None:
+                return candidate, found[0]
+            warn(f"ignoring {candidate}: {why}")
         parent = os.path.dirname(here)
         if parent == here:
             return None
         here = parent
+
+
+def _read_declaring(path: str) -> tuple[bytes, os.stat_result] | None:
+    """The bytes and stat of `path` if it declares our table (a real table
+    header, not a mention in a comment or a string)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+            st = os.fstat(f.fileno())
+    except OSError:
+        return None
+    return (data, st) if declares_table(data) else None
+
+
+def declares_table(data: bytes) -> bool:
+    """Whether the TOML text has a `[tool.lazy-import-hook]` (or sub-) table header."""
+    if b"lazy-import-hook" not in data:
+        return False
+    for line in data.splitlines():
+        head = line.strip()
+        if head.startswith(b"[") and b"lazy-import-hook" in head:
+            compact = head.translate(None, b" \t\"'")
+            if compact.startswith(_HEADERS):
+                return True
+    return False
+
+
+_HEADERS = (b"[tool.lazy-import-hook]", b"[tool.lazy-import-hook.", b"[[tool.lazy-import-hook.")
+
+
+def untrusted_pyproject(path: str, st: os.stat_result) -> str | None:
+    """Why a pyproject file must not give orders (choose what installs and
+    where), or None: it must be ours or root's and writable by nobody else,
+    in a folder nobody else can write to (git's safe.directory idea; a
+    sticky shared folder such as /tmp is fine, since no one else can
+    replace a file we own there)."""
+    import stat
+
+    from ._target import untrusted
+
+    why = untrusted(st)
+    if why:
+        return f"the file is {why}"
+    folder = os.path.dirname(path)
+    try:
+        folder_st = os.stat(folder)
+    except OSError as e:
+        return f"its folder cannot be checked ({e})"
+    if folder_st.st_mode & stat.S_ISVTX:
+        return None
+    why = untrusted(folder_st)
+    return f"its folder {folder} is {why}" if why else None
 
 
 def gather(
@@ -100,28 +154,48 @@ def gather(
             f"got {type(allowlist).__name__}: {allowlist!r:.80}"
         )
     path = text = ""
-    if pyproject is not None or allowlist is None:
-        path = _pyproject_path(pyproject)
-        try:
-            with open(path, "rb") as f:
-                text = f.read().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read pyproject file {path}: {e}") from e
+    if pyproject is not None:
+        path = _checked_path(os.path.abspath(os.fspath(pyproject)))
+        text = _read_pyproject(path)
+    elif allowlist is None:
+        path, text = _find_or_explain()
     return Raw(dict(allowlist) if allowlist is not None else None, given, path, text)
 
 
-def _pyproject_path(pyproject: str | os.PathLike[str] | None) -> str:
-    if pyproject is not None:
-        path = os.path.abspath(os.fspath(pyproject))
-    else:
-        found = find_pyproject()
-        if found is None:
-            raise ConfigError(
-                "no allowlist given and no pyproject.toml with [tool.lazy-import-hook] "
-                f"found in {os.getcwd()} or above; pass install(allowlist={{...}}) "
-                "or install(pyproject='path/to/pyproject.toml')"
-            )
-        path = found
+def _read_pyproject(path: str) -> str:
+    """An explicitly named pyproject: read, and refused if others could write it."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+            st = os.fstat(f.fileno())
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read pyproject file {path}: {e}") from e
+    why = untrusted_pyproject(path, st)
+    if why:
+        raise ConfigError(
+            f"pyproject file {path}: {why}; it could choose what installs and where. "
+            "Make it yours (chown), writable only by you (chmod go-w), in a folder only you can write"
+        )
+    return text
+
+
+def _find_or_explain() -> tuple[str, str]:
+    found = find_pyproject()
+    if found is None:
+        raise ConfigError(
+            "no allowlist given and no pyproject.toml with a [tool.lazy-import-hook] table "
+            f"(that only you or root can write) found in {os.getcwd()} or above; pass "
+            "install(allowlist={...}) or install(pyproject='path/to/pyproject.toml')"
+        )
+    path, data = found
+    try:
+        return _checked_path(path), data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read pyproject file {path}: {e}") from e
+
+
+def _checked_path(path: str) -> str:
     if any(ord(c) < 32 for c in path):
         raise ConfigError(f"pyproject path {path!r}: control characters are not allowed")
     return path

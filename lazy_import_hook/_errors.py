@@ -9,6 +9,8 @@ branch on `LazyInstallError.reason`, a short stable string.
 
 from __future__ import annotations
 
+import sys
+
 __all__ = [
     "ConfigError",
     "HashMismatchError",
@@ -17,8 +19,10 @@ __all__ = [
     "InstallsDisabledError",
     "LazyInstallError",
     "ModuleStillMissingError",
+    "PinConflictError",
     "SdistRefusedError",
     "TargetRefusedError",
+    "warn",
 ]
 
 
@@ -84,5 +88,30 @@ class ModuleStillMissingError(LazyInstallError):
     reason = "still-missing"
 
 
+class PinConflictError(LazyInstallError):
+    """Another application that shares the target pins what this one would replace."""
+
+    reason = "pin-conflict"
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """A warning that points at the application's line, not at this package."""
+    import warnings
+
+    warnings.warn(f"lazy-import-hook: {message}", category, stacklevel=_outside_level())
+
+
+def _outside_level() -> int:
+    """The stacklevel of the first frame outside this package (and importlib)."""
+    frame = sys._getframe(2)
+    level = 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        ("lazy_import_hook", "importlib", "_frozen_importlib")
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level

@@ -35,22 +35,36 @@ def forget(target: str, name: str) -> None:
     remove_quietly(_path(target, name))
 
 
-def check(target: str, entry: Entry, retry_after: float, command: str, since: float) -> None:
-    """Raise the recorded failure if it is recent; `since`: failures recorded
-    before this time are not a reason to wait (importlib.invalidate_caches())."""
-    name = entry.import_name
-    path = _path(target, name)
+def _read(target: str, entry: Entry, retry_after: float, since: float) -> tuple[float, str] | None:
+    """(age in seconds, message) of a failure of these requirements recorded
+    after `since` and less than `retry_after` ago. A record from the future
+    (clock skew, NFS), one that cannot be read, or one of other requirements
+    is no reason to wait: the wait is never longer than `retry-after`."""
+    path = _path(target, entry.import_name)
     try:
         when = os.stat(path).st_mtime
-        if when <= since:
-            return
         age = time.time() - when
+        if when <= since or not 0 <= age < retry_after:
+            return None
         with open(path, encoding="utf-8") as f:
             reqs, _, message = f.read().partition("\n")
     except (OSError, UnicodeDecodeError):
+        return None
+    return (age, message) if reqs.split(_SEP) == list(entry.requirements) else None
+
+
+def recent(target: str, entry: Entry, retry_after: float, since: float) -> bool:
+    return _read(target, entry, retry_after, since) is not None
+
+
+def check(target: str, entry: Entry, retry_after: float, command: str, since: float) -> None:
+    """Raise the recorded failure if it is recent; `since`: failures recorded
+    before this time are not a reason to wait (importlib.invalidate_caches())."""
+    found = _read(target, entry, retry_after, since)
+    if found is None:
         return
-    if reqs.split(_SEP) != list(entry.requirements) or age >= retry_after:
-        return
+    age, message = found
+    name = entry.import_name
     raise InstallerFailedError(
         f"installing {entry.what} for 'import {name}' failed {age:.0f} s "
         f"ago (in this or another process); not retrying until {retry_after:g} s have passed "

@@ -1,22 +1,31 @@
-"""The meta-path finder: the find_spec decision, the negative cache, the guard.
+"""The meta-path finder: it decides, it never installs.
 
 The finder sits LAST on sys.meta_path, so it only ever sees names that every
-core finder missed. A name that is not allow-listed costs one dict lookup.
-Installing is delegated to `_transaction`, imported only when needed.
+core finder missed. A name that is not allow-listed costs one frozenset
+lookup. CPython holds its global import lock while it asks a finder, so
+`find_spec` only decides: it returns a spec whose loader installs (under the
+importing module's own lock, see `_loader`), or, when an import would fail
+at once (installs disabled, a refused target, a recent failure), a spec
+that raises the informative error to an import and None to a probe
+(`importlib.util.find_spec`, `pkgutil`), which must never install or raise.
 """
 
 from __future__ import annotations
 
+import _imp
 import _thread
 import os
 import sys
+from time import time as _now  # bound at import: sys.modules["time"] may be replaced later
 
+from . import _target
 from ._errors import LazyInstallError
-from ._target import mtime, path_entry_finder
+from ._guard import Guard
+from ._loader import FailingLoader, InstallingLoader, called_by_import
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
@@ -49,16 +58,27 @@ class LazyFinder:
         # Failures recorded on disk before this moment are not a reason to wait
         # (see retry-after): importlib.invalidate_caches() means "retry now".
         self.retry_failures_after = 0.0
-        self.hidden: set[str] = set()
-        # Wrappers left by an earlier install() in this process now answer to
-        # this finder's set, so a name it no longer hides is visible again.
-        for folder, finder in sys.path_importer_cache.items():
-            if isinstance(finder, HidingFinder) and folder.startswith(self.target):
-                finder.hidden = self.hidden
-        hide(self.target, plan.hidden, self.hidden)
+        self.guard = Guard(self.target, self._entries, self._served_infos, plan.verified)
+        self.guard.hidden.update(plan.hidden)
+        self.guard.source_only = plan.foreign_abi
+
+    @property
+    def hidden(self) -> set[str]:
+        """Import names the target holds at a version the pins do not allow."""
+        return self.guard.hidden
 
     def __repr__(self) -> str:
         return f"<LazyFinder target={self.target!r} entries={len(self._entries)}>"
+
+    def attach(self) -> None:
+        """Guard the target's folders (through sys.path_hooks, which survive
+        a cleared sys.path_importer_cache)."""
+        sys.path_hooks.insert(0, self.guard.path_hook)
+        _forget_folders(self.guard)
+
+    def detach(self) -> None:
+        sys.path_hooks[:] = [h for h in sys.path_hooks if getattr(h, "__self__", None) is not self.guard]
+        _forget_folders(self.guard)
 
     def find_spec(
         self,
@@ -68,9 +88,11 @@ class LazyFinder:
     ) -> ModuleSpec | None:
         if fullname not in self._names:
             return None
-        return self._find(fullname, path)
+        return self._decide(fullname, path)
 
-    def _find(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
+    def _decide(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
+        from importlib.machinery import ModuleSpec
+
         entry = self._entries.get(fullname)
         if entry is None:
             below = self._prefixes[fullname]
@@ -81,25 +103,28 @@ class LazyFinder:
             return None  # the hook's own imports during an install never recurse
         failed = self._failed.get(fullname)
         if failed is not None:
-            raise failed.with_traceback(None)
-        return self._satisfy(fullname, entry, path)
+            return ModuleSpec(fullname, FailingLoader(failed)) if called_by_import(2) else None  # type: ignore[arg-type]
+        if self._fails_at_once(entry) and not called_by_import(2):
+            return None  # a probe: the import would raise at once
+        loader = InstallingLoader(lambda: self.install(fullname, entry, path))
+        return ModuleSpec(fullname, loader)  # type: ignore[arg-type]  # a Loader without importlib.abc's cost
+
+    def _fails_at_once(self, entry: Entry) -> bool:
+        """Cheap: whether an import would fail without running an installer."""
+        from ._failures import recent
+
+        settings = self.plan.settings
+        if not settings.enabled or self.plan.unsafe:
+            return True
+        if _target.problem(self.target, library=False) is not None:
+            return True
+        return recent(self.target, entry, settings.retry_after, self.retry_failures_after)
 
     def invalidate_caches(self) -> None:
-        """`importlib.invalidate_caches()` clears the negative cache."""
+        """`importlib.invalidate_caches()` clears the negative cache. Never raises."""
         if not getattr(self._local, "invalidating", False):
-            import time
-
             self._failed.clear()
-            self.retry_failures_after = time.time()
-
-    def refresh_import_caches(self) -> None:
-        import importlib
-
-        self._local.invalidating = True
-        try:
-            importlib.invalidate_caches()
-        finally:
-            self._local.invalidating = False
+            self.retry_failures_after = _now()
 
     def _namespace(self, fullname: str) -> ModuleSpec:
         """A parent of a dotted allow-listed name that exists nowhere yet: a
@@ -110,14 +135,21 @@ class LazyFinder:
         spec.submodule_search_locations = [os.path.join(self.target, *fullname.split("."))]
         return spec
 
-    def _satisfy(self, fullname: str, entry: Entry, path: Sequence[str] | None) -> ModuleSpec:
+    # -- in the loader, under the module's own lock -------------------------
+
+    def install(self, fullname: str, entry: Entry, path: Sequence[str] | None) -> ModuleSpec:
+        """Install `entry` and return the real spec of `fullname`; every
+        failure is a LazyInstallError, remembered for the next import."""
         from . import _transaction
 
+        failed = self._failed.get(fullname)
+        if failed is not None:
+            raise failed.with_traceback(None)
         self._local.busy = True
         try:
             if _transaction.install_entry(self.plan, entry, since=self.retry_failures_after):
-                self._after_install(entry)
-            spec = self.find_in_target(fullname, path)
+                self._after_install()
+            spec = self.real_spec(fullname, entry, path)
             if spec is None:
                 raise _transaction.still_missing(self.target, entry)
             return spec
@@ -126,8 +158,7 @@ class LazyFinder:
             raise
         except Exception as e:  # anything unexpected is still an ImportError
             error = LazyInstallError(
-                f"lazy-import-hook failed while installing for 'import {fullname}': "
-                f"{type(e).__name__}: {e}",
+                f"lazy-import-hook failed while installing for 'import {fullname}': {type(e).__name__}: {e}",
                 name=fullname,
             )
             self._failed[fullname] = error
@@ -135,7 +166,7 @@ class LazyFinder:
         finally:
             self._local.busy = False
 
-    def _after_install(self, entry: Entry) -> None:
+    def _after_install(self) -> None:
         """Re-scan the target and rewrite the startup cache, so other starts stay warm.
 
         A dependency this install brought may be another entry's module at a
@@ -143,72 +174,72 @@ class LazyFinder:
         from ._allowlist import scan
         from ._plan import write_cache
 
-        self.unhide(entry.import_name)
-        checked_at = mtime(self.target)
+        checked_at = _target.mtime(self.target)
         scan(self.plan)
-        hide(self.target, self.plan.hidden, self.hidden)
+        self.guard.hidden.clear()
+        self.guard.hidden.update(self.plan.hidden)
+        self.guard.verified = dict(self.plan.verified)
         if self.cache_path:
             write_cache(self.cache_path, self.plan, self.cache_key, checked_at)
 
-    def find_in_target(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
-        """After an install: refresh caches and find the module in the target."""
+    def real_spec(self, fullname: str, entry: Entry, path: Sequence[str] | None) -> ModuleSpec | None:
+        """After an install: find the module as a later start would, asking
+        the finders ahead of the hook first (so whatever instruments imports
+        sees it), then the path-based finder on the target."""
         from importlib.machinery import PathFinder
 
-        self.unhide(fullname)
+        self.guard.unhide(entry.import_name, self.plan.verified.get(entry.import_name))
         self.refresh_import_caches()
+        places: list[str] = list(path) if path is not None else []
         if path is None:
             from ._pth import read_pth
-            from ._target import activate
 
-            pth_paths, _ = read_pth(self.target)
-            activate([self.target, *pth_paths])
-            return PathFinder.find_spec(fullname, [self.target, *pth_paths])
-        spec = PathFinder.find_spec(fullname, list(path))
+            places = [self.target, *read_pth(self.target, outside=self.plan.settings.pth_imports)[0]]
+            _target.activate(places)
+        spec = self._ask_finders_ahead(fullname, path)
         if spec is None:
+            spec = PathFinder.find_spec(fullname, places)
+        if spec is None and path is not None:
             parent = os.path.join(self.target, *fullname.split(".")[:-1])
             spec = PathFinder.find_spec(fullname, [parent])
         return spec
 
-    def unhide(self, fullname: str) -> None:
-        self.hidden.discard(fullname)
+    def _ask_finders_ahead(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
+        for finder in list(sys.meta_path):
+            if finder is self or isinstance(finder, LazyFinder):
+                return None
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            _imp.acquire_lock()  # as CPython calls finders: under its global import lock
+            try:
+                spec: ModuleSpec | None = find(fullname, path, None)
+            finally:
+                _imp.release_lock()
+            if spec is not None:
+                return spec
+        return None
+
+    def refresh_import_caches(self) -> None:
+        import importlib
+
+        self._local.invalidating = True
+        try:
+            importlib.invalidate_caches()
+        finally:
+            self._local.invalidating = False
+
+    def _served_infos(self, name: str) -> tuple[str, ...] | None:
+        """For the guard: the dist-info folders of `name` if the target holds
+        versions its pins allow (imports packaging: called rarely)."""
+        from ._allowlist import matching_infos
+
+        entry = self._entries.get(name)
+        return matching_infos(self.target, entry) if entry is not None else ()
 
 
-class HidingFinder:
-    """Wraps the path-entry finder of a target folder and hides stale modules.
-
-    When the allowlist's pin no longer matches what the target holds, the old
-    version must not be served: the path-based finder misses it, so the
-    import reaches `LazyFinder`, which installs the pinned version.
-    """
-
-    def __init__(self, inner: object, hidden: set[str]) -> None:
-        self.inner = inner
-        self.hidden = hidden  # shared with LazyFinder, which unhides after an install
-
-    def find_spec(self, fullname: str, target: ModuleType | None = None) -> ModuleSpec | None:
-        if fullname in self.hidden:
-            return None
-        spec: ModuleSpec | None = self.inner.find_spec(fullname, target)  # type: ignore[attr-defined]
-        return spec
-
-    def invalidate_caches(self) -> None:
-        invalidate = getattr(self.inner, "invalidate_caches", None)
-        if invalidate is not None:
-            invalidate()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-
-def hide(target: str, names: Iterable[str], hidden: set[str]) -> None:
-    for name in names:
-        hidden.add(name)
-        folder = os.path.join(target, *name.split(".")[:-1])
-        current = sys.path_importer_cache.get(folder)
-        if isinstance(current, HidingFinder):
-            current.hidden = hidden
-            continue
-        inner = current if current is not None else path_entry_finder(folder)
-        if inner is not None:
-            sys.path_importer_cache[folder] = HidingFinder(inner, hidden)
-
+def _forget_folders(guard: Guard) -> None:
+    """Drop the cached path-entry finders of the target's folders, so the
+    path hooks make them afresh."""
+    for folder in [p for p in sys.path_importer_cache if isinstance(p, str) and guard.covers(p)]:
+        del sys.path_importer_cache[folder]

@@ -14,7 +14,7 @@ import os
 import sys
 
 from . import _config, _plan, _target
-from ._errors import ConfigError
+from ._errors import warn
 from ._finder import LazyFinder
 from ._settings import Settings
 
@@ -43,6 +43,10 @@ def install(
     disables installs wins. Raises `ConfigError` for bad configuration.
     Calling it again replaces the previous finder. Returns the finder.
     """
+    from ._child import inside_installer
+
+    if inside_installer():
+        return _inert()
     unknown = sorted(name for name in settings if Settings.row(name) is None)
     if unknown:
         known = ", ".join(row.name for row in Settings.rows())
@@ -69,18 +73,26 @@ def _settings_doc() -> str:
 install.__doc__ = (install.__doc__ or "") + _settings_doc()
 
 
+def _inert() -> LazyFinder:
+    """Inside an installer: a finder that answers for nothing and is not put
+    on sys.meta_path, and no target on sys.path."""
+    return LazyFinder(_plan.Plan(Settings(enabled=False)), "", "")
+
+
 def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
     """Target (and its .pth paths) to the END of sys.path, unless unsafe; the
     finder to the END of sys.meta_path, replacing an earlier one."""
     if not plan.unsafe:
         _target.activate([plan.target, *plan.pth_paths])
+        _plan.hold(plan)
         if plan.settings.pth_imports:
             from . import _pth
 
-            _pth.run_pth_imports(_pth.read_pth(plan.target)[1])
+            _pth.run_pth_imports(_pth.read_pth(plan.target, outside=True)[1])
     finder = LazyFinder(plan, key, cache_path)
     uninstall()
     sys.meta_path.append(finder)
+    finder.attach()
     _register_abc()
     return finder
 
@@ -90,7 +102,9 @@ def uninstall() -> None:
 
     The target stays on sys.path: modules already imported from it keep working.
     """
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, LazyFinder)]
+    for finder in [f for f in sys.meta_path if isinstance(f, LazyFinder)]:
+        sys.meta_path.remove(finder)
+        finder.detach()
 
 
 def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -114,15 +128,17 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def install_plan(text: str) -> LazyFinder:
     """The child side of `child_env()`: install the hook from a parent's plan."""
-    from ._child import CHILD_PLAN
+    from ._child import CHILD_PLAN, inside_installer
 
+    if inside_installer():
+        return _inert()
     loaded = _plan.loads(text, _CHILD_KEY)
     if loaded is None:
         raise ValueError(f"{CHILD_PLAN} does not hold a plan of this lazy-import-hook version")
     plan = loaded[0]
     if Settings.enabled.env_value() is False:
         plan.settings.__dict__["enabled"] = False  # the kill switch holds in children too
-    if _target.needs_wipe(plan.target):
+    if _target.needs_wipe(plan.target) and not plan.foreign_abi:
         raise ValueError(f"the target {plan.target} was built for another Python")
     return _activate(plan, _CHILD_KEY, "")  # "": a child keeps no cache of its own
 
@@ -136,82 +152,55 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
         st = os.stat(plan.target)
     except OSError:
         return None
-    if st.st_mtime_ns != checked_at or _target.needs_wipe(plan.target):
-        return None
-    if raw.target_hint and plan.target != raw.target_hint:
-        return None  # the cache names another target than the one asked for
-    if plan.unsafe or _target.untrusted(st):
-        return None  # an unsafe target is checked afresh every time (chmod keeps mtime)
-    return plan
+    unchanged = st.st_mtime_ns == checked_at and not _target.needs_wipe(plan.target)
+    # The cache names the target asked for; one that was unsafe, or is now
+    # (chmod keeps the mtime), or that someone else put on sys.path, is
+    # checked afresh.
+    same_target = not raw.target_hint or plan.target == raw.target_hint
+    safe = not plan.unsafe and not _target.untrusted(st)
+    ours = plan.target not in sys.path or plan.target in _target.ACTIVATED
+    return plan if unchanged and same_target and safe and ours else None
 
 
 def _slow_plan(raw: _config.Raw) -> _plan.Plan:
     from ._allowlist import scan
+    from ._prepare import prepare
 
     plan = _config.resolve(raw)  # ConfigError for anything bad
     plan.problem = _target.problem(plan.target)
     if plan.problem is None:
         try:
-            prepare(plan.target)
+            plan.foreign_abi = prepare(plan.target, enabled=plan.settings.enabled)
         except OSError as e:
-            plan.problem = _target.Problem(
-                _target.Problem.READONLY, f"{plan.target} is not writable: {e}"
-            )
+            plan.problem = _target.Problem(_target.Problem.READONLY, f"{plan.target} is not writable: {e}")
     _report_problem(plan)
     checked_at = _target.mtime(plan.target)
-    scan(plan)
+    for dropped in scan(plan):
+        warn(f"ignoring the .pth path line {dropped} in {plan.target}")
     if not plan.unsafe:  # nothing of ours goes into an unsafe folder
+        _record(plan)
         _plan.write_cache(raw.cache_path, plan, raw.key, checked_at)
     return plan
 
 
-def prepare(target: str) -> None:
-    """Create the target, wipe it if built for another ABI, stamp it.
+def _record(plan: _plan.Plan) -> None:
+    """Record the validated plan in the target (see _records)."""
+    from ._records import origin, record_id
 
-    A folder the hook never managed is adopted only when everything in it
-    belongs to an installed distribution: a later ABI wipe empties the
-    target, and must never take someone's files with it."""
-    if not os.path.isdir(_target.meta(target)) and _target.read_stamp(target) is None:
-        foreign = _target.foreign_entries(target)
-        if foreign:
-            raise ConfigError(
-                f"target {target} already holds files no installed distribution owns "
-                f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
-                "point the target at a new or empty folder"
-            )
-    os.makedirs(_target.meta(target), exist_ok=True)  # before the mtime is taken
-    if _target.needs_wipe(target) or _target.read_stamp(target) is None:
-        _wipe_or_stamp(target)
-
-
-
-def _wipe_or_stamp(target: str) -> None:
-    from ._lock import lock
-
-    with lock(target):
-        if _target.needs_wipe(target):
-            removed = _target.wipe(target)
-            _warn(
-                f"the target {target} was built for another Python "
-                f"({len(removed)} entries removed); packages will be installed again",
-                RuntimeWarning,
-            )
-        elif _target.read_stamp(target) is None:
-            _target.write_stamp(target)
+    plan.record_id = record_id(plan)
+    plan.origin = origin()
+    try:
+        _plan.write_record(plan)
+    except OSError:
+        pass  # a read-only target: nothing will be installed into it by this process
 
 
 def _report_problem(plan: _plan.Plan) -> None:
     problem = plan.problem
     if problem is not None and problem.unsafe:
-        _warn(f"{problem.message}; the target is NOT added to sys.path and nothing installs into it")
+        warn(f"{problem.message}; the target is NOT added to sys.path and nothing installs into it")
     elif problem is not None and plan.settings.enabled:
-        _warn(f"{problem.message}; packages already there still import, nothing new can be installed")
-
-
-def _warn(message: str, category: type[Warning] = UserWarning) -> None:
-    import warnings
-
-    warnings.warn(f"lazy-import-hook: {message}", category, stacklevel=4)
+        warn(f"{problem.message}; packages already there still import, nothing new can be installed")
 
 
 def _register_abc() -> None:

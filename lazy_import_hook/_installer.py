@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections import deque
 
-from ._child import without_child_hook
+from ._child import installer_env
 from ._errors import (
     HashMismatchError,
     InstallerFailedError,
@@ -119,7 +121,7 @@ class Installer:
             return [*cmd, "--requirement", request.requirements_file]
         return [*cmd, "--", *request.requirements]
 
-    constraint_option = "--constraint"
+    constraint_option = "--constraint"  # uv before 0.5.4 knows only the singular too
 
 
 def write_requirements(path: str, requirements: Sequence[str], hashes: Sequence[str]) -> None:
@@ -138,8 +140,8 @@ def write_requirements(path: str, requirements: Sequence[str], hashes: Sequence[
 
 def installer_environment() -> dict[str, str]:
     """The application's environment (so PIP_*, UV_*, pip.conf apply), minus
-    what `child_env()` adds: the hook must never run inside the installer."""
-    return without_child_hook(os.environ)
+    what `child_env()` adds, plus the marker that makes the hook inert."""
+    return installer_env(os.environ)
 
 
 def run(
@@ -160,7 +162,7 @@ def run(
     Returns (exit code, or None on timeout; the output's tail).
     """
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        die_with_parent(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, errors="replace", start_new_session=True, env=installer_environment(), cwd=cwd,
     )  # fmt: skip
     timed_out = threading.Event()
@@ -177,6 +179,29 @@ def run(
     finally:
         timer.cancel()
     return (None if timed_out.is_set() else code), tail
+
+
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """On Linux, `cmd` run so that it is killed when this process dies, even by
+    SIGKILL: util-linux's setpriv (2.33 or later) sets the parent-death signal
+    and execs it. Elsewhere an orphaned installer runs until its timeout."""
+    setpriv = _setpriv()
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
+
+
+_SETPRIV: list[str | None] = []  # found once per process
+
+
+def _setpriv() -> str | None:
+    if not _SETPRIV:
+        found = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        try:
+            with open(found or "", "rb") as f:
+                supported = b"pdeathsig" in f.read()  # its option table: no process to ask
+        except OSError:
+            supported = False
+        _SETPRIV.append(found if supported else None)
+    return _SETPRIV[0]
 
 
 def _collect(

@@ -126,6 +126,22 @@ class TargetLock:
         finally:
             os.close(fd)
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: the lock is not ours. The thread that held it is
+        not in the child, and its descriptors would keep the parent's lock
+        held after the parent is gone, so they are closed (never unlocked:
+        the lock belongs to the parent)."""
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        while self._held:
+            _close(self._held.pop())
+        if self._file_lock is not None:
+            context = getattr(self._file_lock, "_context", self._file_lock)
+            fd = getattr(context, "lock_file_fd", getattr(context, "_lock_file_fd", None))
+            if isinstance(fd, int):
+                _close(fd)
+            self._file_lock = None
+
     def _filelock(self) -> BaseFileLock:
         if self._file_lock is None:
             from filelock import FileLock
@@ -134,13 +150,34 @@ class TargetLock:
         return self._file_lock
 
 
-_locks: dict[str, TargetLock] = {}
-_locks_guard = threading.Lock()
+class _Registry:
+    """The one TargetLock per target of this process."""
+
+    def __init__(self) -> None:
+        self.locks: dict[str, TargetLock] = {}
+        self.guard = threading.Lock()
+
+    def after_fork_in_child(self) -> None:
+        self.guard = threading.Lock()  # another thread may have held it at the fork
+        for held in self.locks.values():
+            held.forget_after_fork()
+
+
+_registry = _Registry()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_registry.after_fork_in_child)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def lock(target: str) -> TargetLock:
     """The one TargetLock of this process for `target`."""
-    with _locks_guard:
-        if target not in _locks:
-            _locks[target] = TargetLock(target)
-        return _locks[target]
+    with _registry.guard:
+        if target not in _registry.locks:
+            _registry.locks[target] = TargetLock(target)
+        return _registry.locks[target]

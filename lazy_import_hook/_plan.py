@@ -15,7 +15,7 @@ import os
 import sys
 
 from ._settings import Settings
-from ._target import Problem, read_trusted
+from ._target import Problem, meta, read_trusted
 from ._version import VERSION
 
 TYPE_CHECKING = False
@@ -70,7 +70,10 @@ class Entry:
 class Plan:
     """Validated settings plus the allowlist, and what the target held when checked."""
 
-    __slots__ = ("entries", "hidden", "problem", "pth_paths", "pyproject", "settings")
+    __slots__ = (
+        "entries", "foreign_abi", "hidden", "origin", "problem", "pth_paths", "pyproject", "record_id",
+        "settings", "verified",
+    )  # fmt: skip
 
     def __init__(self, settings: Settings, entries: Iterable[Entry] = (), pyproject: str = "") -> None:
         self.settings = settings
@@ -78,8 +81,16 @@ class Plan:
         self.pyproject = pyproject  # where the configuration came from, if from a file
         # Derived from the target's contents (see _allowlist.scan):
         self.hidden: tuple[str, ...] = ()  # import names whose installed version is stale
+        # import name -> the dist-info folders found to match its pins
+        self.verified: dict[str, tuple[str, ...]] = {}
         self.pth_paths: tuple[str, ...] = ()  # path lines of the target's .pth files
         self.problem: Problem | None = None  # why installs into the target are refused
+        # Another Python's store that could not be wiped (installs disabled):
+        # only what needs no compiled code is served from it.
+        self.foreign_abi = False
+        # The plan as recorded in the target (see hold() and _records).
+        self.record_id = ""
+        self.origin = ""  # which application this is, for people reading status
 
     @property
     def target(self) -> str:
@@ -179,9 +190,13 @@ def dumps(plan: Plan, key: str, target_mtime: int) -> str:
         "target_mtime": str(target_mtime),
         "pyproject": _esc(plan.pyproject),
         "fact.hidden": _strs(plan.hidden),
+        "fact.verified": _strs(f"{name}/{info}" for name, infos in plan.verified.items() for info in infos),
         "fact.pth_paths": _strs(plan.pth_paths),
         "fact.problem_kind": _esc(problem.kind),
         "fact.problem_message": _esc(problem.message),
+        "fact.foreign_abi": _dump_flag(plan.foreign_abi),
+        "fact.record_id": _esc(plan.record_id),
+        "fact.origin": _esc(plan.origin),
     }
     for row in Settings.rows():
         fields[f"setting.{row.name}"] = _esc(row.kind.dump(getattr(plan.settings, row.name)))
@@ -213,19 +228,28 @@ def loads(text: str, key: str) -> tuple[Plan, int] | None:
 
 def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tuple[Plan, int] | None:
     rows = Settings.rows()
-    expected = {"key", "target_mtime", "pyproject", "fact.hidden", "fact.pth_paths",
-                "fact.problem_kind", "fact.problem_message",
+    expected = {"key", "target_mtime", "pyproject", "fact.hidden", "fact.verified", "fact.pth_paths",
+                "fact.problem_kind", "fact.problem_message", "fact.foreign_abi",
+                "fact.record_id", "fact.origin",
                 *(f"setting.{row.name}" for row in rows)}  # fmt: skip
     if fields.keys() != expected or _unesc(fields["key"]) != key:
         return None
     values = {row.name: row.kind.load(_unesc(fields[f"setting.{row.name}"])) for row in rows}
     plan = Plan(Settings(**values), map(_entry, entry_lines), _unesc(fields["pyproject"]))
     plan.hidden = _unstrs(fields["fact.hidden"])
+    for item in _unstrs(fields["fact.verified"]):
+        name, slash, info = item.partition("/")  # an import name holds no "/"
+        if not slash:
+            raise ValueError(item)
+        plan.verified[name] = (*plan.verified.get(name, ()), info)
     plan.pth_paths = _unstrs(fields["fact.pth_paths"])
     kind = _unesc(fields["fact.problem_kind"])
     if kind not in ("", Problem.UNSAFE, Problem.READONLY):
         return None
     plan.problem = Problem(kind, _unesc(fields["fact.problem_message"])) if kind else None
+    plan.foreign_abi = _flag(fields["fact.foreign_abi"])
+    plan.record_id = _unesc(fields["fact.record_id"])
+    plan.origin = _unesc(fields["fact.origin"])
     return plan, int(fields["target_mtime"])
 
 
@@ -261,3 +285,77 @@ def environment_tag() -> str:
     u = os.uname() if hasattr(os, "uname") else None
     host = f"{u.sysname}|{u.release}|{u.version}|{u.machine}" if u else os.name
     return f"{sys.version}|{sys.platform}|{sys.implementation.name}|{host}|{sys.executable}"
+
+
+# -- the plan recorded in the target ------------------------------------------
+# <target>/.lazy-import-hook/plans/<id>.plan holds the plan (this file's
+# format); every process using it holds a lock on one byte of <id>.live, at
+# its pid's offset, for as long as it lives (POSIX record locks: processes of
+# one application share the file; the kernel drops a dead process's lock,
+# SIGKILL included). See _records for who reads them.
+
+RECORD_KEY = "record"
+_HELD: dict[str, tuple[str, int]] = {}  # record id -> (target, its .live file held by this process)
+
+
+def record_paths(target: str, record_id: str) -> tuple[str, str]:
+    folder = meta(target, "plans")
+    return os.path.join(folder, f"{record_id}.plan"), os.path.join(folder, f"{record_id}.live")
+
+
+def held_ids() -> frozenset[str]:
+    return frozenset(_HELD)
+
+
+def hold(plan: Plan) -> None:
+    """Mark this process as using `plan`; write the record if it is missing.
+    Best effort: a target this process cannot write holds no record."""
+    if not plan.record_id or plan.record_id in _HELD or plan.unsafe or not hasattr(os, "lockf"):
+        return
+    _release(plan.target)  # this process's earlier plan for the target no longer applies
+    record, live = record_paths(plan.target, plan.record_id)
+    try:
+        if not os.path.exists(record):
+            write_record(plan)
+        fd = os.open(live, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError:
+        return
+    try:
+        _lock_own_byte(fd)
+    except OSError:
+        os.close(fd)
+        return
+    _HELD[plan.record_id] = (plan.target, fd)
+
+
+def _release(target: str) -> None:
+    for rid, (held_target, fd) in list(_HELD.items()):
+        if held_target == target:
+            del _HELD[rid]
+            os.close(fd)  # drops this process's lock on it
+
+
+def write_record(plan: Plan) -> None:
+    from ._files import atomic_write
+
+    record, _ = record_paths(plan.target, plan.record_id)
+    os.makedirs(os.path.dirname(record), exist_ok=True)
+    atomic_write(record, dumps(plan, RECORD_KEY, 0))
+
+
+def _lock_own_byte(fd: int) -> None:
+    os.lseek(fd, os.getpid(), os.SEEK_SET)
+    os.lockf(fd, os.F_TLOCK, 1)
+
+
+def _relock_in_child() -> None:
+    """A forked child uses the plan too (POSIX locks are not inherited)."""
+    for _, fd in _HELD.values():
+        try:
+            _lock_own_byte(fd)
+        except OSError:
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_relock_in_child)

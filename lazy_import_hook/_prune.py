@@ -117,7 +117,7 @@ def _remove(target: str, infos: Sequence[str]) -> None:
         paths = record_paths(target, info)
         os.rename(os.path.join(target, info), os.path.join(trash, info))
         for rel in paths:
-            if rel in kept or rel.startswith(info):
+            if rel in kept or rel.startswith(info) or _target.hook_file(rel):  # never on a RECORD's word
                 continue
             path = os.path.join(target, rel)
             try:

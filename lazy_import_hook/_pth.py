@@ -6,11 +6,18 @@ from __future__ import annotations
 import os
 import sys
 
+from ._target import untrusted
 
-def read_pth(target: str) -> tuple[list[str], list[str]]:
-    """Path lines (as absolute folders that exist) and executable import lines."""
+
+def read_pth(target: str, *, outside: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """(path lines as absolute folders that exist and are safe, executable
+    import lines, refused path lines with why). A path line must stay inside
+    the target unless `outside` (the user opted in with pth-imports), and
+    pass the target's own checks: nobody else may write to it."""
     paths: list[str] = []
     imports: list[str] = []
+    refused: list[str] = []
+    real_target = os.path.realpath(target)
     for lines in _pth_files(target):
         for raw in lines:
             line = raw.rstrip()
@@ -20,9 +27,25 @@ def read_pth(target: str) -> tuple[list[str], list[str]]:
                 imports.append(line)
                 continue
             path = os.path.abspath(os.path.join(target, line))
-            if os.path.isdir(path) and path not in paths:
+            if not os.path.isdir(path) or path in paths:
+                continue
+            why = _refusal(real_target, path, outside)
+            if why:
+                refused.append(f"{line!r} ({why})")
+            else:
                 paths.append(path)
-    return paths, imports
+    return paths, imports, refused
+
+
+def _refusal(real_target: str, path: str, outside: bool) -> str | None:
+    real = os.path.realpath(path)
+    if not outside and real != real_target and not real.startswith(real_target + os.sep):
+        return f"{real} is outside the target; pth-imports = true allows it"
+    try:
+        why = untrusted(os.stat(path))
+    except OSError as e:
+        return str(e)
+    return f"{real} is {why}" if why else None
 
 
 def _pth_files(target: str) -> list[list[str]]:

@@ -32,7 +32,7 @@ import threading
 import time
 
 from ._files import DistFolder, dist_folders
-from ._target import meta
+from ._target import hook_file, meta
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def remove_file(path: str) -> None:
 
 
 def _remove_leftovers(target: str, leftovers: list[str]) -> None:
-    for rel in leftovers:
+    for rel in (r for r in leftovers if not hook_file(r)):  # never on a RECORD's word
         try:
             os.unlink(os.path.join(target, rel))
         except OSError:

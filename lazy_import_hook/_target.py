@@ -11,16 +11,36 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib.machinery import (
+    BYTECODE_SUFFIXES,
+    EXTENSION_SUFFIXES,
+    SOURCE_SUFFIXES,
+    ExtensionFileLoader,
+    FileFinder,
+    SourceFileLoader,
+    SourcelessFileLoader,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from ._files import DistFolder
 
 STAMP = ".python-abi"
 LOCK = ".lazy-import-hook.lock"
 META = ".lazy-import-hook"
 WIPING = "wiping"  # marker inside META: a wipe started and has not finished
 OURS = (STAMP, LOCK, META)
+# What the path-based finder loads from a folder, as CPython sets it up.
+ALL_LOADERS = (
+    (ExtensionFileLoader, EXTENSION_SUFFIXES),
+    (SourceFileLoader, SOURCE_SUFFIXES),
+    (SourcelessFileLoader, BYTECODE_SUFFIXES),
+)
+# For a target built for another Python that could not be wiped: its
+# compiled modules must not be loaded by this one.
+SOURCE_ONLY = ((SourceFileLoader, SOURCE_SUFFIXES),)
 
 
 class Problem:
@@ -98,19 +118,51 @@ def read_stamp(target: str) -> str | None:
     try:
         with open(os.path.join(target, STAMP), encoding="utf-8") as f:
             return f.read().strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
 
 
-def needs_wipe(target: str) -> bool:
-    """Positive evidence only: another ABI's stamp, or a wipe that was interrupted.
+# What a stamp says about the target (see stamp_state).
+OWN, NONE, FOREIGN, DAMAGED = "own", "none", "foreign", "damaged"
 
-    An unstamped folder we never managed is adopted, never wiped.
-    """
+
+def stamp_state(target: str) -> str:
+    """OWN: stamped for this Python. NONE: not stamped. FOREIGN: a well-formed
+    stamp of another Python, or a wipe that was interrupted: the only
+    evidence that justifies wiping. DAMAGED: a stamp that is no evidence of
+    anything (empty, cut short, garbage), what a crash can leave."""
+    if os.path.exists(meta(target, WIPING)):
+        return FOREIGN
     stamp = read_stamp(target)
-    if stamp is not None and stamp != abi_tag():
-        return True
-    return os.path.exists(meta(target, WIPING))
+    if stamp is None:
+        return NONE
+    if stamp == abi_tag():
+        return OWN
+    return FOREIGN if well_formed(stamp) else DAMAGED
+
+
+def well_formed(stamp: str) -> bool:
+    """Shaped like abi_tag(): `<impl>-<version+flags>-<platform>-<machine>-<N>bit`.
+
+    >>> well_formed("cpython-311-linux-x86_64-64bit"), well_formed("cpyth")
+    (True, False)
+    """
+    parts = stamp.split("-")
+    return (
+        len(parts) >= 5
+        and parts[0].isalpha()
+        and parts[1][:1].isdigit()
+        and parts[1].isalnum()
+        and parts[-1].endswith("bit")
+        and parts[-1][:-3].isdigit()
+        and all(p and p.isascii() and p.replace("_", "").isalnum() for p in parts)
+    )
+
+
+def needs_wipe(target: str) -> bool:
+    """Positive evidence only: another ABI's well-formed stamp, or an
+    interrupted wipe. An unstamped folder we never managed is adopted."""
+    return stamp_state(target) == FOREIGN
 
 
 def write_stamp(target: str) -> None:
@@ -119,8 +171,11 @@ def write_stamp(target: str) -> None:
     atomic_write(os.path.join(target, STAMP), abi_tag() + "\n", durable=True)
 
 
-def wipe(target: str) -> list[str]:
-    """Empty a target built for another ABI. Call with the target lock held.
+def wipe(target: str) -> tuple[list[str], list[str]]:
+    """Empty a target built for another ABI of what the hook installed there:
+    every top-level entry a RECORD owns (and compiled files, scripts), never
+    a file no distribution owns. Returns (removed, left). Call it with the
+    target lock held.
 
     The stamp goes first and a WIPING marker stays until the end, so a crash
     at any point leaves a store that the next start wipes again, never one
@@ -131,6 +186,7 @@ def wipe(target: str) -> list[str]:
 
     from ._files import atomic_write
 
+    left = foreign_entries(target)
     os.makedirs(meta(target), exist_ok=True)
     atomic_write(meta(target, WIPING), f"{os.getpid()}\n")
     try:
@@ -140,14 +196,16 @@ def wipe(target: str) -> list[str]:
     trash = meta(target, "trash", uuid.uuid4().hex)
     os.makedirs(trash)
     removed = []
-    for name in sorted(os.listdir(target)):
-        if name not in OURS:
+    # The dist-info folders go last: after a crash, what is left is still
+    # known to be the hook's (their RECORDs say so) and the next start wipes it.
+    for name in sorted(os.listdir(target), key=lambda n: (n.endswith(".dist-info"), n)):
+        if name not in OURS and name not in left:
             os.rename(os.path.join(target, name), os.path.join(trash, name))
             removed.append(name)
     _empty_meta(target)
     write_stamp(target)
     os.unlink(meta(target, WIPING))
-    return removed
+    return removed, left
 
 
 def _empty_meta(target: str) -> None:
@@ -188,11 +246,28 @@ def mtime(target: str) -> int:
         return -1
 
 
+ACTIVATED: set[str] = set()  # folders this process appended to sys.path
+
+
 def activate(paths: Iterable[str]) -> None:
     """Append to the END of sys.path, so the core environment always wins."""
     for path in paths:
+        ACTIVATED.add(path)
         if path not in sys.path:
             sys.path.append(path)
+
+
+def hook_file(rel: str) -> bool:
+    """A path (relative to the target) that is the hook's own, whatever a
+    RECORD says: the ABI stamp, the lock, the hook's folder."""
+    top = rel.split(os.sep, 1)[0]
+    return top.startswith(STAMP) or top in (LOCK, META)
+
+
+def dist_folders(target: str) -> dict[str, DistFolder]:
+    from ._files import dist_folders
+
+    return dist_folders(target)
 
 
 def installed_versions(target: str) -> dict[str, str]:
@@ -202,20 +277,10 @@ def installed_versions(target: str) -> dict[str, str]:
     return {key: dist.version for key, dist in dist_folders(target).items()}
 
 
-def path_entry_finder(folder: str) -> object | None:
-    """A fresh finder for one folder, from sys.path_hooks, as PathFinder makes them."""
-    for hook in sys.path_hooks:
-        try:
-            return hook(folder)
-        except ImportError:
-            continue
-    return None
-
-
 def on_disk(target: str, name: str) -> bool:
     """The module `name` is in the target (found as the path-based finder would)."""
-    finder = path_entry_finder(os.path.join(target, *name.split(".")[:-1]))
-    return finder is not None and finder.find_spec(name) is not None  # type: ignore[attr-defined]
+    finder = FileFinder(os.path.join(target, *name.split(".")[:-1]), *ALL_LOADERS)
+    return finder.find_spec(name) is not None
 
 
 def top_level_names(target: str) -> list[str]:
@@ -231,14 +296,14 @@ def top_level_names(target: str) -> list[str]:
 
 
 def problem(target: str, *, library: bool = True) -> Problem | None:
-    """Why installs into `target` must not happen, or None when they may."""
-    real = os.path.realpath(target)
-    for lib in _library_dirs() if library else ():
-        if real == lib or real.startswith(lib + os.sep):
-            return Problem(Problem.UNSAFE, (
-                f"{target} lies inside the interpreter's library folder {lib}; "
-                "packages installed there would not stay behind the core environment"
-            ))  # fmt: skip
+    """Why installs into `target` must not happen, or None when they may.
+
+    `library`: also the checks that need sysconfig and a look at every
+    sys.path entry (install() makes them; an import relies on its answer)."""
+    found = _shadowing(target) if library else None
+    if found:
+        return Problem(Problem.UNSAFE, f"{found}; packages installed there would not stay behind "
+                                       "the core environment")  # fmt: skip
     try:
         why = untrusted(os.stat(target))
     except OSError:
@@ -248,6 +313,20 @@ def problem(target: str, *, library: bool = True) -> Problem | None:
     probe = _existing_ancestor(target)
     if not os.access(probe, os.W_OK | os.X_OK):
         return Problem(Problem.READONLY, f"{target} is not writable by this user (checked {probe})")
+    return None
+
+
+def _shadowing(target: str) -> str | None:
+    """Why `target` would not stay behind the core environment: inside the
+    interpreter's library folders or the user's site-packages (whose .pth
+    lines run at every start), or already on sys.path."""
+    real = os.path.realpath(target)
+    for lib in _library_dirs():
+        if real == lib or real.startswith(lib + os.sep):
+            return f"{target} lies inside the interpreter's library folder {lib}"
+    for entry in sys.path:
+        if entry not in ACTIVATED and os.path.realpath(entry or os.curdir) == real:
+            return f"{target} is already on sys.path (as {entry!r}), ahead of where the hook puts it"
     return None
 
 
@@ -268,10 +347,13 @@ def _library_dirs() -> list[str]:
         path = sysconfig.get_paths().get(key)
         if path:
             dirs.add(os.path.realpath(path))
-    try:
-        import site
+    import site
 
+    try:
         dirs.update(os.path.realpath(p) for p in site.getsitepackages())
-    except AttributeError:
+    except AttributeError:  # an old virtualenv's site module
         pass
+    user_site = getattr(site, "getusersitepackages", lambda: None)()
+    if user_site:
+        dirs.add(os.path.realpath(user_site))
     return sorted(dirs)

@@ -8,6 +8,7 @@ the startup cache).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from ._errors import (
     InstallsDisabledError,
     LazyInstallError,
     ModuleStillMissingError,
+    PinConflictError,
     TargetRefusedError,
 )
 from ._installer import Failure, InstallRequest, failure_error, run, write_requirements
@@ -25,7 +27,7 @@ from ._installers import choose
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import NoReturn
 
     from ._installer import Installer
@@ -78,15 +80,57 @@ def install_entry(plan: Plan, entry: Entry, *, since: float = 0.0, ignore_backof
             name=entry.import_name,
             command=manual,
         )
-    with _lock.lock(plan.target):
-        _check_stamp(plan.target, entry, manual)
-        _staging.clean_leftovers(plan.target)
+    with _locked_target(plan.target, entry, manual):
         if satisfied(plan.target, entry):
             return False  # another process installed it while we waited
+        _check_conflicts(plan, entry, manual)
         if not ignore_backoff:  # a process that waited for the lock may find a fresh failure
             _failures.check(plan.target, entry, plan.settings.retry_after, manual, since)
         _run(plan, entry, installer, manual)
     return True
+
+
+@contextlib.contextmanager
+def _locked_target(target: str, entry: Entry, manual: str) -> Iterator[None]:
+    """The target locked, stamped for this Python and cleaned of crashed
+    installs' leftovers; a target that cannot even be that (a read-only or
+    virtual file system) is refused with what the system said."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_lock.lock(target))
+            _check_stamp(target, entry, manual)
+            _staging.clean_leftovers(target)
+        except OSError as e:
+            raise TargetRefusedError(
+                f"cannot install {entry.what} for 'import {entry.import_name}': "
+                f"{target} cannot be used: {e}",
+                name=entry.import_name,
+                command=manual,
+            ) from e
+        yield
+
+
+def _check_conflicts(plan: Plan, entry: Entry, manual: str) -> None:
+    """Never replace a version another live application pins: two
+    applications with conflicting pins on one target would take turns
+    reinstalling, each breaking the other."""
+    from ._records import conflicts
+
+    found = conflicts(plan, entry)
+    if not found:
+        return
+    _audit.record(
+        plan.target, status="pin-conflict", import_name=entry.import_name,
+        requirements=list(entry.requirements), conflicts=found,
+    )  # fmt: skip
+    raise PinConflictError(
+        f"'import {entry.import_name}' needs {entry.what}, but another application that uses "
+        f"{plan.target} right now needs what is there: {'; '.join(found)}. Give each application "
+        "its own target (setting 'target'), or make their pins agree; `lazy-import-hook status` "
+        "lists the applications sharing this target",
+        name=entry.import_name,
+        command=manual,
+    )
 
 
 def _choose(plan: Plan, entry: Entry) -> Installer:
@@ -128,14 +172,15 @@ def _check_allowed(plan: Plan, entry: Entry, manual: str) -> None:
 
 
 def _check_stamp(target: str, entry: Entry, manual: str) -> None:
-    """Under the lock: stamp a new target; refuse one another Python re-stamped."""
-    stamp = _target.read_stamp(target)
-    if stamp is None and not _target.needs_wipe(target):
-        _target.write_stamp(target)  # a target first created by this install
-    elif _target.needs_wipe(target) or stamp != _target.abi_tag():
+    """Under the lock: stamp a new target (or one whose stamp says nothing);
+    refuse one another Python stamped (or is wiping) since we started."""
+    state = _target.stamp_state(target)
+    if state in (_target.NONE, _target.DAMAGED):
+        _target.write_stamp(target)
+    elif state == _target.FOREIGN:
         raise TargetRefusedError(
             f"cannot install {entry.what} for 'import {entry.import_name}': "
-            f"{target} now belongs to another Python ({stamp}); restart the application",
+            f"{target} now belongs to another Python ({_target.read_stamp(target)}); restart the application",
             name=entry.import_name,
             command=manual,
         )

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 class Uv(Installer):
     name = "uv"
-    constraint_option = "--constraints"
 
     @classmethod
     def find(cls) -> Uv | None:
@@ -24,7 +23,10 @@ class Uv(Installer):
 
     def command(self, request: InstallRequest) -> list[str]:
         # --python always: without it uv may pick another interpreter on PATH.
-        cmd = [self.executable, "pip", "install", "--python", sys.executable]
+        # --no-config: uv would read uv.toml and [tool.uv] in every folder
+        # above its working directory (inside the target), and the user's
+        # and the system's uv.toml; its UV_* variables still apply.
+        cmd = [self.executable, "pip", "install", "--python", sys.executable, "--no-config"]
         cmd += ["--target", request.target, "--no-progress"]
         if request.compile_bytecode:
             cmd.append("--compile-bytecode")
@@ -57,16 +59,25 @@ class Uv(Installer):
 
 
 def find_uv() -> str | None:
-    """uv from the `uv` package of this environment, else from PATH."""
-    # Where the uv package puts it in a virtual environment; checking costs a
-    # stat, where importing `uv` (which imports sysconfig) costs milliseconds.
-    beside = os.path.join(os.path.dirname(sys.executable), "uv")
-    if os.access(beside, os.X_OK) and not os.path.isdir(beside):
-        return beside
-    try:
-        from uv import find_uv_bin
+    """uv of the core environment (where the `uv` package puts it), beside
+    the interpreter, or on PATH. Never by importing a module named `uv`:
+    one in the working directory would choose the installer."""
+    beside = _executable(os.path.dirname(sys.executable))  # a stat: the usual venv case
+    return beside or next(filter(None, map(_executable, _script_folders())), None) or shutil.which("uv")
 
-        path: str | None = find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        path = None
-    return path or shutil.which("uv")
+
+def _executable(folder: str) -> str | None:
+    candidate = os.path.join(folder, "uv.exe" if os.name == "nt" else "uv")
+    return candidate if os.access(candidate, os.X_OK) and not os.path.isdir(candidate) else None
+
+
+def _script_folders() -> list[str]:
+    """Where this environment's installers put scripts (the uv package's
+    binary among them), the user's scheme included."""
+    import sysconfig
+
+    folders = [sysconfig.get_path("scripts")]
+    user_scheme = f"{os.name}_user"
+    if user_scheme in sysconfig.get_scheme_names():
+        folders.append(sysconfig.get_path("scripts", user_scheme))
+    return folders

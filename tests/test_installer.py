@@ -36,9 +36,9 @@ def test_uv_command_line_always_names_this_interpreter() -> None:
         InstallRequest("/t/stage", ["a==1", "b[x]==2"], constraints="/t/c.txt")
     )
     assert cmd == [
-        "/bin/uv", "pip", "install", "--python", sys.executable, "--target", "/t/stage",
+        "/bin/uv", "pip", "install", "--python", sys.executable, "--no-config", "--target", "/t/stage",
         "--no-progress", "--compile-bytecode", "--only-binary", ":all:",
-        "--constraints", "/t/c.txt", "--", "a==1", "b[x]==2",
+        "--constraint", "/t/c.txt", "--", "a==1", "b[x]==2",
     ]  # fmt: skip
 
 

@@ -107,15 +107,20 @@ def test_pth_path_lines_are_honoured_and_import_lines_are_not_run(
 def test_a_target_built_for_another_abi_is_wiped_and_refilled(
     installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:
+    from _fakes import write_dist
+
     env = installer_env(wheelhouse, tmp_path)
     code = hook(target, installer, {"toymod": "toy-dist==1.0"}) + "import toymod\n"
     run_python(code, env)
     (target / ".python-abi").write_text("cpython-27-linux-x86_64-64bit\n")
-    (target / "leftover_from_py27.py").write_text("X = 1\n")
+    write_dist(str(target), "py27-only", "1.0", {"leftover_from_py27.py": "X = 1\n"})
+    (target / "notes-of-the-operator.txt").write_text("no distribution owns me\n")
     again = run_python(code, env)
     assert "built for another Python" in again.stderr
+    assert "left in place, no distribution owns them: notes-of-the-operator.txt" in again.stderr
     assert "installing toy-dist==1.0" in again.stderr
     assert not (target / "leftover_from_py27.py").exists()
+    assert (target / "notes-of-the-operator.txt").exists()  # evidence first: never someone's file
     assert (target / ".python-abi").read_text().strip() != "cpython-27-linux-x86_64-64bit"
     assert (target / "toymod").is_dir()
 

@@ -1,0 +1,99 @@
+"""The loader of a module the hook installs.
+
+CPython calls meta-path finders under its global import lock, so the finder
+only decides and returns a spec with this loader. The install runs in
+`create_module`, under the importing module's own lock: other threads keep
+importing other modules meanwhile, and a second import of the same module
+waits for this one. Then the loader hands over to the real spec and loader
+(found by the finders ahead of the hook, so whatever instruments imports
+sees this module too), keeping the module object `import` created.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+
+class InstallingLoader:
+    """`install` installs (or raises the LazyInstallError that says why not)
+    and returns the real spec."""
+
+    def __init__(self, install: Callable[[], ModuleSpec]) -> None:
+        self._install = install
+        self._real: ModuleSpec | None = None
+
+    def __repr__(self) -> str:
+        return "<lazy-import-hook installing loader>"
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        real = self.real_spec()
+        create = getattr(real.loader, "create_module", None)
+        module: ModuleType | None = create(real) if create is not None else None
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        real = self.real_spec()  # installs here if create_module was skipped (LazyLoader)
+        adopt(module, real)
+        loader = real.loader
+        if loader is None:
+            return  # a namespace package: nothing to run
+        if not hasattr(loader, "exec_module"):
+            loader.load_module(real.name)  # a legacy loader puts its module in sys.modules
+            return
+        real._initializing = True  # type: ignore[attr-defined]  # other threads wait, as for any import
+        try:
+            loader.exec_module(module)
+        finally:
+            real._initializing = False  # type: ignore[attr-defined]
+
+    def real_spec(self) -> ModuleSpec:
+        if self._real is None:
+            self._real = self._install()
+        return self._real
+
+
+def adopt(module: ModuleType, spec: ModuleSpec) -> None:
+    """Give `module` the import attributes the real spec gives it."""
+    module.__spec__ = spec
+    module.__loader__ = spec.loader
+    module.__package__ = spec.parent
+    if spec.submodule_search_locations is not None:
+        module.__path__ = spec.submodule_search_locations
+    if spec.has_location and spec.origin is not None:
+        module.__file__ = spec.origin
+        if spec.cached is not None:
+            module.__cached__ = spec.cached  # type: ignore[attr-defined]
+
+
+class FailingLoader:
+    """For a module whose import must fail at once with this error."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        raise self.error.with_traceback(None)
+
+    def exec_module(self, module: ModuleType) -> None:
+        raise self.error.with_traceback(None)
+
+
+def called_by_import(above: int) -> bool:
+    """Whether the meta-path `find_spec` call `above` frames above the caller
+    was made by an import (`importlib._bootstrap._find_and_load_unlocked`),
+    not by a probe such as `importlib.util.find_spec` or `pkgutil`."""
+    frame = sys._getframe(above + 1)  # the find_spec frame
+    for _ in range(3):  # _find_spec, then its caller (a wrapper may sit between)
+        frame = frame.f_back  # type: ignore[assignment]
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "_find_and_load_unlocked" and "importlib._bootstrap" in code.co_filename:
+            return True
+    return False
