@@ -10,6 +10,7 @@ import sys
 from . import _audit, _config, _target
 from ._errors import ConfigError, LazyInstallError
 from ._installers import CHOICES
+from ._settings import Settings, folder_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,22 +73,67 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return options
 
 
-def _load(options: argparse.Namespace) -> tuple[_config.Raw, Plan]:
-    arguments: dict[str, object] = {
-        "target": options.target,
-        "installer": options.installer,
-        "verbose": True if options.verbose else None,
-    }
-    raw = _config.gather(None, options.pyproject, arguments)
-    plan = _config.resolve(raw)
+def _plain_warnings() -> None:
+    """The hook's own warnings as one plain line, like the command's other
+    messages (a program `run` starts keeps the usual format for its own)."""
+    import warnings
+
+    usual = warnings.formatwarning
+
+    def formatted(message: Warning | str, category: type[Warning], *rest: object, **kw: object) -> str:
+        if str(message).startswith("lazy-import-hook:"):
+            return f"{message}\n"
+        return usual(message, category, *rest, **kw)  # type: ignore[arg-type]
+
+    warnings.formatwarning = formatted
+
+
+def _load(options: argparse.Namespace) -> tuple[Plan, _config.Raw | None]:
+    """The plan to act on: a named pyproject; else the plan recorded in a named
+    target (an application configured in code records it at install()); else
+    the nearest pyproject above the current directory."""
+    overrides = {"installer": options.installer, "verbose": True if options.verbose else None}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    target = options.target or os.environ.get(str(Settings.target.env)) or ""
+    raw = None
+    plan = _recorded_plan(target) if options.pyproject is None and target else None
+    if plan is not None:
+        plan.settings = plan.settings.replace(**overrides)
+    else:
+        try:
+            raw = _config.gather(None, options.pyproject, {**overrides, "target": options.target})
+        except ConfigError as e:
+            raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
+        plan = _config.resolve(raw)
     plan.problem = _target.problem(plan.target)
-    return raw, plan
+    return plan, raw
+
+
+def _recorded_plan(target: str) -> Plan | None:
+    from ._records import recorded
+
+    found = recorded(folder_path(target))
+    if not found:
+        return None
+    chosen = next((r for r in found if r.live), found[0])
+    print(f"lazy-import-hook: using the plan recorded by {chosen.describe()}", file=sys.stderr)
+    return chosen.plan
+
+
+def _nothing_found(target: str) -> str:
+    where = f"the target {folder_path(target)} holds no recorded plan" if target else "no --target was given"
+    return (
+        f"no pyproject.toml with a [tool.lazy-import-hook] table (that only you or root can write) "
+        f"in {os.getcwd()} or above, and {where}. Pass --pyproject FILE, or --target FOLDER of an "
+        "application that called lazy_import_hook.install() (it records its plan there)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _plain_warnings()
     options = _parse(list(sys.argv[1:] if argv is None else argv))
     try:
-        raw, plan = _load(options)
+        plan, raw = _load(options)
         if options.verb == "status":
             return status(plan, as_json=options.json, log=options.log)
         if options.verb in ("prefetch", "prune") and plan.problem is None:
@@ -98,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return prefetch(plan, options.names)
         if options.verb == "prune":
             return prune(plan, dry_run=options.dry_run)
-        return run(raw, options.module, options.args)
+        return run(plan, raw, options.module, options.args)
     except ConfigError as e:
         print(f"lazy-import-hook: configuration error: {e}", file=sys.stderr)
         return 2
@@ -156,7 +202,24 @@ def status_report(plan: Plan, log: int) -> dict[str, object]:
         "problem": plan.problem.message if plan.problem else None,
         "pyproject": plan.pyproject or None,
         "entries": [entry_state(plan, e, versions) for e in plan.entries.values()],
+        **_applications(plan.target),
         "recent": _audit.last(plan.target, log),
+    }
+
+
+def _applications(target: str) -> dict[str, object]:
+    """The applications whose plans are recorded in the target, and where
+    their pins disagree."""
+    from ._records import disagreements, recorded
+
+    records = recorded(target)
+    return {
+        "applications": [
+            {"plan": r.record_id, "origin": r.plan.origin, "pyproject": r.plan.pyproject or None,
+             "in_use": r.live, "requirements": [q for e in r.plan.entries.values() for q in e.requirements]}
+            for r in records
+        ],
+        "conflicts": disagreements(records),
     }
 
 
@@ -180,8 +243,21 @@ def status(plan: Plan, *, as_json: bool, log: int) -> int:
     if report["problem"]:
         print(f"problem:    {report['problem']}")
     _print_entries(report["entries"])  # type: ignore[arg-type]
+    _print_applications(report["applications"], report["conflicts"])  # type: ignore[arg-type]
     _print_recent(report["recent"])  # type: ignore[arg-type]
     return 0
+
+
+def _print_applications(applications: list[dict[str, object]], conflicts: list[str]) -> None:
+    if len(applications) > 1 or conflicts:
+        print("applications sharing this target:")
+        for app in applications:
+            use = "in use" if app["in_use"] else "not running"
+            print(f"  {app['pyproject'] or app['origin']}  ({use}; plan {app['plan']})")
+    if conflicts:
+        print("conflicting pins (give each application its own target, or make them agree):")
+        for line in conflicts:
+            print(f"  {line}")
 
 
 def _print_entries(entries: list[dict[str, object]]) -> None:
@@ -266,15 +342,21 @@ def prune(plan: Plan, *, dry_run: bool) -> int:
 # -- run ----------------------------------------------------------------------
 
 
-def run(raw: _config.Raw, module: str | None, args: list[str]) -> int:
+def run(plan: Plan, raw: _config.Raw | None, module: str | None, args: list[str]) -> int:
+    """As `python SCRIPT` or `python -m MODULE` would, with the hook installed:
+    from the pyproject (as the application would call install()), or from the
+    plan recorded in the target."""
     import runpy
 
-    from ._hook import install
+    from ._hook import activate, install
 
     if not module and not args:
         print("lazy-import-hook run: give -m MODULE or SCRIPT", file=sys.stderr)
         return 2
-    install(None, pyproject=raw.pyproject, **raw.arguments)
+    if raw is not None:
+        install(None, pyproject=raw.pyproject, **raw.arguments)
+    else:
+        activate(plan)
     if module:
         sys.argv = [module, *args]
         sys.path[0:1] = [os.getcwd()]

@@ -79,6 +79,12 @@ def _inert() -> LazyFinder:
     return LazyFinder(_plan.Plan(Settings(enabled=False)), "", "")
 
 
+def activate(plan: _plan.Plan) -> LazyFinder:
+    """Install the hook for a plan validated elsewhere (one recorded in the target)."""
+    _settle(plan)
+    return _activate(plan, "", "")
+
+
 def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
     """Target (and its .pth paths) to the END of sys.path, unless unsafe; the
     finder to the END of sys.meta_path, replacing an earlier one."""
@@ -152,7 +158,7 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
         st = os.stat(plan.target)
     except OSError:
         return None
-    unchanged = st.st_mtime_ns == checked_at and not _target.needs_wipe(plan.target)
+    unchanged = st.st_mtime_ns == checked_at and _target.stamp_state(plan.target) == _target.OWN
     # The cache names the target asked for; one that was unsafe, or is now
     # (chmod keeps the mtime), or that someone else put on sys.path, is
     # checked afresh.
@@ -163,10 +169,20 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
 
 
 def _slow_plan(raw: _config.Raw) -> _plan.Plan:
+    plan = _config.resolve(raw)  # ConfigError for anything bad
+    checked_at = _settle(plan)
+    if not plan.unsafe:  # nothing of ours goes into an unsafe folder
+        _record(plan)
+        _plan.write_cache(raw.cache_path, plan, raw.key, checked_at)
+    return plan
+
+
+def _settle(plan: _plan.Plan) -> int:
+    """Check the target, get it ready (create, wipe, stamp) and record what it
+    holds in the plan; returns the target's mtime as it was checked."""
     from ._allowlist import scan
     from ._prepare import prepare
 
-    plan = _config.resolve(raw)  # ConfigError for anything bad
     plan.problem = _target.problem(plan.target)
     if plan.problem is None:
         try:
@@ -177,10 +193,7 @@ def _slow_plan(raw: _config.Raw) -> _plan.Plan:
     checked_at = _target.mtime(plan.target)
     for dropped in scan(plan):
         warn(f"ignoring the .pth path line {dropped} in {plan.target}")
-    if not plan.unsafe:  # nothing of ours goes into an unsafe folder
-        _record(plan)
-        _plan.write_cache(raw.cache_path, plan, raw.key, checked_at)
-    return plan
+    return checked_at
 
 
 def _record(plan: _plan.Plan) -> None:

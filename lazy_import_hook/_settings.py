@@ -266,6 +266,16 @@ class Settings:
         found = vars(cls).get(name)
         return found if isinstance(found, Setting) else None
 
+    def replace(self, **changes: object) -> Settings:
+        """A copy with `changes` (checked as install() arguments are)."""
+        values = self.values()
+        for name, value in changes.items():
+            row = self.row(name)
+            if row is None:
+                raise TypeError(f"unknown setting {name}")
+            values[name] = row.kind.finish(row.kind.check(value, f"{name}"), None)
+        return Settings(**values)
+
     def values(self) -> dict[str, object]:
         return {row.name: self.__dict__[row.name] for row in self.rows()}
 

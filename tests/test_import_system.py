@@ -1,0 +1,307 @@
+"""The hook's place in the import system: it decides under CPython's import
+lock and installs outside it, probes never install or raise, instrumenting
+finders see installed modules on the first run, installers never run the
+hook, fork is safe, and an installer dies with its application."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _fakes import PIP, installs, write_dist
+from _offline import installer_env
+from _slow_index import serve_find_links
+from test_real_installers import INSTALLERS, hook
+
+import lazy_import_hook
+from conftest import Runner
+from lazy_import_hook import LazyInstallError
+
+TOY = {"toymod/__init__.py": "VERSION = '1.0'\n"}
+posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+
+
+def test_find_spec_returns_a_spec_and_runs_no_installer(fp: Any, target: Path) -> None:
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="pip")
+    spec = importlib.util.find_spec("toymod")
+    assert spec is not None  # an import would install it
+    assert fp.call_count([*PIP, fp.any()]) == 0
+    assert not (target / "toymod").exists()
+    import toymod
+
+    assert toymod.VERSION == "1.0" and fp.call_count([*PIP, fp.any()]) == 1
+    assert toymod.__spec__ is not None and toymod.__spec__.origin == str(target / "toymod" / "__init__.py")
+    assert toymod.__file__ == str(target / "toymod" / "__init__.py")
+
+
+@pytest.mark.parametrize("why", ["disabled", "target refused", "recent failure", "earlier failure"])
+def test_a_probe_answers_none_where_an_import_fails_at_once(
+    why: str, fp: Any, target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fp.register([*PIP, fp.any()], stdout="ERROR: index unreachable\n", returncode=1)
+    allowlist = {"toymod": "toy-dist==1.0"}
+    if why == "disabled":
+        monkeypatch.setenv("LAZY_IMPORT_HOOK_DISABLE", "1")
+    elif why == "target refused":
+        target.mkdir()
+        os.chmod(target, 0o777)
+    elif why == "recent failure":  # recorded by another process, a moment ago
+        lazy_import_hook.install(allowlist, target=target, installer="pip")
+        with pytest.raises(LazyInstallError):
+            import toymod
+    with pytest.warns(UserWarning) if why == "target refused" else _nothing():
+        lazy_import_hook.install(allowlist, target=target, installer="pip")
+    if why == "earlier failure":  # in this process
+        with pytest.raises(LazyInstallError):
+            import toymod
+    calls = fp.call_count([*PIP, fp.any()])
+    assert importlib.util.find_spec("toymod") is None
+    with pytest.raises(LazyInstallError) as info:
+        import toymod  # noqa: F401
+    expected = {"disabled": "disabled", "target refused": "target-refused"}.get(why, "installer-failed")
+    assert info.value.reason == expected and info.value.name == "toymod"
+    assert fp.call_count([*PIP, fp.any()]) == calls  # neither the probe nor the import ran it
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_finders_ahead_of_the_hook_see_the_module_on_the_cold_run(fp: Any, target: Path) -> None:
+    """Like typeguard's import hook or pytest's assertion rewriting: a finder
+    ahead of the hook that wraps the path-based finder's loader."""
+    from importlib.machinery import PathFinder
+
+    class Marking:
+        def find_spec(self, name: str, path: Any = None, target_: Any = None) -> Any:
+            spec = PathFinder.find_spec(name, path)
+            if spec is None or spec.loader is None or not str(spec.origin).startswith(str(target)):
+                return None
+            inner = spec.loader
+
+            class Loader:
+                def create_module(self, spec: Any) -> None:
+                    return None
+
+                def exec_module(self, module: Any) -> None:
+                    module.MARKED_BY = "the finder ahead"
+                    inner.exec_module(module)
+
+            spec.loader = Loader()  # type: ignore[assignment]
+            return spec
+
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="pip")
+    sys.meta_path.insert(0, Marking())
+    import toymod
+
+    assert getattr(toymod, "MARKED_BY", None) == "the finder ahead"
+    assert toymod.VERSION == "1.0"
+
+
+def test_invalidate_caches_never_raises(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest's importlib mode once put a test module named `time` in sys.modules."""
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)
+    monkeypatch.setitem(sys.modules, "time", types.ModuleType("time"))
+    importlib.invalidate_caches()
+
+
+def test_a_module_the_target_holds_at_another_version_is_never_served(
+    fp: Any, target: Path
+) -> None:
+    """Checked at import, not only at startup: another process may have
+    changed a shared target since then. Submodules follow their package."""
+    write_dist(str(target), "toy-dist", "1.0", {**TOY, "toymod/sub.py": "V = '1.0'\n"})
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="pip", enabled=False)
+    import toymod
+
+    assert toymod.VERSION == "1.0"
+    # Another process upgrades the shared target now.
+    for info in target.glob("toy_dist-*.dist-info"):
+        for path in info.iterdir():
+            path.unlink()
+        info.rmdir()
+    write_dist(str(target), "toy-dist", "2.0", {"toymod/__init__.py": "VERSION = '2.0'\n",
+                                                "toymod/sub.py": "V = '2.0'\n"})  # fmt: skip
+    importlib.invalidate_caches()
+    with pytest.raises(ImportError):
+        import toymod.sub
+    del sys.modules["toymod"]
+    with pytest.raises(LazyInstallError) as failure:
+        import toymod
+    assert failure.value.reason == "disabled"
+    assert "toy-dist 2.0, which does not match" in str(failure.value)
+
+
+# -- real installers, fresh interpreters -----------------------------------------
+
+
+def _started(target: Path) -> bool:
+    staging = target / ".lazy-import-hook" / "staging"
+    return staging.is_dir() and any(staging.iterdir())
+
+
+WAIT_FOR_INSTALLER = """
+def wait_for_installer():
+    staging = os.path.join({target!r}, ".lazy-import-hook", "staging")
+    deadline = time.monotonic() + 60
+    while not (os.path.isdir(staging) and os.listdir(staging)):
+        assert time.monotonic() < deadline, "the install never started"
+        time.sleep(0.01)
+    time.sleep(0.3)  # the installer is downloading (stalled) now
+"""
+
+
+def test_other_threads_keep_importing_while_an_install_runs(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    with serve_find_links(wheelhouse, delay_seconds=3, delay_for=["other_dist"]) as url:
+        env = installer_env(wheelhouse, tmp_path, offline=False, PIP_FIND_LINKS=url, UV_FIND_LINKS=url)
+        code = hook(target, "pip", {"othermod": "other-dist==1.0"}) + (
+            "import os, threading, time\n"
+            + WAIT_FOR_INSTALLER.format(target=str(target))
+            + "installing = threading.Thread(target=lambda: __import__('othermod'))\n"
+            "started = time.monotonic(); installing.start(); wait_for_installer()\n"
+            "assert 'decimal' not in sys.modules\n"
+            "t = time.monotonic(); import decimal; took = time.monotonic() - t\n"
+            "installing.join()\n"
+            "print(json.dumps([took, time.monotonic() - started, 'othermod' in sys.modules]))\n"
+        )
+        took, install_took, installed = json.loads(run_python(code, env).stdout)
+    assert installed and install_took > 3
+    assert took < 1.0, f"import decimal waited {took:.2f} s for an install in another thread"
+
+
+@posix_only
+def test_fork_during_an_install_neither_waits_nor_hands_the_lock_to_the_child(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    with serve_find_links(wheelhouse, delay_seconds=3, delay_for=["other_dist"]) as url:
+        env = installer_env(wheelhouse, tmp_path, offline=False, PIP_FIND_LINKS=url, UV_FIND_LINKS=url)
+        code = hook(target, "pip", {"othermod": "other-dist==1.0"}) + (
+            "import logging, os, threading, time\n"
+            "logging.basicConfig(level=logging.INFO)  # the notices go through logging too\n"
+            + WAIT_FOR_INSTALLER.format(target=str(target))
+            + "installing = threading.Thread(target=lambda: __import__('othermod'))\n"
+            "installing.start(); forks = []\n"
+            f"lock = os.path.realpath(os.path.join({str(target)!r}, '.lazy-import-hook.lock'))\n"
+            + "while installing.is_alive() and len(forks) < 40:\n"
+            "    t = time.monotonic(); pid = os.fork()\n"
+            "    if pid == 0:\n"
+            "        try:\n"
+            "            import email.parser  # an import in the child\n"
+            "            fds = os.listdir('/proc/self/fd')\n"
+            "            held = [os.path.realpath(f'/proc/self/fd/{fd}') for fd in fds]\n"
+            "            os._exit(3 if lock in held else 0)\n"
+            "        except BaseException as e:\n"
+            "            print('child:', repr(e), file=sys.stderr, flush=True); os._exit(4)\n"
+            "    forks.append((time.monotonic() - t, pid))\n"
+            "    time.sleep(0.05)\n"
+            "results = []\n"
+            "for took, pid in forks:\n"
+            "    deadline = time.monotonic() + 20\n"
+            "    while True:\n"
+            "        done, status = os.waitpid(pid, os.WNOHANG)\n"
+            "        if done: results.append((took, os.waitstatus_to_exitcode(status))); break\n"
+            "        if time.monotonic() > deadline:\n"
+            "            os.kill(pid, 9); results.append((took, 'hung')); break\n"
+            "        time.sleep(0.01)\n"
+            "installing.join()\n"
+            "print(json.dumps([results, 'othermod' in sys.modules]))\n"
+        )
+        results, installed = json.loads(run_python(code, env, timeout=180).stdout)
+    assert installed and len(results) >= 10
+    assert all(code == 0 for _, code in results), results  # no child hung, none held the lock
+    assert max(took for took, _ in results) < 1.0, results  # fork() never waited for the install
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_the_hook_is_inert_inside_the_installer_whatever_activated_it(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """A sitecustomize activates the hook in every Python process, the
+    installer's own included; an installer trying an optional import that is
+    allow-listed would otherwise wait for the lock its parent holds."""
+    site = tmp_path / "site"
+    site.mkdir()
+    log = tmp_path / "activations.log"
+    (site / "sitecustomize.py").write_text(
+        "import os, sys, lazy_import_hook\n"
+        f"finder = lazy_import_hook.install({{'othermod': 'other-dist==1.0'}}, target={str(target)!r},"
+        f" installer={installer!r}, timeout=20)\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        "    f.write(f'{os.getpid()} {finder in sys.meta_path}\\n')\n"
+        "if os.environ.get('APP_PID') not in (None, str(os.getpid())):\n"
+        "    try:\n        import othermod  # an optional import, as installers try them\n"
+        "    except ImportError:\n        pass\n"
+    )
+    env = installer_env(wheelhouse, tmp_path, PYTHONDONTWRITEBYTECODE="")
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
+    code = "import os\nos.environ['APP_PID'] = str(os.getpid())\nimport othermod\nprint(othermod.VERSION)\n"
+    result = run_python(code, env, timeout=120)
+    assert result.stdout.strip() == "1.0", result.stderr
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert lines[0][1] == "True"  # the application
+    assert len(lines) >= 2 and all(active == "False" for _, active in lines[1:]), lines
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_the_installer_dies_with_a_killed_application(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path
+) -> None:
+    with serve_find_links(wheelhouse, delay_seconds=60, delay_for=["other_dist"]) as url:
+        env = installer_env(wheelhouse, tmp_path, offline=False, PIP_FIND_LINKS=url, UV_FIND_LINKS=url)
+        code = hook(target, installer, {"othermod": "other-dist==1.0"}) + "import othermod\n"
+        app = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not _started(target):
+            assert time.monotonic() < deadline and app.poll() is None
+            time.sleep(0.05)
+        processes = _children(app.pid)
+        assert processes, "no installer process found"
+        os.kill(app.pid, signal.SIGKILL)
+        app.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = [pid for pid in processes if _alive(pid)]
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+    assert not survivors, "the installer outlived the application"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

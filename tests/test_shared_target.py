@@ -1,0 +1,93 @@
+"""Applications sharing one target: a process is never served a version its
+allowlist does not pin, and two applications with conflicting pins are told
+so (error, audit log, status) instead of taking turns reinstalling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from _offline import installer_env
+from test_real_installers import INSTALLERS, audit_lines
+
+from conftest import ROOT
+
+APP = """
+import importlib, json, sys, lazy_import_hook
+lazy_import_hook.install({{"toymod": "toy-dist=={version}"}}, target={target!r}, installer={installer!r})
+def attempt():
+    try:
+        import toymod
+        return toymod.VERSION
+    except ImportError as e:
+        return getattr(e, "reason", "plain") + ": " + str(e).splitlines()[0]
+for command in sys.stdin:
+    if command.strip() == "import":
+        print(json.dumps(attempt()), flush=True)
+    elif command.strip() == "retry":
+        sys.modules.pop("toymod", None)
+        importlib.invalidate_caches()
+        print(json.dumps(attempt()), flush=True)
+"""
+
+
+class App:
+    """An application process that imports when told to, and stays alive."""
+
+    def __init__(self, version: str, target: Path, installer: str, env: dict[str, str]) -> None:
+        code = textwrap.dedent(APP.format(version=version, target=str(target), installer=installer))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def ask(self, command: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, self.finish()
+        answer: str = json.loads(line)
+        return answer
+
+    def finish(self) -> str:
+        """Let it end (its input closed) and return what it printed on stderr."""
+        assert self.proc.stdin is not None and self.proc.stderr is not None
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self.proc.wait(60)
+        return self.proc.stderr.read()
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_conflicting_pins_on_one_target_are_reported_never_served_or_flip_flopped(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    old = App("1.0", target, installer, env)  # started, has not imported toymod yet
+    try:
+        new = App("2.0", target, installer, env)
+        assert new.ask("import") == "2.0"  # a rolling deploy: the new release upgrades the target
+        answer = old.ask("import")
+        assert answer.startswith("pin-conflict: 'import toymod' needs toy-dist==1.0"), answer
+        assert "pins toy-dist==2.0 and the target holds toy-dist 2.0" in answer
+        assert sorted(p.name for p in target.glob("toy_dist-*")) == ["toy_dist-2.0.dist-info"]
+        assert audit_lines(target)[-1]["status"] == "pin-conflict"
+        status = subprocess.run(
+            [sys.executable, "-m", "lazy_import_hook", "--target", str(target), "status", "--json"],
+            env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        report = json.loads(status.stdout)
+        assert len([a for a in report["applications"] if a["in_use"]]) == 2, report["applications"]
+        assert any("toy-dist" in line for line in report["conflicts"]), report["conflicts"]
+        new.finish()
+        assert old.ask("retry") == "1.0"  # the other application is gone: now it may change the target
+    finally:
+        for app in (old,):
+            if app.proc.poll() is None:
+                app.proc.kill()
+                app.proc.wait()
