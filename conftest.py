@@ -58,9 +58,9 @@ def installer_commands_as_built(monkeypatch: pytest.MonkeyPatch) -> None:
     """In this process the fake installers (pytest-subprocess) see the command
     as the installer object built it, without the setpriv wrapper that makes
     a real installer die with its parent (tested in a real child instead)."""
-    from lazy_import_hook import _installer
+    from lazy_import_hook import _process
 
-    monkeypatch.setattr(_installer, "_SETPRIV", [None])
+    monkeypatch.setattr(_process, "_SETPRIV", [None])
 
 
 @pytest.fixture

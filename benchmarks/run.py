@@ -546,11 +546,14 @@ class Bench:
                 t = str(target)
                 setup = (
                     "import importlib.util, lazy_import_hook\n"
-                    "lazy_import_hook.install({'toymod': 'toy-dist==1.0'}, "
+                    "finder = lazy_import_hook.install({'toymod': 'toy-dist==1.0'}, "
                     f"target={t!r}, installer={kind!r})\n"
                 )
-                # find_spec runs the install but executes (and so compiles) nothing.
-                proc = self.py(setup + "assert importlib.util.find_spec('toymod') is not None\n")
+                # Install without importing: executes (and so compiles) nothing.
+                proc = self.py(
+                    setup + "from lazy_import_hook import _transaction\n"
+                    "assert _transaction.install_entry(finder.plan, finder.plan.entries['toymod'])\n"
+                )
                 if f"with {kind}" not in proc.stderr:
                     raise BenchError(f"budget 4: no install with {kind}:\n{proc.stderr}")
                 sources = python_sources(target)

@@ -278,8 +278,10 @@ def _print_recent(recent: list[dict[str, object]]) -> None:
         listed = r.get("requirements")
         what = ", ".join(map(str, listed)) if isinstance(listed, list) else ""
         tool = r.get("installer_version") or r.get("installer")
+        names = r.get("import_name")
+        names = ", ".join(map(str, names)) if isinstance(names, list) else names
         print(
-            f"  {r.get('time')}  {r.get('import_name')}: {what} with {tool}"
+            f"  {r.get('time')}  {names}: {what} with {tool}"
             f" in {r.get('duration_s')} s: {outcome}"
         )
 
@@ -288,6 +290,8 @@ def _print_recent(recent: list[dict[str, object]]) -> None:
 
 
 def prefetch(plan: Plan, names: Sequence[str]) -> int:
+    """Install the named entries (default: all) in one installer run, one
+    resolution; when it fails, find and name the entries at fault."""
     unknown = [n for n in names if n not in plan.entries]
     if unknown:
         print(
@@ -296,29 +300,39 @@ def prefetch(plan: Plan, names: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    failures = 0
-    for name, entry in plan.entries.items():
-        if not names or name in names:
-            failures += not _prefetch_one(plan, entry)
-    return 1 if failures else 0
+    chosen = [e for n, e in plan.entries.items() if not names or n in names]
+    for entry in chosen:
+        if not entry.active:
+            print(f"{entry.import_name}: skipped, not for this platform ({entry.what})")
+    groups: dict[tuple[bool, bool], list[Entry]] = {}
+    for entry in (e for e in chosen if e.active):  # hashed entries and sdist opt-ins run apart
+        groups.setdefault((bool(entry.hashes), entry.allow_sdist), []).append(entry)
+    failed = [e for group in groups.values() for e in _prefetch_group(plan, group)]
+    return 1 if failed else 0
 
 
-def _prefetch_one(plan: Plan, entry: Entry) -> bool:
-    from . import _transaction
+def _prefetch_group(plan: Plan, entries: list[Entry]) -> list[Entry]:
+    """Install `entries` together; the ones that failed (tried one by one
+    after a failed run of several, to name the culprits)."""
+    from ._transaction import Job, install, satisfied, still_missing
 
-    name = entry.import_name
-    if not entry.active:
-        print(f"{name}: skipped, not for this platform ({entry.what})")
-        return True
+    present = {e.import_name for e in entries if satisfied(plan.target, e)}
     try:
-        ran = _transaction.install_entry(plan, entry, ignore_backoff=True)
-        if not _transaction.satisfied(plan.target, entry):
-            raise _transaction.still_missing(plan.target, entry)
+        install(Job(plan, entries, "by prefetch"), ignore_backoff=True)
+        for entry in entries:
+            if not satisfied(plan.target, entry):
+                raise still_missing(plan, entry)
     except LazyInstallError as e:
-        print(f"{name}: FAILED\n{e}", file=sys.stderr)
-        return False
-    print(f"{name}: {'installed' if ran else 'already present'} ({entry.what})")
-    return True
+        if len(entries) == 1:
+            print(f"{entries[0].import_name}: FAILED\n{e}", file=sys.stderr)
+            return entries
+        print(f"lazy-import-hook: the prefetch of {len(entries)} entries failed; trying them one by one",
+              file=sys.stderr)  # fmt: skip
+        return [e for entry in entries for e in _prefetch_group(plan, [entry])]
+    for entry in entries:
+        done = "already present" if entry.import_name in present else "installed"
+        print(f"{entry.import_name}: {done} ({entry.what})")
+    return []
 
 
 # -- prune --------------------------------------------------------------------

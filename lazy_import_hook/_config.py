@@ -230,28 +230,32 @@ def resolve(raw: Raw) -> Plan:
     from ._allowlist import parse_allowlist
 
     table = _read_table(raw)
-    settings = Settings(**{row.name: _value(row, table, raw) for row in Settings.rows()})
+    values = {row.name: _value(row, table, raw) for row in Settings.rows()}
     source = raw.allowlist if raw.allowlist is not None else table.get("allowlist")
     if source is None:
         raise ConfigError(f"{raw.pyproject}: [{SECTION}] has no 'allowlist' table")
     where = f"{raw.pyproject} [{SECTION}.allowlist]" if raw.allowlist is None else "allowlist"
-    return Plan(settings, parse_allowlist(source, where=where), raw.pyproject)
+    plan = Plan(Settings(**{name: value for name, (value, _) in values.items()}),
+                parse_allowlist(source, where=where), raw.pyproject)  # fmt: skip
+    plan.sources = {name: why for name, (_, why) in values.items()}
+    return plan
 
 
-def _value(row: Setting[object], table: Mapping[str, object], raw: Raw) -> object:
-    """One setting from its sources, strongest last; a kill switch is off if
-    any source turns it off."""
+def _value(row: Setting[object], table: Mapping[str, object], raw: Raw) -> tuple[object, str]:
+    """One setting from its sources, strongest last, and which source that
+    was; a kill switch is off if any source turns it off (and says which)."""
     where = f"{raw.pyproject} [{SECTION}]" if raw.pyproject else "pyproject"
-    found: list[object] = []
+    found: list[tuple[object, str]] = []
     if row.key in table:
         checked = row.kind.check(table[row.key], f"{where} {row.key}")
-        found.append(row.kind.finish(checked, os.path.dirname(raw.pyproject)))
+        found.append((row.kind.finish(checked, os.path.dirname(raw.pyproject)), f"{where} {row.key}"))
     from_env = row.env_value()
     if from_env is not None:
-        found.append(row.kind.finish(from_env, None))
+        found.append((row.kind.finish(from_env, None), f"{row.env}={os.environ.get(str(row.env))}"))
     if row.name in raw.arguments:
         checked = row.kind.check(raw.arguments[row.name], f"install({row.name}=...)")
-        found.append(row.kind.finish(checked, None))
+        found.append((row.kind.finish(checked, None), f"install({row.name}={raw.arguments[row.name]!r})"))
     if row.kill_switch:
-        return all(found) if found else row.default()
-    return found[-1] if found else row.default()
+        off = [why for value, why in found if not value]
+        return (False, " and ".join(off)) if off else (row.default(), "the default")
+    return found[-1] if found else (row.default(), "the default")

@@ -58,7 +58,9 @@ def core_constraints(exclude_paths: Sequence[str], exclude_dists: Sequence[str])
     return lines
 
 
-def allowlist_constraints(entries: Iterable[Entry], current: Entry, core: Sequence[str]) -> list[str]:
+def allowlist_constraints(
+    entries: Iterable[Entry], current: Sequence[Entry], core: Sequence[str]
+) -> list[str]:
     """The allowlist's own pins for the other entries, so a dependency that is
     also allow-listed resolves to the version the allowlist names.
 
@@ -66,7 +68,7 @@ def allowlist_constraints(entries: Iterable[Entry], current: Entry, core: Sequen
     copy is what gets imported anyway); extras and markers are dropped, as
     constraint files require.
     """
-    skip = {line.partition("==")[0] for line in core} | set(current.dists)
+    skip = {line.partition("==")[0] for line in core} | {d for e in current for d in e.dists}
     lines: dict[str, str] = {}
     for entry in entries:
         for name, specifier in entry.pins if entry.active else ():
@@ -75,13 +77,16 @@ def allowlist_constraints(entries: Iterable[Entry], current: Entry, core: Sequen
     return sorted(lines.values())
 
 
-def write_constraints(plan: Plan, entry: Entry, path: str) -> None:
-    """Write the --constraint file for installing `entry`: the core versions
-    (cached) without the entry's own distributions, then the allowlist's pins."""
-    core = [line for line in cached_core(plan) if line.partition("==")[0] not in entry.dists]
-    others = allowlist_constraints(plan.entries.values(), entry, core)
+def write_constraints(plan: Plan, entries: Sequence[Entry], path: str) -> list[str]:
+    """Write the --constraint file for installing `entries`: the core versions
+    (cached) without the entries' own distributions, then the allowlist's
+    pins. Returns the core lines."""
+    own = {d for e in entries for d in e.dists}
+    core = [line for line in cached_core(plan) if line.partition("==")[0] not in own]
+    others = allowlist_constraints(plan.entries.values(), entries, core)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(core + others) + "\n")
+    return core
 
 
 def cached_core(plan: Plan) -> list[str]:

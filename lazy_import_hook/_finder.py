@@ -151,7 +151,7 @@ class LazyFinder:
                 self._after_install()
             spec = self.real_spec(fullname, entry, path)
             if spec is None:
-                raise _transaction.still_missing(self.target, entry)
+                raise _transaction.still_missing(self.plan, entry)
             return spec
         except LazyInstallError as e:
             self._failed[fullname] = e

@@ -1,22 +1,16 @@
-"""The installer interface, and running an installer safely.
+"""The installer interface.
 
-An `Installer` turns an `InstallRequest` into a command line and classifies
-its failures; `run()` runs any such command: stdin closed, output captured,
-in its own session, killed with its whole process group at the timeout.
-Each installer is a subclass in its own module (`_uv`, `_pip`); `_installers`
-lists them. Imported only when something is about to be installed.
+An `Installer` turns an `InstallRequest` into a command line, builds the
+environment it runs with (one index configuration for every installer: the
+operator's pip settings, see `_pipconf`), and its failures are classified
+from its own words into the `LazyInstallError` that says what to do. Each
+installer is a subclass in its own module (`_uv`, `_pip`); `_installers`
+lists them. Running one is `_process.run`.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
-import signal
-import subprocess
-import sys
-import threading
-from collections import deque
 
 from ._child import installer_env
 from ._errors import (
@@ -29,13 +23,19 @@ from ._errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
-TAIL_LINES = 25
+    from ._pipconf import PipConfig
+
 SDIST_HINT = (
     "To allow it, set allow-sdist = true on the entry (or globally), accepting that its "
     "build backend runs arbitrary code at install time."
 )
+# Variables that make an installer's Python noisy or break it, whoever set them.
+PYTHON_NOISE = (
+    "PYTHONINSPECT", "PYTHONOPTIMIZE", "PYTHONVERBOSE", "PYTHONDEBUG", "PYTHONPROFILEIMPORTTIME",
+    "PYTHONWARNINGS", "PYTHONTRACEMALLOC", "PYTHONDEVMODE", "RUST_LOG",
+)  # fmt: skip
 
 
 class InstallRequest:
@@ -67,10 +67,23 @@ class InstallRequest:
         self.compile_bytecode = compile_bytecode
 
 
+class Launch:
+    """How an installer is started: the environment it gets, the options the
+    operator's settings add (before `--`), and what was not passed on."""
+
+    __slots__ = ("dropped", "env", "options")
+
+    def __init__(self, env: dict[str, str], options: list[str], dropped: list[str]) -> None:
+        self.env = env
+        self.options = options
+        self.dropped = dropped  # names of settings that would change where or what
+
+
 class Installer:
     """One way of installing into a folder. Subclasses set `name` and build commands."""
 
     name = ""
+    constraint_option = "--constraint"  # uv before 0.5.4 knows only the singular too
 
     def __init__(self, executable: str) -> None:
         self.executable = executable
@@ -83,45 +96,37 @@ class Installer:
         """This installer, if this environment can run it."""
         raise NotImplementedError
 
-    def command(self, request: InstallRequest) -> list[str]:
+    def command(self, request: InstallRequest, launch: Launch | None = None) -> list[str]:
         raise NotImplementedError
 
-    def manual_base(self, target: str) -> list[str]:
-        """The start of a command a person could run by hand into `target`."""
+    def launch(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> Launch:
+        """The environment and options that carry the operator's index settings."""
+        raise NotImplementedError
+
+    def index(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> str:
+        """Where this installer will look for packages, and who said so."""
         raise NotImplementedError
 
     def version_probe(self) -> Callable[[], str]:
         """Start finding this installer's version; the callable returns it."""
         return lambda: self.name
 
-    def source_only(self, output: str, timeout: float, cwd: str) -> str | None:
+    def source_only(self, output: str, timeout: float, cwd: str, env: Mapping[str, str]) -> str | None:
         """The distribution that failed only because it ships no wheel, if the
         installer's words alone cannot tell and it can be asked."""
         return None
 
-    def manual_command(
-        self, target: str, requirements: Sequence[str], *, hashed: bool, only_binary: bool
-    ) -> str:
-        base = self.manual_base(target)
-        if only_binary:
-            base += ["--only-binary", ":all:"]
-        if hashed:
-            base += ["--require-hashes", "-r", "<file with each requirement and its --hash=...>"]
-            return shlex.join(base)
-        return shlex.join([*base, *requirements])
-
-    def options(self, request: InstallRequest) -> list[str]:
+    def options(self, request: InstallRequest, launch: Launch | None) -> list[str]:
         """The options both installers spell alike, then the requirements."""
         cmd = ["--only-binary", ":all:"] if request.only_binary else []
         if request.constraints:
             cmd += [self.constraint_option, request.constraints]
         if request.require_hashes:
             cmd.append("--require-hashes")
+        cmd += launch.options if launch is not None else []
         if request.requirements_file:
             return [*cmd, "--requirement", request.requirements_file]
         return [*cmd, "--", *request.requirements]
-
-    constraint_option = "--constraint"  # uv before 0.5.4 knows only the singular too
 
 
 def write_requirements(path: str, requirements: Sequence[str], hashes: Sequence[str]) -> None:
@@ -138,152 +143,76 @@ def write_requirements(path: str, requirements: Sequence[str], hashes: Sequence[
             f.write(f"{spec.partition(';')[0].rstrip()} {options}\n")
 
 
-def installer_environment() -> dict[str, str]:
-    """The application's environment (so PIP_*, UV_*, pip.conf apply), minus
-    what `child_env()` adds, plus the marker that makes the hook inert."""
-    return installer_env(os.environ)
-
-
-def run(
-    cmd: list[str],
-    *,
-    timeout: float,
-    stream: Callable[[str], None] | None = None,
-    cwd: str | None = None,
-    on_start: Callable[[], None] | None = None,
-) -> tuple[int | None, str]:
-    """Run an installer: stdin closed, output captured (and streamed if asked),
-    in its own session so a Ctrl-C aimed at the application cannot leave a
-    half-written install, the whole process group killed at the timeout.
-    `cwd` should be a private folder: `python -m pip` imports a `pip/` found
-    in the working directory, and a requirement such as
-    `x-1.0-py3-none-any.whl` names a file there. `on_start` runs as soon as
-    the installer is started, while it works.
-    Returns (exit code, or None on timeout; the output's tail).
-    """
-    proc = subprocess.Popen(
-        die_with_parent(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, errors="replace", start_new_session=True, env=installer_environment(), cwd=cwd,
-    )  # fmt: skip
-    timed_out = threading.Event()
-
-    def kill() -> None:
-        timed_out.set()
-        kill_group(proc)
-
-    timer = threading.Timer(timeout, kill)
-    timer.daemon = True
-    timer.start()
-    try:
-        code, tail = _collect(proc, stream, on_start)
-    finally:
-        timer.cancel()
-    return (None if timed_out.is_set() else code), tail
-
-
-def die_with_parent(cmd: list[str]) -> list[str]:
-    """On Linux, `cmd` run so that it is killed when this process dies, even by
-    SIGKILL: util-linux's setpriv (2.33 or later) sets the parent-death signal
-    and execs it. Elsewhere an orphaned installer runs until its timeout."""
-    setpriv = _setpriv()
-    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
-
-
-_SETPRIV: list[str | None] = []  # found once per process
-
-
-def _setpriv() -> str | None:
-    if not _SETPRIV:
-        found = shutil.which("setpriv") if sys.platform.startswith("linux") else None
-        try:
-            with open(found or "", "rb") as f:
-                supported = b"pdeathsig" in f.read()  # its option table: no process to ask
-        except OSError:
-            supported = False
-        _SETPRIV.append(found if supported else None)
-    return _SETPRIV[0]
-
-
-def _collect(
-    proc: subprocess.Popen[str],
-    stream: Callable[[str], None] | None,
-    on_start: Callable[[], None] | None,
-) -> tuple[int, str]:
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-    try:
-        if on_start is not None:
-            on_start()  # overlaps with the installer's own work
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line.rstrip("\n"))
-            if stream is not None:
-                stream(line)
-        return proc.wait(), "\n".join(tail)
-    except BaseException:
-        kill_group(proc)
-        proc.wait()
-        raise
-
-
-def kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
-        # The installer leads its own session, so its group id is its pid; a
-        # pid <= 0 (a test double) must never reach killpg, which would
-        # signal our own group.
-        if hasattr(os, "killpg") and proc.pid > 0:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except (ProcessLookupError, PermissionError):
-        pass
+def base_environment(env: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """The application's environment without what `child_env()` adds, with
+    the marker that makes the hook inert in the installer, without the
+    variables that make an installer's Python noisy (named in the second
+    value). Each installer then keeps or translates its own settings."""
+    result = installer_env(os.environ if env is None else env)
+    dropped = sorted(name for name in PYTHON_NOISE if name in result)
+    for name in dropped:
+        del result[name]
+    return result, dropped
 
 
 class Failure:
     """A failed run, to be turned into the ImportError that says what happened."""
 
-    __slots__ = ("code", "command", "dists", "name", "only_binary", "output", "source_only", "what")
+    __slots__ = (
+        "code", "command", "core", "dists", "name", "only_binary", "output", "source_only", "subject",
+    )  # fmt: skip
 
     def __init__(
-        self, name: str, what: str, dists: Sequence[str],
-        *, code: int | None, output: str, command: str, only_binary: bool, source_only: str | None = None,
+        self, name: str, subject: str, dists: Sequence[str],
+        *, code: int | None, output: str, command: str, only_binary: bool, core: Sequence[str] = (),
     ) -> None:  # fmt: skip
         self.name = name  # the import name
-        self.what = what  # the requirements, as the user reads them
+        self.subject = subject  # "installing x==1 for 'import x'", as the message starts
         self.dists = dists
         self.code = code  # None: timed out
         self.output = output
         self.command = command  # what to run by hand
         self.only_binary = only_binary
-        self.source_only = source_only  # a distribution found only as a source archive
+        self.core = core  # the core environment's pins ("name==version") every install honours
+        self.source_only: str | None = None  # a distribution found only as a source archive
 
 
 def failure_error(failure: Failure, timeout: float) -> LazyInstallError:
     """The ImportError for a failed run, classified from the installer's own words."""
     f = failure
-    start = f"installing {f.what} for 'import {f.name}'"
     details = {"name": f.name, "command": f.command, "output": f.output}
     low = f.output.lower()
     if f.code is None:
         return InstallTimeoutError(
-            f"{start} timed out after {timeout:g} s "
-            "(raise 'timeout' in the configuration, or prefetch it)",
+            f"{f.subject} timed out after {timeout:g} s (raise 'timeout' in the configuration, "
+            "or prefetch it before it is needed)",
             **details,
         )
     if "do not match the hashes" in low or "hash mismatch" in low:
         return HashMismatchError(
-            f"{start} failed: a downloaded file of {', '.join(f.dists)} does not match the pinned hashes",
+            f"{f.subject} failed: a downloaded file of {', '.join(f.dists)} does not match the pinned hashes",
             **details,
         )
-    if f.only_binary and (
-        f.source_only or "no usable wheels" in low or "building from source is disabled" in low
-    ):
+    source_only = "no usable wheels" in low or "building from source is disabled" in low
+    if f.only_binary and (f.source_only or source_only):
         which = f" of {f.source_only}" if f.source_only else ""
         return SdistRefusedError(
-            f"{start} failed: only a source archive{which} was found, and installs are "
+            f"{f.subject} failed: only a source archive{which} was found, and installs are "
             f"binary-only by default so no build code runs. {SDIST_HINT}",
             **details,
         )
-    hint = ""
-    if f.only_binary and ("no matching distribution" in low or "from versions: none" in low):
-        hint = f" No wheel was found. If it only ships a source archive: {SDIST_HINT}"
-    return InstallerFailedError(f"{start} failed (exit status {f.code}).{hint}", **details)
+    return InstallerFailedError(f"{f.subject} failed (exit status {f.code}).{_core_conflict(f)}", **details)
+
+
+def _core_conflict(f: Failure) -> str:
+    """Name the application's own packages the installer could not move."""
+    low = f.output.lower().replace("_", "-")
+    named = [pin for pin in f.core if pin.lower() in low]
+    if not named:
+        return ""
+    installed = ", ".join(pin.replace("==", " ") for pin in named)
+    return (
+        f" {installed} {'is' if len(named) == 1 else 'are'} installed in the application's environment, "
+        "which every install keeps (the core environment always wins), and this needs another version: "
+        "upgrade it in the application's environment, or choose a version of the entry that works with it."
+    )

@@ -30,6 +30,8 @@ from ._target import LOCK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from filelock import BaseFileLock
 
 
@@ -89,11 +91,18 @@ class TargetLock:
         self._file_lock: BaseFileLock | None = None  # held through filelock
 
     def __enter__(self) -> TargetLock:
+        return self.acquire()
+
+    def acquire(self, on_wait: Callable[[], None] | None = None) -> TargetLock:
+        """Take the lock (re-entrant); `on_wait` is called once, before waiting
+        for another process that holds it. Release with __exit__."""
         self._thread_lock.acquire()
         try:
             if self._depth == 0:
                 self._owner = os.getpid()
                 if not _try_flock(self.path, self._held):
+                    if on_wait is not None:
+                        on_wait()
                     self._filelock().acquire()
         except BaseException:
             if self._depth == 0 and self._held:

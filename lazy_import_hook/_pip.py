@@ -1,14 +1,23 @@
-"""pip as an installer: `python -m pip install --target ...` with this interpreter."""
+"""pip as an installer: `python -m pip install --target ...` with this interpreter.
+
+pip gets the operator's pip settings that say where packages come from, and
+only those: every `PIP_*` variable and pip.conf is replaced by the effective
+values of the keys `_pipconf` carries (`PIP_CONFIG_FILE=os.devnull`), so a
+`target`, `user`, `root`, `platform`, `no-binary`... set anywhere never
+reaches it."""
 
 from __future__ import annotations
 
+import os
 import sys
 
-from ._installer import Installer, InstallRequest, installer_environment
+from ._installer import Installer, InstallRequest, Launch, base_environment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+
+    from ._pipconf import PipConfig
 
 
 class Pip(Installer):
@@ -20,20 +29,30 @@ class Pip(Installer):
 
         return cls(sys.executable) if importlib.util.find_spec("pip") is not None else None
 
-    def command(self, request: InstallRequest) -> list[str]:
+    def command(self, request: InstallRequest, launch: Launch | None = None) -> list[str]:
         cmd = [self.executable, "-m", "pip", "install", "--target", request.target]
         cmd += ["--no-input", "--disable-pip-version-check", "--no-warn-script-location"]
-        if not request.compile_bytecode:
-            cmd.append("--no-compile")
-        return cmd + self.options(request)
+        cmd += ["--progress-bar", "off"]
+        cmd.append("--compile" if request.compile_bytecode else "--no-compile")
+        return cmd + self.options(request, launch)
 
-    def manual_base(self, target: str) -> list[str]:
-        return [sys.executable, "-m", "pip", "install", "--target", target]
+    def launch(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> Launch:
+        result, dropped = base_environment(env)
+        dropped += sorted(k for k in result if k.startswith("_PIP_"))  # pip-internal switches
+        result = {k: v for k, v in result.items() if not k.startswith(("PIP_", "_PIP_"))}
+        result["PIP_CONFIG_FILE"] = os.devnull
+        for key, value in pip.values.items():
+            result["PIP_" + key.upper().replace("-", "_")] = value.raw
+        dropped += [f"{key} ({value.source})" for key, value in sorted(pip.others.items())]
+        return Launch(result, [], dropped)
+
+    def index(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> str:
+        return pip.describe()
 
     def version_probe(self) -> Callable[[], str]:
         return pip_version
 
-    def source_only(self, output: str, timeout: float, cwd: str) -> str | None:
+    def source_only(self, output: str, timeout: float, cwd: str, env: Mapping[str, str]) -> str | None:
         """pip says only "from versions: none" when --only-binary hides a source
         archive. Ask pip's index listing (which shows every format) whether the
         distribution exists at all; if it does, only a source archive does."""
@@ -47,7 +66,7 @@ class Pip(Installer):
         try:
             result = subprocess.run(
                 probe, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                timeout=min(timeout, 60), check=False, env=installer_environment(), cwd=cwd,
+                timeout=min(timeout, 60), check=False, env=dict(env), cwd=cwd,
             )  # fmt: skip
         except (OSError, subprocess.SubprocessError):
             return None

@@ -72,7 +72,7 @@ class Plan:
 
     __slots__ = (
         "entries", "foreign_abi", "hidden", "origin", "problem", "pth_paths", "pyproject", "record_id",
-        "settings", "verified",
+        "settings", "sources", "verified",
     )  # fmt: skip
 
     def __init__(self, settings: Settings, entries: Iterable[Entry] = (), pyproject: str = "") -> None:
@@ -91,6 +91,7 @@ class Plan:
         # The plan as recorded in the target (see hold() and _records).
         self.record_id = ""
         self.origin = ""  # which application this is, for people reading status
+        self.sources: dict[str, str] = {}  # setting -> where its value came from ("LAZY_IMPORT_HOOK_...=1")
 
     @property
     def target(self) -> str:
@@ -197,6 +198,7 @@ def dumps(plan: Plan, key: str, target_mtime: int) -> str:
         "fact.foreign_abi": _dump_flag(plan.foreign_abi),
         "fact.record_id": _esc(plan.record_id),
         "fact.origin": _esc(plan.origin),
+        "fact.sources": _strs(f"{name}={why}" for name, why in plan.sources.items()),
     }
     for row in Settings.rows():
         fields[f"setting.{row.name}"] = _esc(row.kind.dump(getattr(plan.settings, row.name)))
@@ -230,7 +232,7 @@ def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tu
     rows = Settings.rows()
     expected = {"key", "target_mtime", "pyproject", "fact.hidden", "fact.verified", "fact.pth_paths",
                 "fact.problem_kind", "fact.problem_message", "fact.foreign_abi",
-                "fact.record_id", "fact.origin",
+                "fact.record_id", "fact.origin", "fact.sources",
                 *(f"setting.{row.name}" for row in rows)}  # fmt: skip
     if fields.keys() != expected or _unesc(fields["key"]) != key:
         return None
@@ -250,6 +252,7 @@ def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tu
     plan.foreign_abi = _flag(fields["fact.foreign_abi"])
     plan.record_id = _unesc(fields["fact.record_id"])
     plan.origin = _unesc(fields["fact.origin"])
+    plan.sources = dict(item.partition("=")[::2] for item in _unstrs(fields["fact.sources"]))
     return plan, int(fields["target_mtime"])
 
 

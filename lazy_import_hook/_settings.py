@@ -250,6 +250,12 @@ class Settings:
     verbose = Setting(Flag(), False, "stream the installer's own output to stderr", env="VERBOSE")
     confirm = Setting(Flag(), False, "ask [Y/n] before an install, on a terminal")
     retry_after = Setting(Seconds(), 60.0, "seconds before a failed install is tried again")
+    stall_after = Setting(
+        Seconds(), 10.0, "seconds of installer silence before a line says what it is doing", env="STALL_AFTER"
+    )
+    compile_bytecode = Setting(
+        Flag(), True, "byte-compile at install, so the first import compiles nothing (as pip does)"
+    )
 
     def __init__(self, **values: object) -> None:
         for row in self.rows():

@@ -121,8 +121,9 @@ def _leads_to(name: str, head: str) -> bool:
     return name == head or (name.startswith(f"{head}.") and not name.endswith(".dist-info"))
 
 
-def commit(staging: str, target: str, import_name: str, requested: Sequence[str]) -> list[str]:
-    """Move a finished staging install into the target; return the committed dist-infos."""
+def commit(staging: str, target: str, import_names: Sequence[str], requested: Sequence[str]) -> list[str]:
+    """Move a finished staging install into the target; return the committed
+    dist-infos. `import_names` go in last (before their dist-infos), whole."""
     staged = dist_folders(staging)
     current = dist_folders(target)
     committer = _Committer(staging, target, _shared_folders(current, staged))
@@ -132,14 +133,13 @@ def commit(staging: str, target: str, import_name: str, requested: Sequence[str]
     infos = sorted(n for n in names if n.endswith(".dist-info"))
     wanted = set(requested)
     requested_infos = [d.info for d in staged.values() if d.key in wanted and d.info in infos]
-    parts = import_name.split(".")
-    lead = [n for n in names if _leads_to(n, parts[0])]
-    for rel in sorted(n for n in names if n not in infos and n not in lead):
+    leads = {n: name.split(".") for name in import_names for n in names if _leads_to(n, name.split(".")[0])}
+    for rel in sorted(n for n in names if n not in infos and n not in leads):
         committer.merge(rel)
     for info in infos:
         if info not in requested_infos:
             committer.replace(info, ())
-    for rel in lead:
+    for rel, parts in leads.items():
         committer.replace(rel, parts)
     _remove_leftovers(target, leftovers)
     for info in requested_infos:

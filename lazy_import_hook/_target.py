@@ -283,6 +283,18 @@ def on_disk(target: str, name: str) -> bool:
     return finder.find_spec(name) is not None
 
 
+def provided_modules(target: str, dists: Iterable[str]) -> list[str]:
+    """The top-level modules the distributions installed in the target provide."""
+    found: set[str] = set()
+    folders = dist_folders(target)
+    for dist in dists:
+        for rel in folders[dist].record() if dist in folders else ():
+            top = rel.split(os.sep, 1)[0]
+            if not top.endswith((".dist-info", ".data", ".pth")) and top not in ("__pycache__", "bin"):
+                found.add(top[: -len(".py")] if top.endswith(".py") else top.split(".", 1)[0])
+    return sorted(found)
+
+
 def top_level_names(target: str) -> list[str]:
     """What the target offers to import at its top level (for error messages)."""
     try:

@@ -1,9 +1,10 @@
-"""One install of one allowlist entry: check, lock, look again, run, commit, record.
+"""One installer run for one or more allowlist entries: check, lock, look
+again, run, commit, record.
 
-Used on an import and by `lazy-import-hook prefetch`. Every failure is raised
-as a `LazyInstallError` that ends with the manual command. The caller does
-its own bookkeeping afterwards (the finder unhides the module and rewrites
-the startup cache).
+Used on an import (one entry) and by `lazy-import-hook prefetch` (several
+entries, one resolution). Every failure is raised as a `LazyInstallError`
+whose last line says what to run. The caller does its own bookkeeping
+afterwards (the finder unhides the module and rewrites the startup cache).
 """
 
 from __future__ import annotations
@@ -22,24 +23,47 @@ from ._errors import (
     PinConflictError,
     TargetRefusedError,
 )
-from ._installer import Failure, InstallRequest, failure_error, run, write_requirements
+from ._installer import Failure, InstallRequest, failure_error, write_requirements
 from ._installers import choose
+from ._watch import InstallWatcher, notice, waiting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from typing import NoReturn
 
-    from ._installer import Installer
+    from ._installer import Installer, Launch
+    from ._pipconf import PipConfig
     from ._plan import Entry, Plan
 
+INSTALLING = "installing"  # in the meta folder while a process installs: who, what, since when
 
-def notice(message: str) -> None:
-    """One line on stderr, and the same through logging."""
-    import logging
 
-    print(f"lazy-import-hook: {message}", file=sys.stderr, flush=True)
-    logging.getLogger("lazy_import_hook").info(message)
+class Job:
+    """One installer run for `entries`; `why` says who asked ("for 'import x'")."""
+
+    def __init__(self, plan: Plan, entries: Sequence[Entry], why: str) -> None:
+        self.plan = plan
+        self.entries = list(entries)
+        self.requirements = tuple(r for e in entries for r in e.requirements)
+        self.dists = tuple(d for e in entries for d in e.dists)
+        self.hashes = tuple(h for e in entries for h in e.hashes)
+        self.what = ", ".join(self.requirements)
+        self.name = entries[0].import_name  # the ImportError's name
+        self.subject = f"{self.what} {why}"
+        self.only_binary = not (plan.settings.allow_sdist or any(e.allow_sdist for e in entries))
+        self.command = prefetch_command(plan, [e.import_name for e in entries])
+
+    def error(self, kind: type[LazyInstallError], message: str) -> LazyInstallError:
+        return kind(message, name=self.name, command=self.command)
+
+
+def prefetch_command(plan: Plan, names: Sequence[str]) -> str:
+    """The command that runs the same constrained, staged install by hand."""
+    import shlex
+
+    where = ["--pyproject", plan.pyproject] if plan.pyproject else ["--target", plan.target]
+    return shlex.join(["lazy-import-hook", *where, "prefetch", *names])
 
 
 def satisfied(target: str, entry: Entry) -> bool:
@@ -58,214 +82,242 @@ def satisfied(target: str, entry: Entry) -> bool:
     )
 
 
-def only_binary(plan: Plan, entry: Entry) -> bool:
-    return not (plan.settings.allow_sdist or entry.allow_sdist)
-
-
 def install_entry(plan: Plan, entry: Entry, *, since: float = 0.0, ignore_backoff: bool = False) -> bool:
-    """Make `entry` present in the target. Returns whether an installer ran.
+    """Make `entry` present in the target for its import. Returns whether an
+    installer ran. `since`: failures recorded before this time are no reason
+    to wait; `ignore_backoff`: run even after a recent failure."""
+    from ._audit import triggering_module
 
-    `since`: failures recorded before this time are no reason to wait;
-    `ignore_backoff`: run even after a recent failure (prefetch)."""
-    installer = _choose(plan, entry)
-    manual = installer.manual_command(
-        plan.target, entry.requirements, hashed=bool(entry.hashes), only_binary=only_binary(plan, entry)
-    )
-    _check_allowed(plan, entry, manual)
+    trigger = triggering_module()
+    by = f" (imported by {trigger})" if trigger and trigger != "__main__" else ""
+    job = Job(plan, [entry], f"for 'import {entry.import_name}'{by}")
+    return install(job, since=since, ignore_backoff=ignore_backoff)
+
+
+def install(job: Job, *, since: float = 0.0, ignore_backoff: bool = False) -> bool:
+    """Make every entry of `job` present in the target; whether an installer ran."""
+    plan = job.plan
+    installer = _choose(job)
+    _check_allowed(job)
     if not ignore_backoff:
-        _failures.check(plan.target, entry, plan.settings.retry_after, manual, since)
-    if plan.settings.confirm and not _confirmed(entry, plan.target):
-        raise InstallsDisabledError(
-            f"installing {entry.what} for 'import {entry.import_name}' was declined",
-            name=entry.import_name,
-            command=manual,
-        )
-    with _locked_target(plan.target, entry, manual):
-        if satisfied(plan.target, entry):
+        for entry in job.entries:
+            _failures.check(plan.target, entry, plan.settings.retry_after, job.command, since)
+    if plan.settings.confirm and not _confirmed(job):
+        raise job.error(InstallsDisabledError, f"installing {job.subject} was declined")
+    with _locked_target(job):
+        if all(satisfied(plan.target, e) for e in job.entries):
             return False  # another process installed it while we waited
-        _check_conflicts(plan, entry, manual)
-        if not ignore_backoff:  # a process that waited for the lock may find a fresh failure
-            _failures.check(plan.target, entry, plan.settings.retry_after, manual, since)
-        _run(plan, entry, installer, manual)
+        for entry in job.entries:
+            _check_conflicts(job, entry)
+            if not ignore_backoff:  # a process that waited for the lock may find a fresh failure
+                _failures.check(plan.target, entry, plan.settings.retry_after, job.command, since)
+        _run(job, installer)
     return True
 
 
+def _choose(job: Job) -> Installer:
+    try:
+        return choose(job.plan.settings.installer)
+    except FileNotFoundError as e:
+        raise job.error(InstallerFailedError, f"cannot install {job.subject}: {e}") from e
+
+
+def _check_allowed(job: Job) -> None:
+    """Installs disabled, or a target that must not be written: raise."""
+    plan, target = job.plan, job.plan.target
+    if not plan.settings.enabled:
+        from ._allowlist import stale_versions
+
+        versions = _target.installed_versions(target) if os.path.isdir(target) else {}
+        stale = [s for e in job.entries for s in stale_versions(e, versions)]
+        raise job.error(
+            InstallsDisabledError,
+            f"{job.subject} needs an install, but installs are disabled by "
+            f"{plan.sources.get('enabled', 'the configuration')}"
+            + (f"; the target holds {', '.join(stale)}, which does not match" if stale else ""),
+        )
+    # The library-folder check needs sysconfig; install() did it and kept the answer.
+    found = plan.problem if plan.unsafe else _target.problem(target, library=False)
+    if found:
+        raise job.error(TargetRefusedError, f"cannot install {job.subject}: {found.message}{_TARGET_HINT}")
+
+
+_TARGET_HINT = (
+    "; point the hook at a folder this user owns and can write: target = \"...\" in "
+    "[tool.lazy-import-hook], install(target=...) or LAZY_IMPORT_HOOK_TARGET"
+)
+
+
 @contextlib.contextmanager
-def _locked_target(target: str, entry: Entry, manual: str) -> Iterator[None]:
-    """The target locked, stamped for this Python and cleaned of crashed
-    installs' leftovers; a target that cannot even be that (a read-only or
-    virtual file system) is refused with what the system said."""
+def _locked_target(job: Job) -> Iterator[None]:
+    """The target locked (saying so once if another process holds it),
+    stamped for this Python, cleaned of crashed installs' leftovers, and
+    marked with what this process installs; a target that cannot even be
+    that (a read-only or virtual file system) is refused."""
+    target = job.plan.target
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(_lock.lock(target))
-            _check_stamp(target, entry, manual)
+            stack.push(_lock.lock(target).acquire(on_wait=lambda: _say_waiting(target)))
+            _check_stamp(job)
             _staging.clean_leftovers(target)
+            stack.callback(_mark_installing(target, job.subject))
         except OSError as e:
-            raise TargetRefusedError(
-                f"cannot install {entry.what} for 'import {entry.import_name}': "
-                f"{target} cannot be used: {e}",
-                name=entry.import_name,
-                command=manual,
-            ) from e
+            message = f"cannot install {job.subject}: {target} cannot be used: {e}{_TARGET_HINT}"
+            raise job.error(TargetRefusedError, message) from e
         yield
 
 
-def _check_conflicts(plan: Plan, entry: Entry, manual: str) -> None:
+def _say_waiting(target: str) -> None:
+    import json
+
+    text = _target.read_trusted(_target.meta(target, INSTALLING))
+    try:
+        holder = json.loads(text) if text else None
+    except ValueError:
+        holder = None
+    if isinstance(holder, dict):
+        waiting(target, holder)
+
+
+def _mark_installing(target: str, subject: str) -> Callable[[], None]:
+    """Tell processes that wait for the lock who holds it and since when."""
+    import json
+
+    from ._files import atomic_write, remove_quietly
+
+    path = _target.meta(target, INSTALLING)
+    atomic_write(path, json.dumps({"pid": os.getpid(), "subject": subject, "since": time.time()}))
+    return lambda: remove_quietly(path)
+
+
+def _check_stamp(job: Job) -> None:
+    """Under the lock: stamp a new target (or one whose stamp says nothing);
+    refuse one another Python stamped (or is wiping) since we started."""
+    target = job.plan.target
+    state = _target.stamp_state(target)
+    if state in (_target.NONE, _target.DAMAGED):
+        _target.write_stamp(target)
+    elif state == _target.FOREIGN:
+        raise job.error(
+            TargetRefusedError,
+            f"cannot install {job.subject}: {target} now belongs to another Python "
+            f"({_target.read_stamp(target)}); restart the application",
+        )
+
+
+def _check_conflicts(job: Job, entry: Entry) -> None:
     """Never replace a version another live application pins: two
     applications with conflicting pins on one target would take turns
     reinstalling, each breaking the other."""
     from ._records import conflicts
 
-    found = conflicts(plan, entry)
+    found = conflicts(job.plan, entry)
     if not found:
         return
     _audit.record(
-        plan.target, status="pin-conflict", import_name=entry.import_name,
+        job.plan.target, status="pin-conflict", import_name=entry.import_name,
         requirements=list(entry.requirements), conflicts=found,
     )  # fmt: skip
-    raise PinConflictError(
+    raise job.error(
+        PinConflictError,
         f"'import {entry.import_name}' needs {entry.what}, but another application that uses "
-        f"{plan.target} right now needs what is there: {'; '.join(found)}. Give each application "
+        f"{job.plan.target} right now needs what is there: {'; '.join(found)}. Give each application "
         "its own target (setting 'target'), or make their pins agree; `lazy-import-hook status` "
         "lists the applications sharing this target",
-        name=entry.import_name,
-        command=manual,
     )
 
 
-def _choose(plan: Plan, entry: Entry) -> Installer:
-    try:
-        return choose(plan.settings.installer)
-    except FileNotFoundError as e:
-        from ._pip import Pip
-
-        manual = Pip(sys.executable).manual_command(
-            plan.target, entry.requirements, hashed=bool(entry.hashes), only_binary=only_binary(plan, entry)
-        )
-        raise InstallerFailedError(
-            f"cannot install {entry.what} for 'import {entry.import_name}': {e}",
-            name=entry.import_name,
-            command=manual,
-        ) from e
-
-
-def _check_allowed(plan: Plan, entry: Entry, manual: str) -> None:
-    """Installs disabled, or a target that must not be written: raise."""
-    name, target = entry.import_name, plan.target
-    if not plan.settings.enabled:
-        from ._allowlist import stale_versions
-
-        stale = stale_versions(entry, _target.installed_versions(target)) if os.path.isdir(target) else []
-        raise InstallsDisabledError(
-            f"'import {name}' needs {entry.what}, but installs are "
-            "disabled (LAZY_IMPORT_HOOK_DISABLE=1, enabled = false, or install(enabled=False))"
-            + (f"; the target holds {', '.join(stale)}, which does not match" if stale else ""),
-            name=name,
-            command=manual,
-        )
-    # The library-folder check needs sysconfig; install() did it and kept the answer.
-    found = plan.problem if plan.unsafe else _target.problem(target, library=False)
-    if found:
-        raise TargetRefusedError(
-            f"cannot install {entry.what} for 'import {name}': {found.message}", name=name, command=manual
-        )
-
-
-def _check_stamp(target: str, entry: Entry, manual: str) -> None:
-    """Under the lock: stamp a new target (or one whose stamp says nothing);
-    refuse one another Python stamped (or is wiping) since we started."""
-    state = _target.stamp_state(target)
-    if state in (_target.NONE, _target.DAMAGED):
-        _target.write_stamp(target)
-    elif state == _target.FOREIGN:
-        raise TargetRefusedError(
-            f"cannot install {entry.what} for 'import {entry.import_name}': "
-            f"{target} now belongs to another Python ({_target.read_stamp(target)}); restart the application",
-            name=entry.import_name,
-            command=manual,
-        )
-
-
-def _run(plan: Plan, entry: Entry, installer: Installer, manual: str) -> None:
+def _run(job: Job, installer: Installer) -> None:
     """Run the installer into a fresh staging folder and commit what it made."""
+    from ._pipconf import read as read_pip_config
+
+    plan = job.plan
+    try:
+        pip = read_pip_config()
+    except ValueError as e:
+        raise job.error(InstallerFailedError, f"cannot install {job.subject}: {e}") from e
+    launch = installer.launch(pip)
     staging = _staging.new_staging(plan.target)
-    request = _request(plan, entry, staging)
+    request, core = _request(job, staging)
     started = time.monotonic()
     try:
-        code, output, version = _execute(plan, entry, installer, installer.command(request))
+        code, output, version = _execute(job, installer, installer.command(request, launch), launch, pip)
     except BaseException:
         _cleanup(staging, request)
         raise
     fields: dict[str, object] = {
-        "import_name": entry.import_name,
-        "requirements": list(entry.requirements),
+        "import_name": job.name if len(job.entries) == 1 else [e.import_name for e in job.entries],
+        "requirements": list(job.requirements),
         "installer": installer.name,
         "installer_version": version(),
+        "index": installer.index(pip),
         "duration_s": round(time.monotonic() - started, 3),
         "triggered_by": _audit.triggering_module(),
+        **({"not_passed_on": launch.dropped} if launch.dropped else {}),
     }
     if code != 0:
         _cleanup(staging, request)
         failure = Failure(
-            entry.import_name, entry.what, entry.dists,
-            code=code, output=output, command=manual, only_binary=request.only_binary,
+            job.name, f"installing {job.subject}", job.dists, code=code, output=output,
+            command=job.command, only_binary=request.only_binary, core=core,
         )  # fmt: skip
-        _failed(plan, entry, installer, failure, fields)
+        _failed(job, installer, failure, fields, launch)
+    _commit(job, staging, request, fields)
+
+
+def _commit(job: Job, staging: str, request: InstallRequest, fields: dict[str, object]) -> None:
+    target = job.plan.target
     try:
-        committed = _staging.commit(staging, plan.target, entry.import_name, entry.dists)
+        committed = _staging.commit(staging, target, [e.import_name for e in job.entries], job.dists)
     finally:
         _cleanup(staging, request)
-    _audit.record(plan.target, status=0, committed=committed, **fields)
-    _failures.forget(plan.target, entry.import_name)
-    notice(f"installed {entry.what} in {fields['duration_s']:.1f} s")
+    _audit.record(target, status=0, committed=committed, **fields)
+    for entry in job.entries:
+        _failures.forget(target, entry.import_name)
+    notice(f"installed {job.what} in {fields['duration_s']:.1f} s")
 
 
-def _request(plan: Plan, entry: Entry, staging: str) -> InstallRequest:
+def _request(job: Job, staging: str) -> tuple[InstallRequest, list[str]]:
+    """The installer's request, and the core environment's pins it honours."""
+    plan = job.plan
     constraints = f"{staging}.constraints.txt"
-    _environment.write_constraints(plan, entry, constraints)
-    requirements = f"{staging}.requirements.txt" if entry.hashes else None
+    core = _environment.write_constraints(plan, job.entries, constraints)
+    requirements = f"{staging}.requirements.txt" if job.hashes else None
     if requirements:
-        write_requirements(requirements, entry.requirements, entry.hashes)
-    return InstallRequest(
+        write_requirements(requirements, job.requirements, job.hashes)
+    request = InstallRequest(
         staging,
-        entry.requirements,
+        job.requirements,
         constraints=constraints,
         requirements_file=requirements,
-        require_hashes=bool(entry.hashes),
-        only_binary=only_binary(plan, entry),
-        compile_bytecode=not sys.dont_write_bytecode,
+        require_hashes=bool(job.hashes),
+        only_binary=job.only_binary,
+        compile_bytecode=plan.settings.compile_bytecode,
     )
+    return request, core
 
 
 def _execute(
-    plan: Plan, entry: Entry, installer: Installer, cmd: list[str]
+    job: Job, installer: Installer, cmd: list[str], launch: Launch, pip: PipConfig
 ) -> tuple[int | None, str, Callable[[], str]]:
-    """Run `cmd`; announce it once it started, and meanwhile load what the
-    commit and the audit need (the user waits for the installer anyway)."""
-    version: list[Callable[[], str]] = []
+    """Run `cmd`; announce it, and meanwhile load what the commit and the
+    audit need (the user waits for the installer anyway)."""
+    from ._process import run
 
-    def on_start() -> None:
-        version.append(installer.version_probe())
-        notice(
-            f"installing {entry.what} for 'import {entry.import_name}' with {installer.name} "
-            f"into {plan.target} ..."
-        )
-        _preload_for_commit()
-
-    def stream(line: str) -> None:
-        sys.stderr.write(f"  {installer.name}: {line}")
-
+    settings = job.plan.settings
+    version = installer.version_probe()
+    notice(f"installing {job.subject} with {installer.name} into {job.plan.target} ...")
+    index = installer.index(pip)
+    watcher = InstallWatcher(job.subject, installer.name, index, stream=settings.verbose)
+    _preload_for_commit()
     try:
         code, output = run(
-            cmd,
-            timeout=plan.settings.timeout,
-            stream=stream if plan.settings.verbose else None,
-            cwd=_staging.staging_root(plan.target),
-            on_start=on_start,
-        )
+            cmd, env=launch.env, timeout=settings.timeout, cwd=_staging.staging_root(job.plan.target),
+            stall_after=settings.stall_after, watcher=watcher,
+        )  # fmt: skip
     except OSError as e:
         code, output = -1, f"{type(e).__name__}: {e}"
-    return code, output, (version[0] if version else (lambda: installer.name))
+    return code, output, version
 
 
 def _preload_for_commit() -> None:
@@ -277,17 +329,18 @@ def _preload_for_commit() -> None:
 
 
 def _failed(
-    plan: Plan, entry: Entry, installer: Installer, failure: Failure, fields: dict[str, object]
+    job: Job, installer: Installer, failure: Failure, fields: dict[str, object], launch: Launch
 ) -> NoReturn:
     """Record a failed run everywhere it must be seen, then raise its error."""
+    plan = job.plan
     if failure.code is not None and failure.only_binary:
-        failure.source_only = installer.source_only(
-            failure.output, plan.settings.timeout, _staging.staging_root(plan.target)
-        )
+        cwd = _staging.staging_root(plan.target)
+        failure.source_only = installer.source_only(failure.output, plan.settings.timeout, cwd, launch.env)
     error = failure_error(failure, plan.settings.timeout)
     _audit.record(plan.target, status="timeout" if failure.code is None else failure.code, **fields)
-    _failures.remember(plan.target, entry, str(error))
-    notice(f"installing {entry.what} failed after {fields['duration_s']:.1f} s ({error.reason})")
+    for entry in job.entries:
+        _failures.remember(plan.target, entry, str(error))
+    notice(f"installing {job.what} failed after {fields['duration_s']:.1f} s ({error.reason})")
     raise error
 
 
@@ -303,24 +356,22 @@ def _cleanup(staging: str, request: InstallRequest) -> None:
                 pass
 
 
-def still_missing(target: str, entry: Entry) -> LazyInstallError:
+def still_missing(plan: Plan, entry: Entry) -> LazyInstallError:
+    target = plan.target
     versions = _target.installed_versions(target)
     have = ", ".join(f"{d} {versions[d]}" for d in entry.dists if d in versions) or "nothing"
-    from ._pip import Pip
-
+    provides = _target.provided_modules(target, entry.dists)
+    offers = f"; {', '.join(entry.dists)} provides {', '.join(provides)}" if provides else ""
     return ModuleStillMissingError(
-        f"{entry.what} was installed ({have} in {target}) but "
-        f"'import {entry.import_name}' still finds no module: the allowlist probably maps the wrong "
-        "import name to it. Top-level modules in the target: "
-        f"{', '.join(_target.top_level_names(target)) or 'none'}",
+        f"{entry.what} was installed ({have} in {target}) but 'import {entry.import_name}' still "
+        f"finds no module: the allowlist maps the wrong import name to it{offers}. Top-level "
+        f"modules in the target: {', '.join(_target.top_level_names(target)) or 'none'}",
         name=entry.import_name,
-        command=Pip(sys.executable).manual_command(
-            target, entry.requirements, hashed=bool(entry.hashes), only_binary=True
-        ),
+        command=prefetch_command(plan, [entry.import_name]),
     )
 
 
-def _confirmed(entry: Entry, target: str) -> bool:
+def _confirmed(job: Job) -> bool:
     """Ask only on a terminal; anything else follows the configuration without blocking."""
     try:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -329,10 +380,7 @@ def _confirmed(entry: Entry, target: str) -> bool:
     if not interactive:
         return True
     try:
-        answer = input(
-            f"lazy-import-hook: 'import {entry.import_name}' needs {entry.what}; "
-            f"install it into {target}? [Y/n] "
-        )
+        answer = input(f"lazy-import-hook: install {job.subject} into {job.plan.target}? [Y/n] ")
     except EOFError:
         return False
     return answer.strip().lower() in ("", "y", "yes")

@@ -1,4 +1,12 @@
-"""uv as an installer: `uv pip install --python <this interpreter> --target ...`."""
+"""uv as an installer: `uv pip install --python <this interpreter> --target ...`.
+
+uv reads no pip configuration, so the operator's pip settings (the effective
+values `_pipconf` reads) are translated into uv's, unless the operator gave
+uv its own: one index configuration for both installers. Of uv's own
+variables only those that say where packages come from, how to reach them,
+and how uv works (cache, concurrency) are kept; any other (`UV_PYTHON`,
+`UV_OVERRIDE`, `UV_LINK_MODE`, `UV_RESOLUTION`, ...) is dropped and named.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,26 @@ import os
 import shutil
 import sys
 
-from ._installer import Installer, InstallRequest
+from ._installer import Installer, InstallRequest, Launch, base_environment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+
+    from ._pipconf import PipConfig
+
+# uv's own index settings: any one of them means the operator configured uv,
+# and pip's index settings are not translated.
+INDEX_VARIABLES = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
+KEPT = frozenset((
+    *INDEX_VARIABLES, "UV_INDEX_STRATEGY", "UV_KEYRING_PROVIDER", "UV_INSECURE_HOST", "UV_NATIVE_TLS",
+    "UV_SYSTEM_CERTS", "UV_CREDENTIALS_DIR", "UV_NO_HF_TOKEN", "UV_S3_ENDPOINT_URL", "UV_GCS_ENDPOINT_URL",
+    "UV_AZURE_ENDPOINT_URL", "UV_HTTP_TIMEOUT", "UV_HTTP_CONNECT_TIMEOUT", "UV_REQUEST_TIMEOUT",
+    "UV_HTTP_RETRIES", "UV_OFFLINE", "UV_CACHE_DIR", "UV_NO_CACHE", "UV_LOCK_TIMEOUT",
+    "UV_COMPILE_BYTECODE_TIMEOUT", "UV_NO_WRAP", "UV_LOG_CONTEXT", "UV_STACK_SIZE", "UV_GITHUB_TOKEN",
+    "UV_BUILD_CONSTRAINT", "UV_REQUIRE_BUILD_HASHES", "UV_NO_CONFIG", "UV_NO_SYSTEM_CONFIG",
+))  # fmt: skip
+_KEPT_PREFIXES = ("UV_INDEX_", "UV_CONCURRENT_")  # per-index credentials; parallelism
 
 
 class Uv(Installer):
@@ -21,16 +44,33 @@ class Uv(Installer):
         path = find_uv()
         return cls(path) if path else None
 
-    def command(self, request: InstallRequest) -> list[str]:
+    def command(self, request: InstallRequest, launch: Launch | None = None) -> list[str]:
         # --python always: without it uv may pick another interpreter on PATH.
         # --no-config: uv would read uv.toml and [tool.uv] in every folder
         # above its working directory (inside the target), and the user's
         # and the system's uv.toml; its UV_* variables still apply.
         cmd = [self.executable, "pip", "install", "--python", sys.executable, "--no-config"]
-        cmd += ["--target", request.target, "--no-progress"]
+        cmd += ["--target", request.target, "--no-progress", "--color", "never"]
         if request.compile_bytecode:
             cmd.append("--compile-bytecode")
-        return cmd + self.options(request)
+        return cmd + self.options(request, launch)
+
+    def launch(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> Launch:
+        result, dropped = base_environment(env)
+        result = {k: v for k, v in result.items() if not k.startswith(("PIP_", "_PIP_"))}
+        forwarded = result.pop("UV_CONSTRAINT", "").split()  # uv ignores it next to ours: pass it on
+        dropped += sorted(k for k in result if k.startswith("UV_") and not _kept(k))
+        result = {k: v for k, v in result.items() if not k.startswith("UV_") or _kept(k)}
+        options = [] if _own_index(result) else _index_options(pip, result)
+        _translate_trust(pip, result)
+        options += [f"--constraint={path}" for path in [*pip.items("constraint"), *forwarded]]
+        dropped += [f"{key} ({value.source})" for key, value in sorted(pip.others.items())]
+        return Launch(result, options, dropped)
+
+    def index(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> str:
+        env = os.environ if env is None else env
+        own = [f"{k}={env[k]}" for k in INDEX_VARIABLES if env.get(k)]
+        return f"{', '.join(own)} (uv's own settings)" if own else pip.describe()
 
     def manual_base(self, target: str) -> list[str]:
         return ["uv", "pip", "install", "--python", sys.executable, "--target", target]
@@ -56,6 +96,51 @@ class Uv(Installer):
                 return self.name
 
         return version
+
+
+def _kept(name: str) -> bool:
+    return name in KEPT or name.startswith(_KEPT_PREFIXES)
+
+
+def _own_index(env: Mapping[str, str]) -> bool:
+    return any(env.get(k) for k in INDEX_VARIABLES)
+
+
+def _index_options(pip: PipConfig, env: dict[str, str]) -> list[str]:
+    """pip's index settings for uv: variables where uv has them (every
+    version since 0.4), options where it has none (--no-index)."""
+    options = ["--no-index"] if pip.flag("no-index") else []
+    if pip.get("index-url"):
+        env["UV_INDEX_URL"] = str(pip.get("index-url"))
+    if pip.items("extra-index-url"):
+        env["UV_EXTRA_INDEX_URL"] = " ".join(pip.items("extra-index-url"))
+    for link in pip.items("find-links"):
+        # pip skips a folder that does not exist; uv would stop: skip it too.
+        if "://" in link or os.path.isdir(link):
+            options.append(f"--find-links={link}")
+    return options
+
+
+def _translate_trust(pip: PipConfig, env: dict[str, str]) -> None:
+    """Certificates, trusted hosts, proxy and timeouts, unless uv has its own."""
+    cert = pip.get("cert")
+    if cert and not (env.get("SSL_CERT_FILE") or env.get("SSL_CERT_DIR")):
+        env["SSL_CERT_DIR" if os.path.isdir(cert) else "SSL_CERT_FILE"] = cert
+    _default(env, "SSL_CLIENT_CERT", pip.get("client-cert"))
+    _default(env, "UV_INSECURE_HOST", " ".join(pip.items("trusted-host")) or None)
+    proxy = pip.get("proxy")
+    if proxy and not any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in env):
+        env["HTTP_PROXY"] = env["HTTPS_PROXY"] = proxy
+    timeout = pip.get("timeout")
+    if timeout and timeout.replace(".", "", 1).isdigit():
+        _default(env, "UV_HTTP_TIMEOUT", str(max(1, round(float(timeout)))))
+    retries = pip.get("retries")
+    _default(env, "UV_HTTP_RETRIES", retries if retries and retries.isdigit() else None)
+
+
+def _default(env: dict[str, str], name: str, value: str | None) -> None:
+    if value and not env.get(name):
+        env[name] = value
 
 
 def find_uv() -> str | None:

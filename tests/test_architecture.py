@@ -24,7 +24,8 @@ PACKAGE = ROOT / "lazy_import_hook"
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["_version", "_errors", "_files", "_child"]),
     ("the target folder", ["_target"]),
-    ("mechanisms", ["_pth", "_installer", "_lock", "_audit", "_staging", "_loader", "_guard"]),
+    ("mechanisms", ["_pth", "_pipconf", "_process", "_lock", "_audit", "_staging", "_loader", "_guard"]),
+    ("installer interface, notices", ["_installer", "_watch"]),
     ("installers", ["_uv", "_pip"]),
     ("installer registry", ["_installers"]),
     ("settings table", ["_settings"]),

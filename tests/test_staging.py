@@ -55,7 +55,7 @@ def prepared(target: Path) -> None:
 
 def test_an_upgrade_leaves_exactly_one_dist_info_per_distribution(target: Path) -> None:
     prepared(target)
-    infos = _staging.commit(stage(target, "2.0", "2.0"), str(target), "toymod", ["toy-dist"])
+    infos = _staging.commit(stage(target, "2.0", "2.0"), str(target), ["toymod"], ["toy-dist"])
     assert infos == ["toy_dep-2.0.dist-info", "toy_dist-2.0.dist-info"]
     assert sorted(p.name for p in target.glob("*.dist-info")) == [
         "other_dist-1.0.dist-info", "toy_dep-2.0.dist-info", "toy_dist-2.0.dist-info",
@@ -69,7 +69,7 @@ def test_an_upgrade_leaves_exactly_one_dist_info_per_distribution(target: Path) 
 def test_a_distribution_already_there_at_the_same_version_is_left_alone(target: Path) -> None:
     prepared(target)
     before = os.stat(target / "toydep" / "__init__.py").st_ino
-    _staging.commit(stage(target, "2.0", "1.0"), str(target), "toymod", ["toy-dist"])
+    _staging.commit(stage(target, "2.0", "1.0"), str(target), ["toymod"], ["toy-dist"])
     assert os.stat(target / "toydep" / "__init__.py").st_ino == before
 
 
@@ -102,7 +102,7 @@ def test_a_crash_at_any_step_of_a_commit_keeps_the_target_consistent(tmp_path: P
     probe = tmp_path / "probe"
     prepared(probe)
     with renames_until(None) as done:
-        _staging.commit(stage(probe, "2.0", "2.0"), str(probe), "toymod", ["toy-dist"])
+        _staging.commit(stage(probe, "2.0", "2.0"), str(probe), ["toymod"], ["toy-dist"])
     steps = done[0]
     assert steps >= 6
     for crash_at in range(steps):
@@ -110,7 +110,7 @@ def test_a_crash_at_any_step_of_a_commit_keeps_the_target_consistent(tmp_path: P
         prepared(target)
         staging = stage(target, "2.0", "2.0")
         with renames_until(crash_at), pytest.raises(Crash):
-            _staging.commit(staging, str(target), "toymod", ["toy-dist"])
+            _staging.commit(staging, str(target), ["toymod"], ["toy-dist"])
         # Earlier packages are untouched; every dist-info present is whole.
         assert (target / "othermod" / "__init__.py").read_text() == "X = 1\n"
         assert all(whole(target).values()), (crash_at, whole(target))
@@ -120,7 +120,7 @@ def test_a_crash_at_any_step_of_a_commit_keeps_the_target_consistent(tmp_path: P
         # The next run cleans up and commits cleanly.
         _staging.clean_leftovers(str(target))
         assert not (target / ".lazy-import-hook" / "staging").exists()
-        _staging.commit(stage(target, "2.0", "2.0"), str(target), "toymod", ["toy-dist"])
+        _staging.commit(stage(target, "2.0", "2.0"), str(target), ["toymod"], ["toy-dist"])
         assert sorted(whole(target)) == [
             "other_dist-1.0.dist-info", "toy_dep-2.0.dist-info", "toy_dist-2.0.dist-info",
         ], crash_at  # fmt: skip
@@ -133,7 +133,7 @@ def test_a_folder_two_distributions_share_is_merged_not_replaced(target: Path) -
     write_dist(str(target), "ns-a", "1.0", {"ns/__init__.py": "", "ns/a.py": "A = 1\n"})
     staging = _staging.new_staging(str(target))
     write_dist(staging, "ns-b", "1.0", {"ns/__init__.py": "", "ns/b.py": "B = 1\n"})
-    _staging.commit(staging, str(target), "ns.b", ["ns-b"])
+    _staging.commit(staging, str(target), ["ns.b"], ["ns-b"])
     assert (target / "ns" / "a.py").exists() and (target / "ns" / "b.py").exists()
     assert all(whole(target).values())
 
@@ -141,7 +141,7 @@ def test_a_folder_two_distributions_share_is_merged_not_replaced(target: Path) -
 def test_a_damaged_copy_at_the_same_version_is_repaired(target: Path) -> None:
     prepared(target)
     (target / "toydep" / "__init__.py").unlink()
-    _staging.commit(stage(target, "1.0", "1.0"), str(target), "toymod", ["toy-dist"])
+    _staging.commit(stage(target, "1.0", "1.0"), str(target), ["toymod"], ["toy-dist"])
     assert (target / "toydep" / "__init__.py").read_text() == "VERSION = '1.0'\n"
     assert all(whole(target).values())
     assert sorted(whole(target)) == [

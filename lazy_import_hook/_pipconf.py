@@ -1,0 +1,171 @@
+"""pip's effective configuration, read as pip reads it, without importing pip.
+
+One index configuration serves both installers: what the operator set for
+pip (`PIP_*` variables and every pip.conf pip itself reads) also reaches uv,
+which reads none of it. Only the keys that say where packages come from and
+how to reach them are read; everything else pip could be told by its files
+or variables (a `--target`, `--user`, `--root`, a platform...) is named so
+that it can be reported, and never reaches the installer.
+
+Files, lowest priority first (pip's `configuration.py`): `<d>/pip/pip.conf`
+for each `<d>` in XDG_CONFIG_DIRS (default /etc/xdg; later entries win),
+/etc/pip.conf, ~/.pip/pip.conf and ~/.config/pip/pip.conf (skipped when
+PIP_CONFIG_FILE names an existing file), <sys.prefix>/pip.conf, then
+PIP_CONFIG_FILE; PIP_CONFIG_FILE=os.devnull reads none. Sections: [global],
+then [install] (the command's section beats [global] whatever the file),
+then PIP_* variables. Empty values are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# The keys that say where packages come from and how to reach them, and the
+# harmless ones that only tune how pip talks: carried to both installers.
+INDEX_KEYS = ("index-url", "extra-index-url", "find-links", "no-index")
+TRUST_KEYS = ("cert", "client-cert", "trusted-host", "keyring-provider", "proxy")
+NETWORK_KEYS = ("timeout", "retries", "cache-dir", "no-cache-dir")
+CONSTRAINT_KEYS = ("constraint",)
+CARRIED = (*INDEX_KEYS, *TRUST_KEYS, *NETWORK_KEYS, *CONSTRAINT_KEYS)
+LISTS = ("extra-index-url", "find-links", "trusted-host", "constraint")
+PATHS = ("find-links", "cert", "client-cert", "constraint", "cache-dir")
+ALIASES = {"pypi-url": "index-url", "default-timeout": "timeout"}
+# Keys of no consequence for where or what gets installed: not worth a report.
+QUIET = ("disable-pip-version-check", "no-input", "no-color", "progress-bar", "quiet", "verbose",
+         "no-warn-script-location", "root-user-action", "log", "log-file", "version", "help",
+         "python-version-warning", "no-python-version-warning")  # fmt: skip
+_TRUE = ("y", "yes", "t", "true", "on", "1")
+_FALSE = ("n", "no", "f", "false", "off", "0")
+
+
+class Value:
+    """One effective setting and where it came from."""
+
+    __slots__ = ("raw", "source")
+
+    def __init__(self, raw: str, source: str) -> None:
+        self.raw = raw
+        self.source = source  # "PIP_INDEX_URL", "/etc/pip.conf [global]", ...
+
+
+class PipConfig:
+    """The effective `pip install` settings: `values` (CARRIED keys) and
+    `others` (every other key set, which the hook does not pass on)."""
+
+    def __init__(self, values: dict[str, Value], others: dict[str, Value]) -> None:
+        self.values = values
+        self.others = others
+
+    def get(self, key: str) -> str | None:
+        value = self.values.get(key)
+        return value.raw if value is not None else None
+
+    def items(self, key: str) -> list[str]:
+        """A list setting's entries (pip splits on any whitespace)."""
+        raw = self.get(key)
+        return raw.split() if raw else []
+
+    def flag(self, key: str) -> bool:
+        raw = (self.get(key) or "").strip().lower()
+        if raw and raw not in _TRUE + _FALSE:
+            raise ValueError(f"pip would refuse {key}={raw!r}")
+        return raw in _TRUE
+
+    def source(self, key: str) -> str:
+        value = self.values.get(key)
+        return value.source if value is not None else ""
+
+    def describe(self) -> str:
+        """The effective index, as people read it: which, and who said so."""
+        if self.flag("no-index"):
+            where = f"no index ({self.source('no-index')})"
+        elif self.get("index-url"):
+            where = f"{self.get('index-url')} ({self.source('index-url')})"
+        else:
+            where = "https://pypi.org/simple (the default)"
+        extra = self.items("extra-index-url")
+        if extra and not self.flag("no-index"):
+            where += f", also {' '.join(extra)} ({self.source('extra-index-url')})"
+        links = self.items("find-links")
+        if links:
+            where += f", find-links {' '.join(links)} ({self.source('find-links')})"
+        return where
+
+
+def config_files(env: Mapping[str, str], prefix: str = sys.prefix) -> list[str]:
+    """The files pip would read, lowest priority first (POSIX)."""
+    named = env.get("PIP_CONFIG_FILE")
+    if named == os.devnull:
+        return []
+    dirs = [d for d in env.get("XDG_CONFIG_DIRS", "").split(os.pathsep) if os.path.isabs(d)]
+    files = [os.path.join(d, "pip", "pip.conf") for d in dirs or ["/etc/xdg"]]
+    files.append("/etc/pip.conf")
+    if not (named and os.path.exists(named)):
+        home = os.path.expanduser("~")
+        xdg_home = env.get("XDG_CONFIG_HOME", "")
+        user_dir = xdg_home if os.path.isabs(xdg_home) else os.path.join(home, ".config")
+        files += [os.path.join(home, ".pip", "pip.conf"), os.path.join(user_dir, "pip", "pip.conf")]
+    files.append(os.path.join(prefix, "pip.conf"))
+    if named:
+        files.append(named)
+    return files
+
+
+def read(env: Mapping[str, str] | None = None, cwd: str | None = None, command: str = "install") -> PipConfig:
+    """pip's effective configuration for `command`; relative paths made
+    absolute against `cwd` (where the application runs: the installer runs
+    elsewhere), `~` expanded. Raises ValueError for a file pip would refuse."""
+    env = os.environ if env is None else env
+    layers = _file_layers(config_files(env), command)
+    layers.append({_key(name[4:]): Value(raw, name) for name, raw in env.items() if _pip_variable(name)})
+    values: dict[str, Value] = {}
+    for layer in layers:  # [global] < [command] < PIP_*, a later non-empty value wins
+        for key, value in layer.items():
+            if value.raw.strip():
+                values[ALIASES.get(key, key)] = value
+    carried = {k: _absolute(k, v, cwd or os.getcwd()) for k, v in values.items() if k in CARRIED}
+    others = {k: v for k, v in values.items() if k not in CARRIED and k not in QUIET}
+    return PipConfig(carried, others)
+
+
+def _file_layers(files: list[str], command: str) -> list[dict[str, Value]]:
+    """[global] then [command] values, each merged over the files (later wins)."""
+    import configparser
+
+    sections: dict[str, dict[str, Value]] = {"global": {}, command: {}}
+    for path in files:
+        if not os.path.isfile(path):
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError) as e:
+            raise ValueError(f"pip configuration file {path} cannot be read: {e}") from e
+        for section, found in sections.items():
+            if parser.has_section(section):
+                for key, raw in parser.items(section):
+                    found[_key(key)] = Value(raw, f"{path} [{section}]")
+    return [sections["global"], sections[command]]
+
+
+def _pip_variable(name: str) -> bool:
+    return name.startswith("PIP_") and name not in ("PIP_CONFIG_FILE", "PIP_VERSION", "PIP_HELP")
+
+
+def _key(name: str) -> str:
+    name = name.lower().replace("_", "-")
+    return name[2:] if name.startswith("--") else name
+
+
+def _absolute(key: str, value: Value, cwd: str) -> Value:
+    """Paths as pip would resolve them from the application's directory."""
+    if key not in PATHS:
+        return value
+    raw = value.raw.split() if key in LISTS else [value.raw.strip()]
+    items = [i if "://" in i else os.path.abspath(os.path.join(cwd, os.path.expanduser(i))) for i in raw]
+    return Value(" ".join(items), value.source)

@@ -1,0 +1,168 @@
+"""Running an installer: stdin closed, output captured, its own session, a
+timeout that kills its whole process group, death with the application
+(Linux), and someone watching so that no wait is ever silent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+TAIL_LINES = 25
+
+
+class Watcher:
+    """What a run tells whoever waits for it. The default says nothing."""
+
+    def started(self, pid: int) -> None:
+        """The installer runs (the application may do useful work meanwhile)."""
+
+    def output(self, line: str) -> None:
+        """One line the installer printed."""
+
+    def silent(self, seconds: float, last_line: str) -> None:
+        """The installer printed nothing for `seconds` (every `stall_after`)."""
+
+    def tick(self, elapsed: float, last_line: str) -> None:
+        """About twice a second, for a live progress line."""
+
+    def finished(self) -> None:
+        """The installer ended, whatever the outcome."""
+
+
+class _Output:
+    """The installer's output so far, and when it last said something."""
+
+    def __init__(self) -> None:
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.last_time = time.monotonic()
+
+    @property
+    def last_line(self) -> str:
+        return self.tail[-1] if self.tail else ""
+
+    def add(self, line: str) -> None:
+        self.tail.append(line)
+        self.last_time = time.monotonic()
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    timeout: float,
+    cwd: str | None = None,
+    stall_after: float = 10.0,
+    watcher: Watcher | None = None,
+) -> tuple[int | None, str]:
+    """Run an installer; returns (exit code, or None on timeout; its output's tail).
+
+    `cwd` should be a private folder: `python -m pip` imports a `pip/` found
+    in the working directory, and a requirement such as
+    `x-1.0-py3-none-any.whl` names a file there."""
+    watcher = watcher or Watcher()
+    proc = subprocess.Popen(
+        die_with_parent(list(cmd)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
+        env=dict(env), cwd=cwd,
+    )  # fmt: skip
+    output = _Output()
+    timed_out = threading.Event()
+    watching = _watch(proc, output, timeout, stall_after, watcher=watcher, timed_out=timed_out)
+    try:
+        watcher.started(proc.pid)
+        code = _collect(proc, output, watcher)
+    finally:
+        watching.set()
+        watcher.finished()
+    return (None if timed_out.is_set() else code), "\n".join(output.tail)
+
+
+def _collect(proc: subprocess.Popen[str], output: _Output, watcher: Watcher) -> int:
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.add(line.rstrip("\n"))
+            watcher.output(line)
+        return proc.wait()
+    except BaseException:  # Ctrl-C, a watcher's error: never leave the installer behind
+        kill_group(proc)
+        proc.wait()
+        raise
+
+
+def _watch(
+    proc: subprocess.Popen[str],
+    output: _Output,
+    timeout: float,
+    stall_after: float,
+    *,
+    watcher: Watcher,
+    timed_out: threading.Event,
+) -> threading.Event:
+    """A thread that kills the installer at the timeout and reports silences;
+    returns the event that stops it."""
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def watch() -> None:
+        last_report = started
+        while not stop.wait(max(0.0, min(0.5, started + timeout - time.monotonic()))):
+            now = time.monotonic()
+            if now - started >= timeout:
+                timed_out.set()
+                kill_group(proc)
+                return
+            quiet = now - output.last_time
+            if quiet >= stall_after and now - last_report >= stall_after:
+                last_report = now
+                watcher.silent(quiet, output.last_line)
+            watcher.tick(now - started, output.last_line)
+
+    threading.Thread(target=watch, name="lazy-import-hook installer watch", daemon=True).start()
+    return stop
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        # The installer leads its own session, so its group id is its pid; a
+        # pid <= 0 (a test double) must never reach killpg, which would
+        # signal our own group.
+        if hasattr(os, "killpg") and proc.pid > 0:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """On Linux, `cmd` run so that it is killed when this process dies, even by
+    SIGKILL: util-linux's setpriv (2.33 or later) sets the parent-death signal
+    and execs it. Elsewhere an orphaned installer runs until its timeout."""
+    setpriv = _setpriv()
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
+
+
+_SETPRIV: list[str | None] = []  # found once per process
+
+
+def _setpriv() -> str | None:
+    if not _SETPRIV:
+        found = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        try:
+            with open(found or "", "rb") as f:
+                supported = b"pdeathsig" in f.read()  # its option table: no process to ask
+        except OSError:
+            supported = False
+        _SETPRIV.append(found if supported else None)
+    return _SETPRIV[0]

@@ -1,0 +1,91 @@
+"""What a person waiting for an install sees: a line when it starts and when
+it ends, a line whenever the installer has said nothing for `stall-after`
+seconds (what, for how long, from which index, the installer's last words,
+how to stop it), and at a terminal a live progress line after two seconds.
+Every line also goes to the `lazy_import_hook` logger; nothing but the live
+line carries control characters."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ._process import Watcher
+
+_LIVE_AFTER = 2.0  # seconds before a terminal gets the live progress line
+
+
+def notice(message: str) -> None:
+    """One line on stderr, and the same through logging."""
+    import logging
+
+    _clear_live()
+    print(f"lazy-import-hook: {message}", file=sys.stderr, flush=True)
+    logging.getLogger("lazy_import_hook").info(message)
+
+
+_LIVE: list[bool] = [False]  # whether a live line is on the terminal now
+
+
+def _terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _clear_live() -> None:
+    if _LIVE[0]:
+        sys.stderr.write("\r\x1b[K")
+        _LIVE[0] = False
+
+
+class InstallWatcher(Watcher):
+    """Reports one installer run of `subject` ("isodate==0.7.2 for 'import isodate'")."""
+
+    def __init__(self, subject: str, installer: str, index: str, *, stream: bool) -> None:
+        self.subject = subject
+        self.installer = installer
+        self.index = index
+        self.stream = stream  # verbose: the installer's own lines go to stderr
+        self.pid = 0
+        self.started_at = time.monotonic()
+        self.terminal = _terminal()
+
+    def started(self, pid: int) -> None:
+        self.pid = pid
+
+    def output(self, line: str) -> None:
+        if self.stream:
+            _clear_live()
+            sys.stderr.write(f"  {self.installer}: {line}")
+
+    def silent(self, seconds: float, last_line: str) -> None:
+        elapsed = time.monotonic() - self.started_at
+        said = f"its last line: {last_line.strip()!r}" if last_line.strip() else "it has printed nothing yet"
+        notice(
+            f"still installing {self.subject} with {self.installer} after {elapsed:.0f} s, silent for "
+            f"{seconds:.0f} s; {said}; index: {self.index}. To stop it: Ctrl-C, or kill {self.pid}; "
+            "'timeout' bounds it (LAZY_IMPORT_HOOK_TIMEOUT)"
+        )
+
+    def tick(self, elapsed: float, last_line: str) -> None:
+        if not self.terminal or elapsed < _LIVE_AFTER:
+            return
+        text = f"lazy-import-hook: installing {self.subject} ({elapsed:.0f} s) {last_line.strip()}"
+        sys.stderr.write("\r\x1b[K" + text[:200])
+        sys.stderr.flush()
+        _LIVE[0] = True
+
+    def finished(self) -> None:
+        _clear_live()
+
+
+def waiting(target: str, holder: dict[str, object]) -> None:
+    """Said once by a process that waits for another one's install."""
+    since = holder.get("since")
+    when = ""
+    if isinstance(since, (int, float)):
+        when = f" since {time.strftime('%H:%M:%S', time.localtime(since))} ({time.time() - since:.0f} s ago)"
+    who = f"process {holder.get('pid')}, installing {holder.get('subject')}"
+    notice(f"waiting for {who} into {target}{when} ...")
