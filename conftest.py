@@ -120,6 +120,13 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     build_wheel(wh, "misnamed-dist", "1.0", module_files("actual_name", "X = 1\n"))
     build_sdist(wh, "sdist-only", "1.0", {"sdistmod/__init__.py": "BUILT = True\n"})
+    # Needs another version of a package the application itself has.
+    needs = ["packaging<20"]
+    build_wheel(wh, "needs-old-packaging", "1.0", module_files("oldpackmod", "X = 1\n"), requires=needs)
+    build_wheel(
+        wh, "tool-dist", "1.0", module_files("toolmod", "def main():\n    print('tool ran')\n"),
+        entry_points="[console_scripts]\ntoolcmd = toolmod:main\n",
+    )  # fmt: skip
     # Stands in for the real isodate when the README's examples run offline.
     build_wheel(wh, "isodate", "0.7.2", module_files("isodate", "__version__ = '0.7.2 (toy)'\n"))
     return wh

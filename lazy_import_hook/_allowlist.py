@@ -123,6 +123,7 @@ def _entry_table(table: dict[str, object], where: str) -> tuple[object, list[str
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {unknown}; an entry table takes requirement, hashes, allow-sdist"
+            + _dotted_hint(where, table, unknown)
         )
     if ("requirement" in table) == ("requirements" in table):
         raise ConfigError(f"{where}: an entry table needs exactly one 'requirement'")
@@ -136,6 +137,16 @@ def _entry_table(table: dict[str, object], where: str) -> tuple[object, list[str
     if not isinstance(sdist, bool):
         raise ConfigError(f"{where}: 'allow-sdist' must be true or false")
     return table.get("requirement", table.get("requirements")), list(hashes), sdist
+
+
+def _dotted_hint(where: str, table: dict[str, object], unknown: list[str]) -> str:
+    """An unquoted dotted key (google.protobuf = "...") reads in TOML as a
+    table inside a table: say to quote the import name."""
+    if not all(isinstance(table[k], (str, list, dict)) for k in unknown):
+        return ""
+    name = where.rpartition("entry ")[2].strip("'")
+    quoted = ", ".join(f'"{name}.{key}" = ...' for key in unknown)
+    return f". If {name}.{unknown[0]} is an import name, quote it in TOML: {quoted}"
 
 
 def _check_requirements(reqs: list[Requirement], hashed: bool, where: str) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
-from . import _audit, _config, _target
+from . import _config, _target
 from ._errors import ConfigError, LazyInstallError
 from ._installers import CHOICES
 from ._settings import Settings, folder_path
@@ -135,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         plan, raw = _load(options)
         if options.verb == "status":
+            from ._status import status
+
             return status(plan, as_json=options.json, log=options.log)
         if options.verb in ("prefetch", "prune") and plan.problem is None:
             from ._prepare import prepare
@@ -148,142 +149,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"lazy-import-hook: configuration error: {e}", file=sys.stderr)
         return 2
-
-
-# -- status -------------------------------------------------------------------
-
-
-def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> dict[str, object]:
-    from ._allowlist import stale_versions
-    from ._environment import core_distributions
-
-    state: dict[str, object] = {"import_name": entry.import_name, "requirements": list(entry.requirements)}
-    if not entry.active:
-        return {**state, "state": "not-for-this-platform"}
-    core = core_distributions([plan.target, *plan.pth_paths])
-    in_core = [f"{d} {core[d]}" for d in entry.dists if d in core]
-    if in_core or _core_provides(plan, entry.import_name):
-        detail = ", ".join(in_core) or "the module is importable without the target"
-        return {**state, "state": "core", "detail": detail}
-    have = {d: target_versions[d] for d in entry.dists if d in target_versions}
-    stale = stale_versions(entry, target_versions)
-    if stale:
-        return {**state, "state": "stale", "detail": ", ".join(stale)}
-    if len(have) == len(entry.dists):
-        return {**state, "state": "installed", "detail": ", ".join(f"{d} {v}" for d, v in have.items())}
-    return {**state, "state": "missing"}
-
-
-def _core_provides(plan: Plan, import_name: str) -> bool:
-    from importlib.machinery import PathFinder
-
-    top = import_name.split(".", 1)[0]
-    excluded = {os.path.abspath(p) for p in (plan.target, *plan.pth_paths)}
-    paths = [p for p in sys.path if os.path.abspath(p or ".") not in excluded]
-    spec = PathFinder.find_spec(top, paths)
-    return spec is not None and spec.origin is not None and top == import_name
-
-
-def status_report(plan: Plan, log: int) -> dict[str, object]:
-    from ._installers import choose
-
-    try:
-        installer = choose(plan.settings.installer).name
-    except FileNotFoundError as e:
-        installer = f"none ({e})"
-    versions = _target.installed_versions(plan.target)
-    return {
-        "target": plan.target,
-        "abi_stamp": _target.read_stamp(plan.target),
-        "abi_current": _target.abi_tag(),
-        "installer": installer,
-        "installer_setting": plan.settings.installer,
-        "installs_enabled": plan.settings.enabled,
-        "problem": plan.problem.message if plan.problem else None,
-        "pyproject": plan.pyproject or None,
-        "entries": [entry_state(plan, e, versions) for e in plan.entries.values()],
-        **_applications(plan.target),
-        "recent": _audit.last(plan.target, log),
-    }
-
-
-def _applications(target: str) -> dict[str, object]:
-    """The applications whose plans are recorded in the target, and where
-    their pins disagree."""
-    from ._records import disagreements, recorded
-
-    records = recorded(target)
-    return {
-        "applications": [
-            {"plan": r.record_id, "origin": r.plan.origin, "pyproject": r.plan.pyproject or None,
-             "in_use": r.live, "requirements": [q for e in r.plan.entries.values() for q in e.requirements]}
-            for r in records
-        ],
-        "conflicts": disagreements(records),
-    }
-
-
-def status(plan: Plan, *, as_json: bool, log: int) -> int:
-    report = status_report(plan, log)
-    if as_json:
-        report.pop("installer_setting")
-        print(json.dumps(report, indent=2))
-        return 0
-    stamp = report["abi_stamp"]
-    if stamp is None:
-        stamp_note = "(none yet)"
-    elif stamp == report["abi_current"]:
-        stamp_note = f"{stamp} (this Python)"
-    else:
-        stamp_note = f"{stamp} (another Python: the next install() wipes it)"
-    print(f"target:     {report['target']}")
-    print(f"abi stamp:  {stamp_note}")
-    print(f"installer:  {report['installer']} (setting: {report['installer_setting']})")
-    print(f"installs:   {'enabled' if report['installs_enabled'] else 'DISABLED'}")
-    if report["problem"]:
-        print(f"problem:    {report['problem']}")
-    _print_entries(report["entries"])  # type: ignore[arg-type]
-    _print_applications(report["applications"], report["conflicts"])  # type: ignore[arg-type]
-    _print_recent(report["recent"])  # type: ignore[arg-type]
-    return 0
-
-
-def _print_applications(applications: list[dict[str, object]], conflicts: list[str]) -> None:
-    if len(applications) > 1 or conflicts:
-        print("applications sharing this target:")
-        for app in applications:
-            use = "in use" if app["in_use"] else "not running"
-            print(f"  {app['pyproject'] or app['origin']}  ({use}; plan {app['plan']})")
-    if conflicts:
-        print("conflicting pins (give each application its own target, or make them agree):")
-        for line in conflicts:
-            print(f"  {line}")
-
-
-def _print_entries(entries: list[dict[str, object]]) -> None:
-    print("allowlist:")
-    width = max((len(str(e["import_name"])) for e in entries), default=0)
-    for item in entries:
-        detail = f" ({item['detail']})" if item.get("detail") else ""
-        wanted = ", ".join(str(r) for r in item["requirements"])  # type: ignore[attr-defined]
-        print(f"  {item['import_name']:<{width}}  {item['state']:<22} {wanted}{detail}")
-
-
-def _print_recent(recent: list[dict[str, object]]) -> None:
-    if not recent:
-        return
-    print("recent installs:")
-    for r in recent:
-        outcome = "ok" if r.get("status") == 0 else f"failed ({r.get('status')})"
-        listed = r.get("requirements")
-        what = ", ".join(map(str, listed)) if isinstance(listed, list) else ""
-        tool = r.get("installer_version") or r.get("installer")
-        names = r.get("import_name")
-        names = ", ".join(map(str, names)) if isinstance(names, list) else names
-        print(
-            f"  {r.get('time')}  {names}: {what} with {tool}"
-            f" in {r.get('duration_s')} s: {outcome}"
-        )
 
 
 # -- prefetch -----------------------------------------------------------------
@@ -359,23 +224,59 @@ def prune(plan: Plan, *, dry_run: bool) -> int:
 def run(plan: Plan, raw: _config.Raw | None, module: str | None, args: list[str]) -> int:
     """As `python SCRIPT` or `python -m MODULE` would, with the hook installed:
     from the pyproject (as the application would call install()), or from the
-    plan recorded in the target."""
-    import runpy
-
+    plan recorded in the target. A missing script or module is one line and
+    exit status 2 or 1, as with python."""
     from ._hook import activate, install
 
     if not module and not args:
         print("lazy-import-hook run: give -m MODULE or SCRIPT", file=sys.stderr)
         return 2
+    if not module and not os.path.exists(args[0]):
+        print(f"lazy-import-hook run: can't open file {os.path.abspath(args[0])!r}: "
+              "[Errno 2] No such file or directory", file=sys.stderr)  # fmt: skip
+        return 2
     if raw is not None:
         install(None, pyproject=raw.pyproject, **raw.arguments)
     else:
         activate(plan)
-    if module:
-        sys.argv = [module, *args]
-        sys.path[0:1] = [os.getcwd()]
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-        return 0
+    return _run_module(module, args) if module else _run_script(args)
+
+
+def _run_module(module: str, args: list[str]) -> int:
+    import runpy
+
+    sys.argv = [module, *args]
+    sys.path[0:1] = [os.getcwd()]
+    missing = _missing_module(module)
+    if missing:
+        print(f"lazy-import-hook run: {missing}", file=sys.stderr)
+        return 1
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    return 0
+
+
+def _missing_module(module: str) -> str | None:
+    """Why `python -m module` would not start, in python's words, or None.
+    An allow-listed module is installed first (runpy needs its real loader)."""
+    import importlib.util
+
+    from ._loader import InstallingLoader
+
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and isinstance(spec.loader, InstallingLoader):
+            spec = spec.loader.real_spec()
+        package = spec is not None and spec.submodule_search_locations is not None
+        if package and importlib.util.find_spec(f"{module}.__main__") is None:
+            return f"No module named {module}.__main__; {module!r} is a package and cannot be run"
+    except ImportError as e:
+        return str(e).splitlines()[0]
+    return None if spec is not None else f"No module named {module}"
+
+
+def _run_script(args: list[str]) -> int:
+    import runpy
+
     script, *rest = args
     sys.argv = [script, *rest]
     here = os.path.abspath(script)

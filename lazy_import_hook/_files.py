@@ -91,8 +91,10 @@ def dist_folders(folder: str, suffixes: Iterable[str] = (".dist-info",)) -> dict
 
 
 def record_paths(folder: str, info: str) -> list[str]:
-    """The files a *.dist-info's RECORD lists, relative to `folder`; entries
-    pointing outside it (scripts as ../../bin/x, absolute paths) left out."""
+    """The files a *.dist-info's RECORD lists, relative to `folder`. Console
+    scripts count as `bin/x`: pip writes them as ../../bin/x (relative to the
+    lib folder of its temporary --target install), uv as bin/x, and both put
+    them in <folder>/bin. Anything else outside `folder` is left out."""
     import csv
 
     paths = []
@@ -101,6 +103,8 @@ def record_paths(folder: str, info: str) -> list[str]:
             for row in csv.reader(f):
                 if row and row[0]:
                     rel = os.path.normpath(row[0])
+                    if rel.startswith(os.path.join("..", "..", "bin", "")):
+                        rel = rel[len(os.path.join("..", "..", "")) :]
                     if not rel.startswith("..") and not os.path.isabs(rel):
                         paths.append(rel)
     except (OSError, UnicodeDecodeError, ValueError):

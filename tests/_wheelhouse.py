@@ -142,6 +142,7 @@ def build_wheel(
     requires: Sequence[str] = (),
     tag: str = "py3-none-any",
     extra_metadata: Sequence[str] = (),
+    entry_points: str = "",
 ) -> Path:
     """Write ``<normalized name>-<version>-<tag>.whl`` into *directory* and return its path.
 
@@ -170,6 +171,8 @@ def build_wheel(
         extra_metadata=extra_metadata,
     ).items():
         members[f"{dist_info}/{meta_name}"] = content
+    if entry_points:  # e.g. "[console_scripts]\ntool = pkg:main\n": installers make scripts of it
+        members[f"{dist_info}/entry_points.txt"] = entry_points.encode("utf-8")
 
     record_path = f"{dist_info}/RECORD"
     record = io.StringIO()

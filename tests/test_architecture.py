@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("one install", ["_transaction"]),
     ("the finder", ["_finder"]),
     ("public surface", ["_hook"]),
-    ("pruning", ["_prune"]),
+    ("pruning, status", ["_prune", "_status"]),
     ("the command line", ["_cli"]),
     ("entry points", ["__init__", "__main__", "_autostart.sitecustomize"]),
 ]

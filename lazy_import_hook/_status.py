@@ -1,0 +1,180 @@
+"""`lazy-import-hook status`: what the allowlist asks for, what the target
+holds and serves, who shares it, and what happened lately."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from . import _audit, _target
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._plan import Entry, Plan
+
+
+def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> dict[str, object]:
+    """One allowlist entry as `status` shows it: its state, what backs it,
+    and what looks wrong (an unpinned requirement, a core package at
+    another version than the pin, an import name the distribution lacks)."""
+    from ._allowlist import installed_matches, stale_versions
+    from ._environment import core_distributions
+
+    state: dict[str, object] = {
+        "import_name": entry.import_name, "requirements": list(entry.requirements), "pinned": _pinned(entry),
+    }  # fmt: skip
+    if not entry.active:
+        return {**state, "state": "not-for-this-platform"}
+    core = core_distributions([plan.target, *plan.pth_paths])
+    in_core = {d: core[d] for d in entry.dists if d in core}
+    if in_core or _core_provides(plan, entry.import_name):
+        off = [f"the entry asks for {r}" for r, d in zip(entry.requirements, entry.dists)
+               if d in in_core and not installed_matches(r, in_core[d])]  # fmt: skip
+        detail = ", ".join(f"{d} {v}" for d, v in in_core.items()) or "importable without the target"
+        return {**state, "state": "core", "detail": "; ".join([detail, *off])}
+    have = {d: target_versions[d] for d in entry.dists if d in target_versions}
+    stale = stale_versions(entry, target_versions)
+    if stale:
+        return {**state, "state": "stale", "detail": ", ".join(stale)}
+    if len(have) == len(entry.dists):
+        return {**state, "state": "installed", "detail": _installed_detail(plan, entry, have)}
+    return {**state, "state": "missing"}
+
+
+def _pinned(entry: Entry) -> bool:
+    return all("==" in r.partition(";")[0] for r in entry.requirements)
+
+
+def _installed_detail(plan: Plan, entry: Entry, have: dict[str, str]) -> str:
+    detail = ", ".join(f"{d} {v}" for d, v in have.items())
+    if not _target.on_disk(plan.target, entry.import_name):
+        provides = _target.provided_modules(plan.target, entry.dists)
+        detail = f"no module {entry.import_name!r}; the distribution provides {', '.join(provides) or '-'}"
+    return detail
+
+
+def _core_provides(plan: Plan, import_name: str) -> bool:
+    from importlib.machinery import PathFinder
+
+    top = import_name.split(".", 1)[0]
+    excluded = {os.path.abspath(p) for p in (plan.target, *plan.pth_paths)}
+    paths = [p for p in sys.path if os.path.abspath(p or ".") not in excluded]
+    spec = PathFinder.find_spec(top, paths)
+    return spec is not None and spec.origin is not None and top == import_name
+
+
+def status_report(plan: Plan, log: int) -> dict[str, object]:
+    versions = _target.installed_versions(plan.target)
+    return {
+        "target": plan.target,
+        "abi_stamp": _target.read_stamp(plan.target),
+        "abi_current": _target.abi_tag(),
+        **_installer(plan),
+        "installer_setting": plan.settings.installer,
+        "installs_enabled": plan.settings.enabled,
+        "installs_enabled_by": plan.sources.get("enabled", "the default"),
+        "problem": plan.problem.message if plan.problem else None,
+        "pyproject": plan.pyproject or None,
+        "entries": [entry_state(plan, e, versions) for e in plan.entries.values()],
+        **_applications(plan.target),
+        "recent": _audit.last(plan.target, log),
+    }
+
+
+def _installer(plan: Plan) -> dict[str, object]:
+    """The installer `auto` picks, and the index it will use and who said so."""
+    from ._installers import choose
+    from ._pipconf import read
+
+    try:
+        installer = choose(plan.settings.installer)
+    except FileNotFoundError as e:
+        return {"installer": f"none ({e})", "index": None}
+    try:
+        index = installer.index(read())
+    except ValueError as e:
+        index = f"unknown: {e}"
+    return {"installer": installer.name, "index": index}
+
+
+def _applications(target: str) -> dict[str, object]:
+    """The applications whose plans are recorded in the target, and where
+    their pins disagree."""
+    from ._records import disagreements, recorded
+
+    records = recorded(target)
+    return {
+        "applications": [
+            {"plan": r.record_id, "origin": r.plan.origin, "pyproject": r.plan.pyproject or None,
+             "in_use": r.live, "requirements": [q for e in r.plan.entries.values() for q in e.requirements]}
+            for r in records
+        ],
+        "conflicts": disagreements(records),
+    }
+
+
+def status(plan: Plan, *, as_json: bool, log: int) -> int:
+    report = status_report(plan, log)
+    if as_json:
+        report.pop("installer_setting")
+        print(json.dumps(report, indent=2))
+        return 0
+    stamp = report["abi_stamp"]
+    if stamp is None:
+        stamp_note = "(none yet)"
+    elif stamp == report["abi_current"]:
+        stamp_note = f"{stamp} (this Python)"
+    else:
+        stamp_note = f"{stamp} (another Python: the next install() wipes it)"
+    print(f"target:     {report['target']}")
+    print(f"abi stamp:  {stamp_note}")
+    print(f"installer:  {report['installer']} (setting: {report['installer_setting']})")
+    print(f"index:      {report['index']}")
+    enabled = "enabled" if report["installs_enabled"] else f"DISABLED by {report['installs_enabled_by']}"
+    print(f"installs:   {enabled}")
+    if report["problem"]:
+        print(f"problem:    {report['problem']}")
+    _print_entries(report["entries"])  # type: ignore[arg-type]
+    _print_applications(report["applications"], report["conflicts"])  # type: ignore[arg-type]
+    _print_recent(report["recent"])  # type: ignore[arg-type]
+    return 0
+
+
+def _print_applications(applications: list[dict[str, object]], conflicts: list[str]) -> None:
+    if len(applications) > 1 or conflicts:
+        print("applications sharing this target:")
+        for app in applications:
+            use = "in use" if app["in_use"] else "not running"
+            print(f"  {app['pyproject'] or app['origin']}  ({use}; plan {app['plan']})")
+    if conflicts:
+        print("conflicting pins (give each application its own target, or make them agree):")
+        for line in conflicts:
+            print(f"  {line}")
+
+
+def _print_entries(entries: list[dict[str, object]]) -> None:
+    print("allowlist:")
+    width = max((len(str(e["import_name"])) for e in entries), default=0)
+    for item in entries:
+        detail = f" ({item['detail']})" if item.get("detail") else ""
+        wanted = ", ".join(str(r) for r in item["requirements"])  # type: ignore[attr-defined]
+        unpinned = "" if item.get("pinned", True) else " [unpinned]"
+        print(f"  {item['import_name']:<{width}}  {item['state']:<22} {wanted}{unpinned}{detail}")
+
+
+def _print_recent(recent: list[dict[str, object]]) -> None:
+    if not recent:
+        return
+    print("recent installs:")
+    for r in recent:
+        outcome = "ok" if r.get("status") == 0 else f"failed ({r.get('status')})"
+        listed = r.get("requirements")
+        what = ", ".join(map(str, listed)) if isinstance(listed, list) else ""
+        tool = r.get("installer_version") or r.get("installer")
+        names = r.get("import_name")
+        names = ", ".join(map(str, names)) if isinstance(names, list) else names
+        print(
+            f"  {r.get('time')}  {names}: {what} with {tool}"
+            f" in {r.get('duration_s')} s: {outcome}"
+        )
