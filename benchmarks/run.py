@@ -29,6 +29,10 @@ runs made next to each other):
       .py has its .pyc, none is written by the first import, and the first
       import takes about as long as a later one
   5   core-version constraints with 300 distributions: <= 20 ms (in-child)
+  6   the first import of numpy, pydantic and requests (real wheels, fetched
+      once) through the hook vs the same installer run by hand, on a used
+      and a brand-new target, with and without PYTHONDONTWRITEBYTECODE: see
+      benchmarks/real.py
 The details below the table give the spread of every sample and, for the
 cold installs, where the time goes.
 """
@@ -608,6 +612,12 @@ class Bench:
             f"{statistics.median(control) * 1e3:.1f} ms"
         )
 
+    # ---- budget 6: real packages (benchmarks/real.py) --------------------
+
+    def real_packages(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        importlib.import_module("real").real_packages(self)
+
     # ---- budget 5: core constraints --------------------------------------
 
     def constraints_scale(self) -> None:
@@ -796,7 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["1", "2", "3", "4", "5"],
+        choices=["1", "2", "3", "4", "5", "6"],
         help="measure only this budget (repeatable); the default is all of them",
     )
     args = parser.parse_args(argv)
@@ -816,6 +826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "3": ("3 cold installs", bench.cold_installs),
         "4": ("4 first import after install", bench.first_import),
         "5": ("5 core constraints", bench.constraints_scale),
+        "6": ("6 real packages, first import", bench.real_packages),
     }
     steps: dict[str, Callable[[], None]] = {"setup (wheelhouse, bytecode)": bench.setup}
     steps.update(budgets[b] for b in budgets if not args.only or b in args.only)

@@ -305,11 +305,15 @@ def _execute(
     from ._process import run
 
     settings = job.plan.settings
-    version = installer.version_probe()
-    notice(f"installing {job.subject} with {installer.name} into {job.plan.target} ...")
+    version: list[Callable[[], str]] = []
+
+    def while_it_runs() -> None:  # the user waits for the installer anyway
+        version.append(installer.version_probe())
+        notice(f"installing {job.subject} with {installer.name} into {job.plan.target} ...")
+        _preload_for_commit()
+
     index = installer.index(pip)
-    watcher = InstallWatcher(job.subject, installer.name, index, stream=settings.verbose)
-    _preload_for_commit()
+    watcher = InstallWatcher(job.subject, installer.name, index, stream=settings.verbose, on_start=while_it_runs)
     try:
         code, output = run(
             cmd, env=launch.env, timeout=settings.timeout, cwd=_staging.staging_root(job.plan.target),
@@ -317,7 +321,7 @@ def _execute(
         )  # fmt: skip
     except OSError as e:
         code, output = -1, f"{type(e).__name__}: {e}"
-    return code, output, version
+    return code, output, (version[0] if version else (lambda: installer.name))
 
 
 def _preload_for_commit() -> None:

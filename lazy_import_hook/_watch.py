@@ -12,6 +12,10 @@ import time
 
 from ._process import Watcher
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _LIVE_AFTER = 2.0  # seconds before a terminal gets the live progress line
 
 
@@ -43,17 +47,21 @@ def _clear_live() -> None:
 class InstallWatcher(Watcher):
     """Reports one installer run of `subject` ("isodate==0.7.2 for 'import isodate'")."""
 
-    def __init__(self, subject: str, installer: str, index: str, *, stream: bool) -> None:
+    def __init__(
+        self, subject: str, installer: str, index: str, *, stream: bool, on_start: Callable[[], None]
+    ) -> None:
         self.subject = subject
         self.installer = installer
         self.index = index
         self.stream = stream  # verbose: the installer's own lines go to stderr
+        self.on_start = on_start  # runs while the installer works
         self.pid = 0
         self.started_at = time.monotonic()
         self.terminal = _terminal()
 
     def started(self, pid: int) -> None:
         self.pid = pid
+        self.on_start()
 
     def output(self, line: str) -> None:
         if self.stream:

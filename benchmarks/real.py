@@ -1,0 +1,160 @@
+"""Budget 6: the first import of real packages through the hook, against an
+application that runs the same installer by hand and then imports.
+
+Wheels of numpy, pydantic (with pydantic-core) and requests, and their
+dependencies, are fetched once from the package index (pip download, this
+machine's pip configuration) into a cache folder and then served offline.
+Each sample is one fresh interpreter that reports the seconds from just
+before `import <package>` (after `install()`, which budget 1 measures) until
+the package is imported:
+
+  A  subprocess.run(the installer command by hand) + sys.path.append + import
+  B  import through the hook
+
+"By hand" is the command an application would write: `uv pip install
+--python <this python> --target T ...` and `python -m pip install --target
+T ...`, without the hook's constraints and safety options, doing the same
+work as the hook: byte-compiling at install (pip does by default; uv gets
+--compile-bytecode), since the hook does unless compile-bytecode = false.
+Cells: each package x installer x a brand-new target / a target the
+application has used before (another package installed through it) x
+PYTHONDONTWRITEBYTECODE unset / set. Budgets (median of paired runs):
+used target B - A <= 10 ms with uv and B / A <= 1.03 with pip; brand-new
+target B - A <= 30 ms with uv and B / A <= 1.05 with pip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from run import Bench
+
+PACKAGES = {"numpy": "numpy==2.2.6", "pydantic": "pydantic==2.11.7", "requests": "requests==2.32.4"}
+EARLIER = ("othermod", "other-dist==1.0")  # what a used target already holds
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lazy-import-hook-bench"
+LIMITS = {("uv", "used"): 10.0, ("uv", "new"): 30.0, ("pip", "used"): 1.03, ("pip", "new"): 1.05}
+
+
+def fetch_wheels(wheelhouse: Path) -> Path:
+    """The real wheels, downloaded once (cached between runs), copied beside the toy ones."""
+    cache = CACHE / f"wheels-py{sys.version_info[0]}{sys.version_info[1]}"
+    marker = cache / ".complete"
+    if not marker.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--dest", str(cache),
+             "--disable-pip-version-check", *PACKAGES.values()],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"could not fetch the real wheels: {proc.stderr.strip()[-500:]}")
+        marker.touch()
+    for wheel in cache.glob("*.whl"):
+        shutil.copy2(wheel, wheelhouse / wheel.name)
+    return cache
+
+
+def real_packages(bench: Bench) -> None:
+    from run import BenchError, Row
+
+    try:
+        fetch_wheels(bench.wheelhouse)
+    except RuntimeError as e:
+        raise BenchError(f"budget 6: {e}") from e
+    rounds = max(2, bench.rounds // 10) if bench.quick else max(5, bench.rounds // 6)
+    for kind in ("uv", "pip"):
+        for state in ("used", "new"):
+            for dont_write in (False, True):
+                figures = [_cell(bench, kind, name, state, dont_write, rounds) for name in PACKAGES]
+                limit = LIMITS[(kind, state)]
+                worst = max(figures)
+                shown = (f"+{worst:.1f} ms" if kind == "uv" else f"x{worst:.3f}") + " (worst)"
+                label = f"6 first import, {kind}, {state} target{', no .pyc writes' if dont_write else ''}"
+                rule = f"<= {limit:g} ms" if kind == "uv" else f"<= x{limit:g}"
+                bench.rows.append(Row(label, "by hand", "hook", shown, rule, worst <= limit))
+
+
+def _cell(bench: Bench, kind: str, name: str, state: str, dont_write: bool, rounds: int) -> float:
+    """Paired samples of one package; the median difference (uv, ms) or ratio (pip)."""
+    sa, sb = bench.alternate(
+        lambda: _sample(bench, kind, name, state, dont_write, hook=False),
+        lambda: _sample(bench, kind, name, state, dont_write, hook=True),
+        rounds,
+        warmup=1,
+    )
+    scale, unit = (1e3, "ms") if kind == "uv" else (1.0, "s")
+    bench.spread(f"6 {name} {kind} {state}{' dont-write' if dont_write else ''} ({unit})", sa, sb, scale, unit)
+    if kind == "uv":
+        return statistics.median((b - a) * 1e3 for a, b in zip(sa, sb))
+    return statistics.median(b / a for a, b in zip(sa, sb))
+
+
+def _sample(bench: Bench, kind: str, name: str, state: str, dont_write: bool, *, hook: bool) -> float:
+    target = bench.fresh_dir(f"real-{kind}-{name}-{'b' if hook else 'a'}")
+    env = dict(bench.env)
+    if dont_write:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    code = _hooked(kind, name, target) if hook else _by_hand(bench, kind, name, target)
+    if state == "used":
+        _use(bench, kind, target, env, hook=hook)
+    elapsed = _reported(bench, code, env)
+    shutil.rmtree(target)
+    return elapsed
+
+
+def _use(bench: Bench, kind: str, target: Path, env: dict[str, str], *, hook: bool) -> None:
+    """An earlier run of the application: another package in the target."""
+    module, requirement = EARLIER
+    code = (
+        _hooked(kind, module, target, {module: requirement}) if hook
+        else _by_hand(bench, kind, module, target, requirement)
+    )  # fmt: skip
+    _reported(bench, code, env)
+
+
+def _hooked(kind: str, name: str, target: Path, allowlist: dict[str, str] | None = None) -> str:
+    allowlist = {**dict([EARLIER]), name: PACKAGES.get(name, "")} if allowlist is None else allowlist
+    allowlist = {k: v for k, v in allowlist.items() if v}
+    return (
+        "import time, lazy_import_hook\n"
+        f"lazy_import_hook.install({allowlist!r}, target={str(target)!r}, installer={kind!r})\n"
+        f"t0 = time.perf_counter()\nimport {name}\nprint(time.perf_counter() - t0)\n"
+    )
+
+
+def _by_hand(bench: Bench, kind: str, name: str, target: Path, requirement: str | None = None) -> str:
+    wheels = str(bench.wheelhouse)
+    spec = requirement or PACKAGES[name]
+    if kind == "uv":
+        uv = str(Path(sys.executable).parent / "uv")
+        cmd = [uv, "pip", "install", "--python", sys.executable, "--target", str(target),
+               "--no-index", "--find-links", wheels, "--compile-bytecode", spec]  # fmt: skip
+    else:
+        cmd = [sys.executable, "-m", "pip", "install", "--target", str(target), "--no-index",
+               "--find-links", wheels, "--disable-pip-version-check", spec]  # fmt: skip
+    return (
+        "import subprocess, sys, time\nt0 = time.perf_counter()\n"
+        f"subprocess.run({cmd!r}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,"
+        " stderr=subprocess.STDOUT, check=True)\n"
+        f"sys.path.append({str(target)!r})\nimport {name}\nprint(time.perf_counter() - t0)\n"
+    )
+
+
+def _reported(bench: Bench, code: str, env: dict[str, str]) -> float:
+    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
+    proc = run([sys.executable, "-c", code], env=env, cwd=bench.work, capture_output=True, text=True,
+               timeout=600, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        from run import BenchError
+
+        raise BenchError(f"budget 6 child failed:\n{code}\n--- stderr\n{proc.stderr[-3000:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
