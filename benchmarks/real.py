@@ -92,7 +92,8 @@ def _cell(bench: Bench, kind: str, name: str, state: str, dont_write: bool, roun
         warmup=1,
     )
     scale, unit = (1e3, "ms") if kind == "uv" else (1.0, "s")
-    bench.spread(f"6 {name} {kind} {state}{' dont-write' if dont_write else ''} ({unit})", sa, sb, scale, unit)
+    label = f"6 {name} {kind} {state}{' dont-write' if dont_write else ''} ({unit})"
+    bench.spread(label, sa, sb, scale, unit)
     if kind == "uv":
         return statistics.median((b - a) * 1e3 for a, b in zip(sa, sb))
     return statistics.median(b / a for a, b in zip(sa, sb))

@@ -313,7 +313,9 @@ def _execute(
         _preload_for_commit()
 
     index = installer.index(pip)
-    watcher = InstallWatcher(job.subject, installer.name, index, stream=settings.verbose, on_start=while_it_runs)
+    watcher = InstallWatcher(
+        job.subject, installer.name, index, stream=settings.verbose, on_start=while_it_runs
+    )
     try:
         code, output = run(
             cmd, env=launch.env, timeout=settings.timeout, cwd=_staging.staging_root(job.plan.target),
