@@ -179,7 +179,8 @@ def prefetch(plan: Plan, names: Sequence[str]) -> int:
 def _prefetch_group(plan: Plan, entries: list[Entry]) -> list[Entry]:
     """Install `entries` together; the ones that failed (tried one by one
     after a failed run of several, to name the culprits)."""
-    from ._transaction import Job, install, satisfied, still_missing
+    from ._job import Job
+    from ._transaction import install, satisfied, still_missing
 
     present = {e.import_name for e in entries if satisfied(plan.target, e)}
     try:

@@ -13,7 +13,7 @@ import sys
 
 from ._errors import ConfigError, warn
 from ._plan import Plan, environment_tag
-from ._settings import Setting, Settings, env_names, folder_path
+from ._settings import Setting, Settings, default_lock, env_names, folder_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -238,7 +238,46 @@ def resolve(raw: Raw) -> Plan:
     plan = Plan(Settings(**{name: value for name, (value, _) in values.items()}),
                 parse_allowlist(source, where=where), raw.pyproject)  # fmt: skip
     plan.sources = {name: why for name, (_, why) in values.items()}
+    _apply_lock(plan)
     return plan
+
+
+def lock_path(plan: Plan) -> str:
+    """The lock file in effect: the setting, else the one beside the pyproject if there is one."""
+    if plan.settings.lock:
+        return plan.settings.lock
+    found = default_lock(plan.pyproject) if plan.pyproject else ""
+    return found if found and os.path.exists(found) else ""
+
+
+def _apply_lock(plan: Plan) -> None:
+    """Give every active entry its locked closure; an entry whose
+    requirements changed since the lock (or that it lacks) is a ConfigError."""
+    from ._lockfile import read, this_environment
+
+    path = lock_path(plan)
+    if not path:
+        return
+    if not os.path.exists(path):
+        where = plan.sources.get("lock")
+        raise ConfigError(f"lock file {path} ({where}) does not exist: run `lazy-import-hook lock`")
+    lock = read(path)
+    if lock.environment != this_environment():
+        raise ConfigError(
+            f"lock file {path} was made for {lock.environment or 'another interpreter'}, not for "
+            f"{this_environment()}: run `lazy-import-hook lock` with this Python"
+        )
+    for entry in (e for e in plan.entries.values() if e.active):
+        locked = lock.entries.get(entry.import_name)
+        if locked is None or (locked.requirements, locked.hashes) != (entry.requirements, entry.hashes):
+            was = f"locked as {', '.join(locked.requirements)}" if locked else "not in the lock"
+            raise ConfigError(
+                f"allowlist entry {entry.import_name!r} ({entry.what}) is {was} in {path}: "
+                "the allowlist changed since the lock; run `lazy-import-hook lock`"
+            )
+        entry.locked = tuple(p.line() for p in locked.packages)
+    st = os.stat(path)
+    plan.lock_stamp = f"{path}\t{st.st_mtime_ns}\t{st.st_size}"
 
 
 def _value(row: Setting[object], table: Mapping[str, object], raw: Raw) -> tuple[object, str]:

@@ -16,7 +16,7 @@ import sys
 from . import _config, _plan, _target
 from ._errors import warn
 from ._finder import LazyFinder
-from ._settings import Settings
+from ._settings import Settings, default_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -165,7 +165,20 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
     same_target = not raw.target_hint or plan.target == raw.target_hint
     safe = not plan.unsafe and not _target.untrusted(st)
     ours = plan.target not in sys.path or plan.target in _target.ACTIVATED
-    return plan if unchanged and same_target and safe and ours else None
+    return plan if unchanged and same_target and safe and ours and _same_lock(plan) else None
+
+
+def _same_lock(plan: _plan.Plan) -> bool:
+    """The lock file the plan was made from is unchanged, and none appeared
+    beside the pyproject since (a stat or two)."""
+    if not plan.lock_stamp:
+        return not (plan.pyproject and os.path.exists(default_lock(plan.pyproject)))
+    path, mtime, size = plan.lock_stamp.split("\t")
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (str(st.st_mtime_ns), str(st.st_size)) == (mtime, size)
 
 
 def _slow_plan(raw: _config.Raw) -> _plan.Plan:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from ._pipconf import PipConfig
+    from ._process import Probe
 
 SDIST_HINT = (
     "To allow it, set allow-sdist = true on the entry (or globally), accepting that its "
@@ -43,11 +44,11 @@ class InstallRequest:
     after `--` (or in a requirements file), never as options."""
 
     __slots__ = (
-        "compile_bytecode", "constraints", "only_binary", "require_hashes", "requirements",
-        "requirements_file", "target",
+        "compile_bytecode", "constraints", "exclude_newer", "no_deps", "only_binary", "report",
+        "require_hashes", "requirements", "requirements_file", "target",
     )  # fmt: skip
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (a record of named fields, all keyword-only)
         self,
         target: str,
         requirements: Sequence[str],
@@ -57,6 +58,9 @@ class InstallRequest:
         require_hashes: bool = False,
         only_binary: bool = True,
         compile_bytecode: bool = True,
+        no_deps: bool = False,
+        exclude_newer: str = "",
+        report: str = "",
     ) -> None:
         self.target = target
         self.requirements = tuple(requirements)
@@ -65,6 +69,9 @@ class InstallRequest:
         self.require_hashes = require_hashes
         self.only_binary = only_binary
         self.compile_bytecode = compile_bytecode
+        self.no_deps = no_deps  # a locked closure: exactly these files, nothing resolved
+        self.exclude_newer = exclude_newer  # RFC 3339 cutoff of the release-age cooldown
+        self.report = report  # where pip writes what it installed (provenance)
 
 
 class Launch:
@@ -87,6 +94,12 @@ class Installer:
 
     def __init__(self, executable: str) -> None:
         self.executable = executable
+        self.probes: list[Probe] = []  # helper commands started beside an install
+
+    def stop_probes(self) -> None:
+        """An install that failed: nobody will wait for its helpers."""
+        while self.probes:
+            self.probes.pop().kill()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.executable}>"
@@ -111,10 +124,23 @@ class Installer:
         """Start finding this installer's version; the callable returns it."""
         return lambda: self.name
 
+    def provenance_probe(self, request: InstallRequest, launch: Launch) -> Callable[[], object]:
+        """Start finding which files the installer takes (called once it runs);
+        the callable returns a list of `_lockfile.Locked`, or why not."""
+        return lambda: "this installer reports no provenance"
+
     def source_only(self, output: str, timeout: float, cwd: str, env: Mapping[str, str]) -> str | None:
         """The distribution that failed only because it ships no wheel, if the
         installer's words alone cannot tell and it can be asked."""
         return None
+
+    def cooldown_problem(self) -> str | None:
+        """Why this installer cannot apply a release-age cutoff, or None."""
+        return None
+
+    def cutoff_options(self, cutoff: str) -> list[str]:
+        """The options that exclude files uploaded at or after `cutoff`."""
+        raise NotImplementedError
 
     def options(self, request: InstallRequest, launch: Launch | None) -> list[str]:
         """The options both installers spell alike, then the requirements."""
@@ -123,6 +149,10 @@ class Installer:
             cmd += [self.constraint_option, request.constraints]
         if request.require_hashes:
             cmd.append("--require-hashes")
+        if request.no_deps:
+            cmd.append("--no-deps")
+        if request.exclude_newer:
+            cmd += self.cutoff_options(request.exclude_newer)
         cmd += launch.options if launch is not None else []
         if request.requirements_file:
             return [*cmd, "--requirement", request.requirements_file]
@@ -159,12 +189,14 @@ class Failure:
     """A failed run, to be turned into the ImportError that says what happened."""
 
     __slots__ = (
-        "code", "command", "core", "dists", "name", "only_binary", "output", "source_only", "subject",
+        "code", "command", "core", "dists", "locked", "name", "only_binary", "output", "source_only",
+        "subject",
     )  # fmt: skip
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (a record of named fields)
         self, name: str, subject: str, dists: Sequence[str],
         *, code: int | None, output: str, command: str, only_binary: bool, core: Sequence[str] = (),
+        locked: Sequence[str] = (),
     ) -> None:  # fmt: skip
         self.name = name  # the import name
         self.subject = subject  # "installing x==1 for 'import x'", as the message starts
@@ -174,6 +206,7 @@ class Failure:
         self.command = command  # what to run by hand
         self.only_binary = only_binary
         self.core = core  # the core environment's pins ("name==version") every install honours
+        self.locked = locked  # the lock's closure: "name==version sha256:HEX file" lines
         self.source_only: str | None = None  # a distribution found only as a source archive
 
 
@@ -188,9 +221,12 @@ def failure_error(failure: Failure, timeout: float) -> LazyInstallError:
             "or prefetch it before it is needed)",
             **details,
         )
-    if "do not match the hashes" in low or "hash mismatch" in low:
+    if "do not match the hashes" in low or "hash mismatch" in low or "size mismatch" in low:
+        culprit = _mismatched_file(f)
+        which = f" ({culprit})" if culprit else f" of {', '.join(f.dists)}"
         return HashMismatchError(
-            f"{f.subject} failed: a downloaded file of {', '.join(f.dists)} does not match the pinned hashes",
+            f"{f.subject} failed: a downloaded file{which} does not match the pinned hashes; nothing "
+            "was installed. It may have been tampered with: check the index, then lock again",
             **details,
         )
     source_only = "no usable wheels" in low or "building from source is disabled" in low
@@ -202,6 +238,20 @@ def failure_error(failure: Failure, timeout: float) -> LazyInstallError:
             **details,
         )
     return InstallerFailedError(f"{f.subject} failed (exit status {f.code}).{_core_conflict(f)}", **details)
+
+
+def _mismatched_file(f: Failure) -> str | None:
+    """The file that failed its hash: pip names its URL; uv names `name==version`,
+    which the lock maps back to its file."""
+    import re
+
+    uv = re.search(r"mismatch for `([^`]+)`", f.output)
+    if uv is not None:
+        pin = uv.group(1)
+        files = [line.split(" ")[2] for line in f.locked if line.split(" ")[0] == pin]
+        return files[0] if files else pin
+    pip = re.search(r"from ((?:https?|file)://\S+)", f.output)
+    return pip.group(1).rstrip(":)").rsplit("/", 1)[-1] if pip else None
 
 
 def _core_conflict(f: Failure) -> str:

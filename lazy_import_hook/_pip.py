@@ -34,7 +34,36 @@ class Pip(Installer):
         cmd += ["--no-input", "--disable-pip-version-check", "--no-warn-script-location"]
         cmd += ["--progress-bar", "off"]
         cmd.append("--compile" if request.compile_bytecode else "--no-compile")
+        if request.report:
+            cmd += ["--report", request.report]
         return cmd + self.options(request, launch)
+
+    def provenance_probe(self, request: InstallRequest, launch: Launch) -> Callable[[], object]:
+        """What pip installed, as its --report file says (read after the run)."""
+
+        def read() -> object:
+            from ._provenance import from_pip_report
+
+            try:
+                with open(request.report, encoding="utf-8") as f:
+                    return from_pip_report(f.read())
+            except (OSError, ValueError) as e:
+                return f"pip's report could not be read: {e}"
+
+        return read
+
+    def cooldown_problem(self) -> str | None:
+        found = pip_version()
+        number = tuple(int(p) for p in found.split(" ")[-1].split(".")[:2] if p.isdigit())
+        if len(number) == 2 and number >= (26, 0):
+            return None
+        return (
+            f"min-release-age needs pip 26.0 or later for its --uploaded-prior-to (this environment "
+            f"has {found}), or uv: upgrade pip, or set installer = \"uv\""
+        )
+
+    def cutoff_options(self, cutoff: str) -> list[str]:
+        return ["--uploaded-prior-to", cutoff]
 
     def launch(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> Launch:
         result, dropped = base_environment(env)

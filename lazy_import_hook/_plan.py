@@ -28,7 +28,7 @@ HEADER = f"lazy-import-hook plan {VERSION}"
 class Entry:
     """One allow-listed import name and what installs it."""
 
-    __slots__ = ("active", "allow_sdist", "dists", "hashes", "import_name", "pins", "requirements")
+    __slots__ = ("active", "allow_sdist", "dists", "hashes", "import_name", "locked", "pins", "requirements")
 
     def __init__(
         self,
@@ -40,6 +40,7 @@ class Entry:
         allow_sdist: bool = False,
         active: bool = True,
         pins: Sequence[tuple[str, str]] = (),
+        locked: Sequence[str] = (),
     ) -> None:
         self.import_name = import_name
         self.requirements = tuple(requirements)  # re-serialised by packaging, markers included
@@ -51,6 +52,9 @@ class Entry:
         # specifier: other installs honour them as constraints. Parsed once,
         # at validation, so an install needs no `packaging` before it starts.
         self.pins = tuple(pins)
+        # The entry's closure from the lock file, one `name==version sha256:HEX
+        # wheel-file-name` per file: installed exactly so, hashes required.
+        self.locked = tuple(locked)
 
     def __repr__(self) -> str:
         return f"Entry({self.import_name!r}, {self.requirements!r}, active={self.active})"
@@ -71,8 +75,8 @@ class Plan:
     """Validated settings plus the allowlist, and what the target held when checked."""
 
     __slots__ = (
-        "entries", "foreign_abi", "hidden", "origin", "problem", "pth_paths", "pyproject", "record_id",
-        "settings", "sources", "verified",
+        "entries", "foreign_abi", "hidden", "lock_stamp", "origin", "problem", "pth_paths", "pyproject",
+        "record_id", "settings", "sources", "verified",
     )  # fmt: skip
 
     def __init__(self, settings: Settings, entries: Iterable[Entry] = (), pyproject: str = "") -> None:
@@ -92,6 +96,8 @@ class Plan:
         self.record_id = ""
         self.origin = ""  # which application this is, for people reading status
         self.sources: dict[str, str] = {}  # setting -> where its value came from ("LAZY_IMPORT_HOOK_...=1")
+        # The lock file the closures came from: "path mtime_ns size", checked at a warm start.
+        self.lock_stamp = ""
 
     @property
     def target(self) -> str:
@@ -176,6 +182,7 @@ _ENTRY_CODECS: dict[str, tuple[Callable[[object], str], Callable[[str], object]]
     "allow_sdist": (_dump_flag, _flag),
     "active": (_dump_flag, _flag),
     "pins": (_dump_pins, _load_pins),
+    "locked": (_dump_strs, _unstrs),
 }
 _ENTRIES_LINE = "entries\t" + "\t".join(_ENTRY_CODECS)
 
@@ -199,6 +206,7 @@ def dumps(plan: Plan, key: str, target_mtime: int) -> str:
         "fact.record_id": _esc(plan.record_id),
         "fact.origin": _esc(plan.origin),
         "fact.sources": _strs(f"{name}={why}" for name, why in plan.sources.items()),
+        "fact.lock_stamp": _esc(plan.lock_stamp),
     }
     for row in Settings.rows():
         fields[f"setting.{row.name}"] = _esc(row.kind.dump(getattr(plan.settings, row.name)))
@@ -232,7 +240,7 @@ def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tu
     rows = Settings.rows()
     expected = {"key", "target_mtime", "pyproject", "fact.hidden", "fact.verified", "fact.pth_paths",
                 "fact.problem_kind", "fact.problem_message", "fact.foreign_abi",
-                "fact.record_id", "fact.origin", "fact.sources",
+                "fact.record_id", "fact.origin", "fact.sources", "fact.lock_stamp",
                 *(f"setting.{row.name}" for row in rows)}  # fmt: skip
     if fields.keys() != expected or _unesc(fields["key"]) != key:
         return None
@@ -253,6 +261,7 @@ def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tu
     plan.record_id = _unesc(fields["fact.record_id"])
     plan.origin = _unesc(fields["fact.origin"])
     plan.sources = dict(item.partition("=")[::2] for item in _unstrs(fields["fact.sources"]))
+    plan.lock_stamp = _unesc(fields["fact.lock_stamp"])
     return plan, int(fields["target_mtime"])
 
 

@@ -132,6 +132,33 @@ def _watch(
     return stop
 
 
+class Probe:
+    """A short helper command started beside the installer (its version, its
+    resolution), dying with the application as the installer does; `result()`
+    waits for it, `kill()` gives up on it."""
+
+    def __init__(self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None):
+        self.proc = subprocess.Popen(
+            die_with_parent(list(cmd)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
+            env=None if env is None else dict(env), cwd=cwd,
+        )  # fmt: skip
+
+    def result(self, timeout: float = 60) -> tuple[int | None, str, str]:
+        """(exit code or None if it had to be stopped, stdout, stderr)."""
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except (subprocess.TimeoutExpired, OSError):
+            self.kill()
+            return None, "", "it did not answer in time"
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            kill_group(self.proc)
+            self.proc.wait()
+
+
 def kill_group(proc: subprocess.Popen[str]) -> None:
     try:
         # The installer leads its own session, so its group id is its pid; a

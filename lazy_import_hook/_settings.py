@@ -133,6 +133,60 @@ class Folder(Text):
         return folder_path(str(value), base)
 
 
+class Duration(Kind):
+    """A length of time written for people: "7 days", "36 hours", "2 weeks"
+    (also "P7D"); 0 or "0" turns the setting off. Cached as seconds."""
+
+    expected = 'duration such as "7 days"'
+    _UNITS = (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400), ("week", 604800))
+
+    def check(self, value: object, where: str) -> object:
+        if value in (0, "0"):
+            return 0.0
+        if isinstance(value, str):
+            seconds = self._parse(value.strip().lower())
+            if seconds is not None:
+                return seconds
+        raise ConfigError(f'{where} = {value!r}: expected a duration such as "7 days", "36 hours", "2 weeks"')
+
+    def _parse(self, text: str) -> float | None:
+        if text.startswith("p") and text.endswith("d") and text[1:-1].isdigit():
+            return float(text[1:-1]) * 86400
+        number, _, unit = text.partition(" ")
+        factor = dict(self._UNITS).get(unit.strip().rstrip("s"))
+        try:
+            amount = float(number)
+        except ValueError:
+            return None
+        return amount * factor if factor and amount >= 0 else None
+
+    def dump(self, value: object) -> str:
+        return repr(value)
+
+    def load(self, text: str) -> object:
+        return float(text)
+
+
+class File(Kind):
+    """A file: `~` expanded, relative to the pyproject's folder when read from
+    there; "" for none."""
+
+    expected = "path"
+
+    def check(self, value: object, where: str) -> object:
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or any(ord(c) < 32 for c in value):
+            raise ConfigError(f"{where} = {value!r}: expected a path")
+        return value
+
+    def finish(self, value: object, base: str | None) -> object:
+        return folder_path(str(value), base) if value else ""
+
+    def load(self, text: str) -> object:
+        return text
+
+
 class Choice(Text):
     def __init__(self, choices: Callable[[], tuple[str, ...]], sources: str) -> None:
         self.choices = choices  # asked only when a value is checked (the slow path)
@@ -159,6 +213,11 @@ def folder_path(value: str, base: str | None = None) -> str:
     if base is not None and not os.path.isabs(path):
         path = os.path.join(base, path)
     return os.path.abspath(path)
+
+
+def default_lock(pyproject: str) -> str:
+    """Where a lock file is looked for when the `lock` setting names none."""
+    return os.path.join(os.path.dirname(pyproject), "pylock.lazy-import-hook.toml")
 
 
 def default_target() -> str:
@@ -255,6 +314,13 @@ class Settings:
     )
     compile_bytecode = Setting(
         Flag(), True, "byte-compile at install, so the first import compiles nothing (as pip does)"
+    )
+    lock = Setting(
+        File(), "", "the lock file (default: pylock.lazy-import-hook.toml beside the pyproject)", env="LOCK"
+    )
+    min_release_age = Setting(
+        Duration(), 0.0, "install nothing published more recently than this (a cooldown)",
+        env="MIN_RELEASE_AGE", shown_default='0 (off)',
     )
 
     def __init__(self, **values: object) -> None:

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from . import _audit, _environment, _failures, _lock, _staging, _target
+from . import _audit, _failures, _lock, _staging, _target
 from ._errors import (
     InstallerFailedError,
     InstallsDisabledError,
@@ -23,47 +23,19 @@ from ._errors import (
     PinConflictError,
     TargetRefusedError,
 )
-from ._installer import Failure, InstallRequest, failure_error, write_requirements
 from ._installers import choose
-from ._watch import InstallWatcher, notice, waiting
+from ._job import Job, prefetch_command
+from ._watch import notice, waiting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
-    from typing import NoReturn
+    from collections.abc import Callable, Iterator
 
-    from ._installer import Installer, Launch
+    from ._installer import Installer
     from ._pipconf import PipConfig
     from ._plan import Entry, Plan
 
 INSTALLING = "installing"  # in the meta folder while a process installs: who, what, since when
-
-
-class Job:
-    """One installer run for `entries`; `why` says who asked ("for 'import x'")."""
-
-    def __init__(self, plan: Plan, entries: Sequence[Entry], why: str) -> None:
-        self.plan = plan
-        self.entries = list(entries)
-        self.requirements = tuple(r for e in entries for r in e.requirements)
-        self.dists = tuple(d for e in entries for d in e.dists)
-        self.hashes = tuple(h for e in entries for h in e.hashes)
-        self.what = ", ".join(self.requirements)
-        self.name = entries[0].import_name  # the ImportError's name
-        self.subject = f"{self.what} {why}"
-        self.only_binary = not (plan.settings.allow_sdist or any(e.allow_sdist for e in entries))
-        self.command = prefetch_command(plan, [e.import_name for e in entries])
-
-    def error(self, kind: type[LazyInstallError], message: str) -> LazyInstallError:
-        return kind(message, name=self.name, command=self.command)
-
-
-def prefetch_command(plan: Plan, names: Sequence[str]) -> str:
-    """The command that runs the same constrained, staged install by hand."""
-    import shlex
-
-    where = ["--pyproject", plan.pyproject] if plan.pyproject else ["--target", plan.target]
-    return shlex.join(["lazy-import-hook", *where, "prefetch", *names])
 
 
 def satisfied(target: str, entry: Entry) -> bool:
@@ -99,6 +71,7 @@ def install(job: Job, *, since: float = 0.0, ignore_backoff: bool = False) -> bo
     plan = job.plan
     installer = _choose(job)
     _check_allowed(job)
+    pip = _pip_config(job, installer)
     if not ignore_backoff:
         for entry in job.entries:
             _failures.check(plan.target, entry, plan.settings.retry_after, job.command, since)
@@ -111,8 +84,23 @@ def install(job: Job, *, since: float = 0.0, ignore_backoff: bool = False) -> bo
             _check_conflicts(job, entry)
             if not ignore_backoff:  # a process that waited for the lock may find a fresh failure
                 _failures.check(plan.target, entry, plan.settings.retry_after, job.command, since)
-        _run(job, installer)
+        _run(job, installer, pip)
     return True
+
+
+def _pip_config(job: Job, installer: Installer) -> PipConfig:
+    """The operator's index settings, and whether the cooldown can be applied."""
+    from ._pipconf import read
+    from ._run import cooldown_problem
+
+    try:
+        pip = read()
+    except ValueError as e:
+        raise job.error(InstallerFailedError, f"cannot install {job.subject}: {e}") from e
+    problem = cooldown_problem(job, installer, pip)
+    if problem:
+        raise job.error(InstallerFailedError, f"cannot install {job.subject}: {problem}")
+    return pip
 
 
 def _choose(job: Job) -> Installer:
@@ -227,139 +215,22 @@ def _check_conflicts(job: Job, entry: Entry) -> None:
     )
 
 
-def _run(job: Job, installer: Installer) -> None:
+def _run(job: Job, installer: Installer, pip: PipConfig) -> None:
     """Run the installer into a fresh staging folder and commit what it made."""
-    from ._pipconf import read as read_pip_config
+    from ._run import cleanup, run
 
-    plan = job.plan
-    try:
-        pip = read_pip_config()
-    except ValueError as e:
-        raise job.error(InstallerFailedError, f"cannot install {job.subject}: {e}") from e
-    launch = installer.launch(pip)
-    staging = _staging.new_staging(plan.target)
-    request, core = _request(job, staging)
-    started = time.monotonic()
-    try:
-        code, output, version = _execute(job, installer, installer.command(request, launch), launch, pip)
-    except BaseException:
-        _cleanup(staging, request)
-        raise
-    fields: dict[str, object] = {
-        "import_name": job.name if len(job.entries) == 1 else [e.import_name for e in job.entries],
-        "requirements": list(job.requirements),
-        "installer": installer.name,
-        "installer_version": version(),
-        "index": installer.index(pip),
-        "duration_s": round(time.monotonic() - started, 3),
-        "triggered_by": _audit.triggering_module(),
-        **({"not_passed_on": launch.dropped} if launch.dropped else {}),
-    }
-    if code != 0:
-        _cleanup(staging, request)
-        failure = Failure(
-            job.name, f"installing {job.subject}", job.dists, code=code, output=output,
-            command=job.command, only_binary=request.only_binary, core=core,
-        )  # fmt: skip
-        _failed(job, installer, failure, fields, launch)
-    _commit(job, staging, request, fields)
-
-
-def _commit(job: Job, staging: str, request: InstallRequest, fields: dict[str, object]) -> None:
+    staging = _staging.new_staging(job.plan.target)
+    request, outcome = run(job, installer, pip, staging)
     target = job.plan.target
     try:
         committed = _staging.commit(staging, target, [e.import_name for e in job.entries], job.dists)
     finally:
-        _cleanup(staging, request)
-    _audit.record(target, status=0, committed=committed, **fields)
+        cleanup(staging, request)
+    provenance = outcome.provenance()
+    _audit.record(target, status=0, committed=committed, provenance=provenance, **outcome.fields)
     for entry in job.entries:
         _failures.forget(target, entry.import_name)
-    notice(f"installed {job.what} in {fields['duration_s']:.1f} s")
-
-
-def _request(job: Job, staging: str) -> tuple[InstallRequest, list[str]]:
-    """The installer's request, and the core environment's pins it honours."""
-    plan = job.plan
-    constraints = f"{staging}.constraints.txt"
-    core = _environment.write_constraints(plan, job.entries, constraints)
-    requirements = f"{staging}.requirements.txt" if job.hashes else None
-    if requirements:
-        write_requirements(requirements, job.requirements, job.hashes)
-    request = InstallRequest(
-        staging,
-        job.requirements,
-        constraints=constraints,
-        requirements_file=requirements,
-        require_hashes=bool(job.hashes),
-        only_binary=job.only_binary,
-        compile_bytecode=plan.settings.compile_bytecode,
-    )
-    return request, core
-
-
-def _execute(
-    job: Job, installer: Installer, cmd: list[str], launch: Launch, pip: PipConfig
-) -> tuple[int | None, str, Callable[[], str]]:
-    """Run `cmd`; announce it, and meanwhile load what the commit and the
-    audit need (the user waits for the installer anyway)."""
-    from ._process import run
-
-    settings = job.plan.settings
-    version: list[Callable[[], str]] = []
-
-    def while_it_runs() -> None:  # the user waits for the installer anyway
-        version.append(installer.version_probe())
-        notice(f"installing {job.subject} with {installer.name} into {job.plan.target} ...")
-        _preload_for_commit()
-
-    index = installer.index(pip)
-    watcher = InstallWatcher(
-        job.subject, installer.name, index, stream=settings.verbose, on_start=while_it_runs
-    )
-    try:
-        code, output = run(
-            cmd, env=launch.env, timeout=settings.timeout, cwd=_staging.staging_root(job.plan.target),
-            stall_after=settings.stall_after, watcher=watcher,
-        )  # fmt: skip
-    except OSError as e:
-        code, output = -1, f"{type(e).__name__}: {e}"
-    return code, output, (version[0] if version else (lambda: installer.name))
-
-
-def _preload_for_commit() -> None:
-    import csv  # noqa: F401  (the commit reads RECORD files)
-    import json  # noqa: F401  (_audit)
-
-    import packaging.requirements
-    import packaging.utils  # noqa: F401
-
-
-def _failed(
-    job: Job, installer: Installer, failure: Failure, fields: dict[str, object], launch: Launch
-) -> NoReturn:
-    """Record a failed run everywhere it must be seen, then raise its error."""
-    plan = job.plan
-    if failure.code is not None and failure.only_binary:
-        cwd = _staging.staging_root(plan.target)
-        failure.source_only = installer.source_only(failure.output, plan.settings.timeout, cwd, launch.env)
-    error = failure_error(failure, plan.settings.timeout)
-    _audit.record(plan.target, status="timeout" if failure.code is None else failure.code, **fields)
-    for entry in job.entries:
-        _failures.remember(plan.target, entry, str(error))
-    notice(f"installing {job.what} failed after {fields['duration_s']:.1f} s ({error.reason})")
-    raise error
-
-
-def _cleanup(staging: str, request: InstallRequest) -> None:
-    import shutil
-
-    shutil.rmtree(staging, ignore_errors=True)
-    for path in (request.constraints, request.requirements_file):
-        if path:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+    notice(f"installed {job.what} in {outcome.fields['duration_s']:.1f} s")
 
 
 def still_missing(plan: Plan, entry: Entry) -> LazyInstallError:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from ._pipconf import PipConfig
+    from ._process import Probe
 
 # uv's own index settings: any one of them means the operator configured uv,
 # and pip's index settings are not translated.
@@ -55,6 +56,26 @@ class Uv(Installer):
             cmd.append("--compile-bytecode")
         return cmd + self.options(request, launch)
 
+    def cutoff_options(self, cutoff: str) -> list[str]:
+        return ["--exclude-newer", cutoff]
+
+    def provenance_probe(self, request: InstallRequest, launch: Launch) -> Callable[[], object]:
+        """uv reports no files: its own resolution of the same request, run
+        alongside the install, names them (the committed versions are checked
+        against it)."""
+
+        cmd = [self.executable, "pip", "compile", "--python", sys.executable, "--no-config", "--quiet"]
+        cmd += ["--format", "pylock.toml", "--no-progress", "--color", "never"]
+        cmd += ["--only-binary", ":all:"] if request.only_binary else []
+        cmd += [self.constraint_option, request.constraints] if request.constraints else []
+        cmd += self.cutoff_options(request.exclude_newer) if request.exclude_newer else []
+        cmd += [*launch.options, request.requirements_file or _requirements_in(request)]
+        from ._process import Probe
+
+        probe = Probe(cmd, env=launch.env, cwd=os.path.dirname(request.target))
+        self.probes.append(probe)
+        return lambda: _compiled(probe)
+
     def launch(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> Launch:
         result, dropped = base_environment(env)
         result = {k: v for k, v in result.items() if not k.startswith(("PIP_", "_PIP_"))}
@@ -77,25 +98,34 @@ class Uv(Installer):
 
     def version_probe(self) -> Callable[[], str]:
         """`uv --version`, asked in parallel with the install itself."""
-        import subprocess
+        from ._process import Probe
 
-        probe = subprocess.Popen(
-            [self.executable, "--version"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        probe = Probe([self.executable, "--version"])
 
         def version() -> str:
-            try:
-                out, _ = probe.communicate(timeout=10)
-                return out.strip() or self.name
-            except Exception:
-                probe.kill()
-                return self.name
+            code, out, _ = probe.result(timeout=10)
+            return out.strip() if code == 0 and out.strip() else self.name
 
         return version
+
+
+def _requirements_in(request: InstallRequest) -> str:
+    path = f"{request.target}.in"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(f"{r}\n" for r in request.requirements))
+    return path
+
+
+def _compiled(probe: Probe) -> object:
+    from ._provenance import from_pylock
+
+    code, out, err = probe.result()
+    if code != 0:
+        return f"uv pip compile failed: {err.strip()[-300:]}"
+    try:
+        return from_pylock(out)
+    except Exception as e:  # a format this version does not know
+        return f"uv's pylock output could not be read: {e}"
 
 
 def _kept(name: str) -> bool:

@@ -1,0 +1,102 @@
+"""Where installed files came from: for every wheel, its file name, its
+sha256 and its index, read from what the installers report.
+
+pip writes it (`pip install --report`); uv reports nothing of the kind, so
+its resolution is asked for alongside the install (`uv pip compile --format
+pylock.toml`, same inputs) and checked against what was committed; a locked
+entry's provenance is its lock. The hash is the one the index published and
+the installer checked the download against."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from urllib.parse import unquote, urlsplit
+
+from ._lockfile import Locked
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ._pipconf import PipConfig
+
+PYPI = "https://pypi.org/simple"
+
+
+def from_pip_report(text: str) -> list[Locked]:
+    """The files of a `pip install --report` (format 1, pip 23.0 and later)."""
+    from packaging.utils import canonicalize_name
+
+    found = []
+    for item in json.loads(text).get("install", []):
+        info, meta = item.get("download_info", {}), item.get("metadata", {})
+        url = str(info.get("url", ""))
+        sha256 = str(info.get("archive_info", {}).get("hashes", {}).get("sha256", ""))
+        found.append(Locked(
+            str(canonicalize_name(meta.get("name", ""))), str(meta.get("version", "")),
+            filename=_filename(url), sha256=sha256, url=url,
+        ))  # fmt: skip
+    return found
+
+
+def from_pylock(text: str) -> list[Locked]:
+    """The files of a single-use pylock.toml, as `uv pip compile --format pylock.toml` writes it."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+
+    found = []
+    for package in tomllib.loads(text).get("packages", []):
+        for wheel in package.get("wheels", []):
+            url = str(wheel.get("url", ""))
+            upload = wheel.get("upload-time")
+            found.append(Locked(
+                str(package["name"]), str(package["version"]),
+                filename=str(wheel.get("name") or _filename(url)),
+                sha256=str(wheel.get("hashes", {}).get("sha256", "")), url=url, size=wheel.get("size"),
+                upload_time=upload.isoformat().replace("+00:00", "Z") if hasattr(upload, "isoformat") else "",
+            ))  # fmt: skip
+    return found
+
+
+def from_lock_lines(lines: Iterable[str]) -> list[Locked]:
+    """An Entry's locked closure (`name==version sha256:HEX filename` lines)."""
+    found = []
+    for line in lines:
+        pin, digest, filename = line.split(" ")
+        name, _, version = pin.partition("==")
+        found.append(Locked(name, version, filename=filename, sha256=digest.partition(":")[2]))
+    return found
+
+
+def attribute(files: Iterable[Locked], pip: PipConfig) -> list[dict[str, object]]:
+    """Audit records: each file with the index (or find-links folder) it came from."""
+    records: list[dict[str, object]] = []
+    for f in files:
+        index = f.index or index_of(f.url, pip)
+        records.append({"name": f.name, "version": f.version, "file": f.filename, "sha256": f.sha256,
+                        "url": f.url, "index": index})  # fmt: skip
+    return records
+
+
+def index_of(url: str, pip: PipConfig) -> str:
+    """The configured index (or find-links folder) a file's URL belongs to."""
+    if not url:
+        return ""
+    if url.startswith("file:"):
+        return "find-links " + os.path.dirname(unquote(urlsplit(url).path))
+    host = urlsplit(url).netloc
+    configured = [pip.get("index-url") or PYPI, *pip.items("extra-index-url"), *pip.items("find-links")]
+    for index in configured:
+        if urlsplit(index).netloc == host:
+            return index
+    if host == "files.pythonhosted.org" and PYPI in configured:
+        return PYPI  # PyPI serves its files from another host
+    return f"{urlsplit(url).scheme}://{host}"
+
+
+def _filename(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])

@@ -1,0 +1,200 @@
+"""One installer run for a job, into a staging folder: the request and its
+files, the environment and options the operator's settings give, the
+installer watched while it works, what it installed and from where, and, when
+it fails, the ImportError that says what to do."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import _audit, _environment, _failures, _staging
+from ._installer import Failure, InstallRequest, failure_error, write_requirements
+from ._watch import InstallWatcher, notice
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
+
+    from ._installer import Installer, Launch
+    from ._job import Job
+    from ._pipconf import PipConfig
+
+
+class Outcome:
+    """A finished run: exit code (None: timed out), output tail, and the audit fields."""
+
+    __slots__ = ("code", "fields", "output", "provenance")
+
+    def __init__(self, code: int | None, output: str, fields: dict[str, object]) -> None:
+        self.code = code
+        self.output = output
+        self.fields = fields
+        self.provenance: Callable[[], list[dict[str, object]]] = list
+
+
+def run(job: Job, installer: Installer, pip: PipConfig, staging: str) -> tuple[InstallRequest, Outcome]:
+    """Run the installer into `staging`; raise the ImportError of a failed run."""
+    launch = installer.launch(pip)
+    request, core = _request(job, staging)
+    started = time.monotonic()
+    try:
+        outcome = _execute(job, installer, request, launch, pip)
+    except BaseException:
+        installer.stop_probes()
+        cleanup(staging, request)
+        raise
+    outcome.fields.update(
+        import_name=job.name if len(job.entries) == 1 else [e.import_name for e in job.entries],
+        requirements=list(job.requirements),
+        index=installer.index(pip),
+        duration_s=round(time.monotonic() - started, 3),
+        triggered_by=_audit.triggering_module(),
+        **({"not_passed_on": launch.dropped} if launch.dropped else {}),
+        **({"exclude_newer": request.exclude_newer} if request.exclude_newer else {}),
+    )
+    if outcome.code != 0:
+        installer.stop_probes()
+        cleanup(staging, request)
+        failure = Failure(
+            job.name, f"installing {job.subject}", job.dists, code=outcome.code, output=outcome.output,
+            command=job.command, only_binary=request.only_binary, core=core, locked=job.locked,
+        )  # fmt: skip
+        _failed(job, installer, failure, outcome.fields, launch)
+    return request, outcome
+
+
+def _request(job: Job, staging: str) -> tuple[InstallRequest, list[str]]:
+    """The installer's request, and the core environment's pins it honours."""
+    plan = job.plan
+    constraints = f"{staging}.constraints.txt"
+    core = _environment.write_constraints(plan, job.entries, constraints)
+    requirements = f"{staging}.requirements.txt" if job.hashes or job.locked else None
+    if requirements:
+        _write_hashed(requirements, job)
+    request = InstallRequest(
+        staging,
+        job.requirements,
+        constraints=constraints,
+        requirements_file=requirements,
+        require_hashes=bool(job.hashes or job.locked),
+        only_binary=job.only_binary,
+        compile_bytecode=plan.settings.compile_bytecode,
+        no_deps=bool(job.locked),  # the closure is complete: nothing else may come in
+        exclude_newer=job.cutoff,
+        report=f"{staging}.report.json",
+    )
+    return request, core
+
+
+def _write_hashed(path: str, job: Job) -> None:
+    """Every file hashed: the lock's closures, or the entries' own hashes."""
+    if job.locked:
+        with open(path, "w", encoding="utf-8") as f:
+            for line in job.locked:
+                pin, digest, _ = line.split(" ")
+                f.write(f"{pin} --hash={digest}\n")
+    else:
+        write_requirements(path, job.requirements, job.hashes)
+
+
+def _execute(
+    job: Job, installer: Installer, request: InstallRequest, launch: Launch, pip: PipConfig
+) -> Outcome:
+    """Run the command; announce it once it runs, and meanwhile ask the
+    installer's version and provenance and load what the commit needs."""
+    from ._process import run as run_process
+
+    settings = job.plan.settings
+    probes: list[Callable[[], object]] = []
+
+    def while_it_runs() -> None:  # the user waits for the installer anyway
+        probes.append(installer.version_probe())
+        probes.append(_provenance_probe(job, installer, request, launch))
+        notice(f"installing {job.subject} with {installer.name} into {job.plan.target} ...")
+        _preload_for_commit()
+
+    watcher = InstallWatcher(
+        job.subject, installer.name, installer.index(pip), stream=settings.verbose, on_start=while_it_runs
+    )
+    try:
+        code, output = run_process(
+            installer.command(request, launch), env=launch.env, timeout=settings.timeout,
+            cwd=_staging.staging_root(job.plan.target), stall_after=settings.stall_after, watcher=watcher,
+        )  # fmt: skip
+    except OSError as e:
+        code, output = -1, f"{type(e).__name__}: {e}"
+    outcome = Outcome(code, output, {"installer": installer.name})
+    outcome.fields["installer_version"] = probes[0]() if probes else installer.name
+    if len(probes) > 1:
+        outcome.provenance = lambda: _attributed(probes[1], pip)
+    return outcome
+
+
+def _provenance_probe(
+    job: Job, installer: Installer, request: InstallRequest, launch: Launch
+) -> Callable[[], object]:
+    from ._provenance import from_lock_lines
+
+    if job.locked:
+        return lambda: from_lock_lines(job.locked)
+    return installer.provenance_probe(request, launch)
+
+
+def _attributed(probe: Callable[[], object], pip: PipConfig) -> list[dict[str, object]]:
+    from ._provenance import attribute
+
+    files = probe()
+    return attribute(files, pip) if isinstance(files, list) else [{"unavailable": str(files)}]
+
+
+def _preload_for_commit() -> None:
+    import csv  # noqa: F401  (the commit reads RECORD files)
+    import json  # noqa: F401  (_audit)
+
+    import packaging.requirements
+    import packaging.utils  # noqa: F401
+
+
+def _failed(
+    job: Job, installer: Installer, failure: Failure, fields: dict[str, object], launch: Launch
+) -> NoReturn:
+    """Record a failed run everywhere it must be seen, then raise its error."""
+    plan = job.plan
+    if failure.code is not None and failure.only_binary:
+        cwd = _staging.staging_root(plan.target)
+        failure.source_only = installer.source_only(failure.output, plan.settings.timeout, cwd, launch.env)
+    error = failure_error(failure, plan.settings.timeout)
+    _audit.record(plan.target, status="timeout" if failure.code is None else failure.code, **fields)
+    for entry in job.entries:
+        _failures.remember(plan.target, entry, str(error))
+    notice(f"installing {job.what} failed after {fields['duration_s']:.1f} s ({error.reason})")
+    raise error
+
+
+def cleanup(staging: str, request: InstallRequest) -> None:
+    import shutil
+
+    shutil.rmtree(staging, ignore_errors=True)
+    for path in (request.constraints, request.requirements_file, request.report, f"{staging}.in"):
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def cooldown_problem(job: Job, installer: Installer, pip: PipConfig) -> str | None:
+    """Why the release-age cooldown cannot be applied to this job, or None."""
+    if not job.cutoff:
+        return None
+    links = pip.items("find-links") + os.environ.get("UV_FIND_LINKS", "").replace(",", " ").split()
+    if links:
+        return (
+            f"min-release-age cannot be checked for packages found through find-links "
+            f"({' '.join(links)}): they carry no upload time. Remove find-links, or lock the "
+            "entries (`lazy-import-hook lock`), or set min-release-age = 0"
+        )
+    return installer.cooldown_problem()
+
