@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import subprocess
@@ -17,15 +18,45 @@ sys.path.insert(0, str(Path(__file__).parent / "tests"))
 from _wheelhouse import build_sdist, build_wheel
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 ROOT = Path(__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def isolated_imports() -> Iterator[None]:
-    """Import state is global: put sys.meta_path, sys.path, sys.modules and
-    the path-importer cache back as they were after every test."""
+def _loaded_from(module: object, roots: Sequence[str]) -> bool:
+    """Whether a module was loaded from under one of *roots*: its file decides;
+    a namespace package (no file) is, if any of its folders is."""
+    spec = getattr(module, "__spec__", None)
+    found: list[object] = [getattr(module, "__file__", None), getattr(spec, "origin", None)]
+    files = [p for p in found if isinstance(p, str) and os.path.isabs(p)]  # not "built-in"
+    if not files:
+        try:
+            files = [str(p) for p in getattr(spec, "submodule_search_locations", None) or ()]
+        except Exception:  # an odd __path__ object: keep the module
+            return False
+    for path in files:
+        real = os.path.realpath(path)
+        if any(real == root or real.startswith(root + os.sep) for root in roots):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def import_state_restored(owned: Sequence[Path]) -> Iterator[None]:
+    """Import state is global: put sys.meta_path, sys.path, sys.modules and the
+    path-importer cache back as they were, forgetting every module imported
+    meanwhile from under *owned* (the tests' temporary folders: the toy
+    packages a test installs, so no test sees another's).
+
+    A module imported meanwhile from anywhere else (the standard library,
+    site-packages, this project) or from nowhere (built-in, made in memory)
+    stays: code that stays loaded may still refer to it by name. A PEP 810
+    lazy import (``__lazy_modules__``, as in packaging 26 on 3.15) resolves
+    on first use through sys.modules: forgetting the module makes that use
+    import a second copy, whose classes differ from the first's, and
+    ``except ParserSyntaxError`` stops matching.
+    """
+    roots = [os.path.realpath(root) for root in owned]
     meta_path = list(sys.meta_path)
     path = list(sys.path)
     modules = dict(sys.modules)
@@ -35,13 +66,30 @@ def isolated_imports() -> Iterator[None]:
     finally:
         sys.meta_path[:] = meta_path
         sys.path[:] = path
-        for name in list(sys.modules):
-            if name not in modules:
-                del sys.modules[name]
+        # Decide before deleting: a namespace package's folders are computed
+        # from its parent's, which must still be there.
+        forget = [
+            (name, module)
+            for name, module in list(sys.modules.items())
+            if name not in modules and _loaded_from(module, roots)
+        ]
+        for name, module in forget:
+            del sys.modules[name]
+            # A kept parent package must not hand the forgotten module out either.
+            parent, _, child = name.rpartition(".")
+            if parent in sys.modules and getattr(sys.modules[parent], child, None) is module:
+                delattr(sys.modules[parent], child)
         sys.modules.update(modules)
         sys.path_importer_cache.clear()
         sys.path_importer_cache.update(importer_cache)
         importlib.invalidate_caches()
+
+
+@pytest.fixture(autouse=True)
+def isolated_imports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test's temporary folders lie under the session's base folder."""
+    with import_state_restored([tmp_path_factory.getbasetemp()]):
+        yield
 
 
 @pytest.fixture(autouse=True)
