@@ -1,5 +1,10 @@
-"""Self-checks for tests/_simple_index.py: its pages, content negotiation,
-upload times and tampering, read over loopback by hand."""
+"""Self-checks for tests/_simple_index.py: its pages, and the real installers
+(pip, uv) resolving, filtering by upload time, locking and checking hashes
+against it, offline except for loopback.
+
+Every installer runs with an explicitly built environment (``_child_env``):
+no PIP_*/UV_* setting or configuration file of this machine leaks in.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ import hashlib
 import http.client
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
@@ -32,6 +40,14 @@ from _simple_index import (
 )
 from _wheelhouse import build_sdist, build_wheel
 
+from lazy_import_hook._uv import find_uv
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.9 and 3.10: the project depends on tomli there
+    import tomli as tomllib
+
+SUBPROCESS_TIMEOUT = 60.0
 # The Accept headers that pip (23.2.1 and 26.x) and uv (0.13.9) send for a project page.
 PIP_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
@@ -371,3 +387,225 @@ def test_same_size_tamper_options(releases: Releases, tmp_path: Path) -> None:
     data_only = build_wheel(tmp_path, "data-only", "1.0", {"data_only/blob.txt": "x\n"})
     with pytest.raises(ValueError, match="no module"):
         same_size_tamper(data_only)
+
+
+# ------------------------------------------------------------- real installers
+
+
+def _child_env(tmp_path: Path) -> dict[str, str]:
+    """os.environ without any PIP_*/UV_* key, isolated from every config file and cache."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "UV_"))}
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        PIP_CACHE_DIR=str(tmp_path / "pip-cache"),
+        UV_NO_CONFIG="1",
+        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
+        UV_PYTHON_DOWNLOADS="never",
+        NO_PROXY="127.0.0.1,localhost",  # the index is on loopback, never behind a proxy
+        no_proxy="127.0.0.1,localhost",
+    )
+    return env
+
+
+def _run(argv: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(argv), env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False
+    )
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    )
+
+
+@dataclass(frozen=True)
+class Installer:
+    name: str
+    command: tuple[str, ...]
+    index_option: str  # the installer's "this is the only index" flag
+    env: dict[str, str]
+
+    def install(self, index_url: str, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [*self.command, self.index_option, index_url, "--target", str(target), *args]
+        return _run(argv, self.env)
+
+
+def _uv(tmp_path: Path) -> Installer:
+    uv = find_uv()  # the one the hook would run
+    if uv is None:
+        pytest.skip("uv is not installed")
+    command = (uv, "pip", "install", "--python", sys.executable)
+    return Installer("uv", command, "--default-index", _child_env(tmp_path))
+
+
+@pytest.fixture(params=["pip", "uv"])
+def installer(request: pytest.FixtureRequest, tmp_path: Path) -> Installer:
+    if request.param == "uv":
+        return _uv(tmp_path)
+    command = (sys.executable, "-m", "pip", "install")
+    return Installer("pip", command, "--index-url", _child_env(tmp_path))
+
+
+@pytest.fixture
+def uv(tmp_path: Path) -> Installer:
+    return _uv(tmp_path)
+
+
+def _installed(target: Path) -> list[str]:
+    """``name-version`` of every dist-info in *target*."""
+    return sorted(p.name[: -len(".dist-info")] for p in target.glob("*.dist-info"))
+
+
+def test_installs_a_closure_from_the_index(
+    installer: Installer, releases: Releases, tmp_path: Path
+) -> None:
+    log: list[str] = []
+    target = tmp_path / "target"
+    with serve_index(releases.wheelhouse, upload_times=releases.upload_times, request_log=log) as url:
+        _ok(installer.install(url, target, "idx-app"))
+    assert _installed(target) == ["idx_app-2.0", "idx_dep-1.1"]
+    assert (target / "idx_dep-1.1.dist-info" / "INSTALLER").read_text().strip() == installer.name
+    for path in ("/simple/idx-app/", "/simple/idx-dep/", f"/files/{APP_20}", f"/files/{DEP_11}"):
+        assert f"GET {path}" in log, log
+    if installer.name == "uv":
+        assert f"HEAD /files/{APP_20}" in log  # it probes before streaming
+
+
+def test_uv_exclude_newer_picks_the_release_before_the_cutoff(
+    uv: Installer, releases: Releases, index: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    _ok(uv.install(index, target, "--exclude-newer", releases.cutoff, "idx-app"))
+    assert _installed(target) == ["idx_app-1.1", "idx_dep-1.0"]
+
+
+def test_uv_exclude_newer_fails_closed_without_upload_times(
+    uv: Installer, releases: Releases, tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    with serve_index(releases.wheelhouse, default_upload_time=None) as url:
+        result = uv.install(url, target, "--exclude-newer", releases.cutoff, "idx-app")
+    assert result.returncode == 1, result.stderr
+    assert f"`{APP_20}` is missing an upload date, but user provided: {releases.cutoff}" in result.stderr
+    assert "`idx-app` was filtered by `exclude-newer`" in result.stderr
+    assert _installed(target) == []
+
+
+def _uv_compile(uv: Installer, index_url: str, cutoff: str, tmp_path: Path) -> str:
+    """``uv pip compile --format pylock.toml`` of ``idx-app``: the lock's text."""
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text("idx-app\n")
+    argv = [
+        uv.command[0], "pip", "compile", "--python", sys.executable, "--quiet",
+        "--default-index", index_url, "--exclude-newer", cutoff,
+        "--format", "pylock.toml", str(requirements),
+    ]  # fmt: skip
+    result = _run(argv, uv.env)
+    _ok(result)
+    return result.stdout
+
+
+def test_uv_compile_pylock_records_url_hash_size_and_upload_time(
+    uv: Installer, releases: Releases, index: str, tmp_path: Path
+) -> None:
+    lock = tomllib.loads(_uv_compile(uv, index, releases.cutoff, tmp_path))
+    assert lock["lock-version"] == "1.0"
+    packages = {(p["name"], p["version"]): p for p in lock["packages"]}
+    assert sorted(packages) == [("idx-app", "1.1"), ("idx-dep", "1.0")]
+    for (name, version), package in packages.items():
+        filename = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        (wheel,) = package["wheels"]
+        assert wheel["url"] == _base(index) + f"files/{filename}"
+        assert wheel["hashes"] == {"sha256": releases.sha256(filename)}
+        assert wheel["size"] == releases.path(filename).stat().st_size
+        uploaded = releases.upload_times.get(filename, DEFAULT_UPLOAD_TIME)
+        assert wheel["upload-time"] == uploaded.replace(microsecond=0)  # uv keeps whole seconds
+        assert "index" not in package  # uv pip compile records no index
+
+
+def _tampered(releases: Releases, filename: str, kind: str, tmp_path: Path) -> bytes:
+    """Other bytes for *filename*: of the same size, or a valid wheel of another size."""
+    real = releases.path(filename)
+    if kind == "same-size":
+        return same_size_tamper(real)
+    name, version = filename.split("-")[:2]
+    evil = build_wheel(
+        tmp_path / "evil", name, version, {f"{name.replace('_', '')}/__init__.py": "print('pwned')\n"}
+    ).read_bytes()
+    assert len(evil) != real.stat().st_size
+    return evil
+
+
+@pytest.mark.parametrize("kind", ["same-size", "other-size"])
+def test_uv_refuses_a_tampered_file_from_its_pylock(
+    kind: str, uv: Installer, releases: Releases, tmp_path: Path
+) -> None:
+    # Lock against the honest index, then install that lock from a tampered one.
+    with serve_index(releases.wheelhouse, upload_times=releases.upload_times) as honest:
+        lock = _uv_compile(uv, honest, releases.cutoff, tmp_path)
+    evil = _tampered(releases, APP_11, kind, tmp_path)
+    target = tmp_path / "target"
+    with serve_index(releases.wheelhouse, tamper={APP_11: evil}) as url:
+        lock_path = tmp_path / "pylock.toml"
+        lock_path.write_text(lock.replace(_base(honest), _base(url)))
+        result = _run(
+            [uv.command[0], "pip", "install", "--python", sys.executable, "--target", str(target),
+             "--preview-features", "pylock", "-r", str(lock_path)],
+            uv.env,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    if kind == "same-size":
+        assert "Hash mismatch for `idx-app==1.1`" in result.stderr
+        assert f"sha256:{releases.sha256(APP_11)}" in result.stderr
+        assert f"sha256:{hashlib.sha256(evil).hexdigest()}" in result.stderr
+    else:  # the lock's size is checked first
+        size = releases.path(APP_11).stat().st_size
+        assert (
+            f"Size mismatch for `idx-app==1.1`: expected {size} bytes, but downloaded {len(evil)} bytes"
+        ) in result.stderr
+    assert _installed(target) == []
+
+
+@pytest.mark.parametrize("kind", ["same-size", "other-size"])
+def test_tampered_file_is_refused_when_hashes_are_required(
+    kind: str, installer: Installer, releases: Releases, tmp_path: Path
+) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"idx-dep==1.1 --hash=sha256:{releases.sha256(DEP_11)}\n")
+    evil = _tampered(releases, DEP_11, kind, tmp_path)
+    target = tmp_path / "target"
+    with serve_index(releases.wheelhouse, tamper={DEP_11: evil}) as url:
+        result = installer.install(url, target, "--require-hashes", "-r", str(requirements))
+    assert result.returncode == 1, result.stderr
+    expected, got = releases.sha256(DEP_11), hashlib.sha256(evil).hexdigest()
+    if installer.name == "pip":
+        assert "THESE PACKAGES DO NOT MATCH THE HASHES" in result.stderr
+        assert f"Expected sha256 {expected}" in result.stderr
+        assert f"Got        {got}" in result.stderr
+    else:  # from an index, uv compares hashes only, whatever the size
+        assert "Hash mismatch for `idx-dep==1.1`" in result.stderr
+        assert f"sha256:{expected}" in result.stderr
+        assert f"sha256:{got}" in result.stderr
+    assert not (target / "idxdep").exists()
+    assert _installed(target) == []
+
+
+@pytest.fixture(autouse=True)
+def _no_global_config_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    # _child_env must drop the parent's PIP_*/UV_* variables, even these:
+    # each would change what gets installed or whether hashes are checked.
+    for key, value in {
+        "PIP_FIND_LINKS": "/nonexistent-find-links",
+        "PIP_CONSTRAINT": "/nonexistent-constraints.txt",
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple/",
+        "PIP_EXTRA_INDEX_URL": "http://127.0.0.1:9/simple/",
+        "UV_FIND_LINKS": "/nonexistent-find-links",
+        "UV_CONSTRAINT": "/nonexistent-constraints.txt",
+        "UV_INDEX": "http://127.0.0.1:9/simple/",
+        "UV_EXCLUDE_NEWER": "2000-01-01T00:00:00Z",
+        "UV_NO_VERIFY_HASHES": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
