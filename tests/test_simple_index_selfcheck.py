@@ -3,7 +3,9 @@
 against it, offline except for loopback.
 
 Every installer runs with an explicitly built environment (``_child_env``):
-no PIP_*/UV_* setting or configuration file of this machine leaks in.
+no PIP_*/UV_* setting or configuration file of this machine leaks in. The
+one test that needs pip >= 26.0 fetches it from the package index and runs
+only with LAZY_IMPORT_HOOK_NETWORK_TESTS=1.
 """
 
 from __future__ import annotations
@@ -591,6 +593,51 @@ def test_tampered_file_is_refused_when_hashes_are_required(
         assert f"sha256:{got}" in result.stderr
     assert not (target / "idxdep").exists()
     assert _installed(target) == []
+
+
+# --------------------------------------------- pip >= 26.0 (from the package index)
+
+_NETWORK = os.environ.get("LAZY_IMPORT_HOOK_NETWORK_TESTS") == "1"
+_AMBIENT = dict(os.environ)  # as the machine has it, before any fixture of this module
+
+
+@pytest.fixture(scope="module")
+def newest_pip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with the newest pip the package index has for this Python."""
+    venv = tmp_path_factory.mktemp("newest-pip") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    upgrade = [str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"]
+    _ok(subprocess.run(upgrade, env=_AMBIENT, capture_output=True, text=True, timeout=300, check=False))
+    return python
+
+
+def _pip_version(python: Path) -> tuple[int, ...]:
+    out = subprocess.run(
+        [str(python), "-m", "pip", "--version"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    match = re.match(r"pip (\d+)\.(\d+)", out)
+    assert match, out
+    return tuple(int(part) for part in match.groups())
+
+
+@pytest.mark.skipif(not _NETWORK, reason="network test: set LAZY_IMPORT_HOOK_NETWORK_TESTS=1")
+def test_pip_uploaded_prior_to_with_the_newest_pip(
+    newest_pip: Path, releases: Releases, tmp_path: Path
+) -> None:
+    assert _pip_version(newest_pip) >= (26, 0), "--uploaded-prior-to needs pip >= 26.0"
+    pip = Installer("pip", (str(newest_pip), "-m", "pip", "install"), "--index-url", _child_env(tmp_path))
+    target = tmp_path / "target"
+    with serve_index(releases.wheelhouse, upload_times=releases.upload_times) as url:
+        _ok(pip.install(url, target, "--uploaded-prior-to", releases.cutoff, "idx-app"))
+    assert _installed(target) == ["idx_app-1.1", "idx_dep-1.0"]
+
+    blind = tmp_path / "blind"
+    with serve_index(releases.wheelhouse, default_upload_time=None) as url:
+        result = pip.install(url, blind, "--uploaded-prior-to", releases.cutoff, "idx-app")
+    assert result.returncode == 1, result.stderr
+    assert f"ERROR: Index {url}idx-app/ does not provide upload-time metadata." in result.stderr
+    assert _installed(blind) == []
 
 
 @pytest.fixture(autouse=True)
