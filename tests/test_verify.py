@@ -3,10 +3,15 @@ and every file no RECORD lists."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import os
 from pathlib import Path
 
+import pytest
+
+import lazy_import_hook
 from lazy_import_hook import _files, _target
 
 # -- the one RECORD reader -------------------------------------------------------
@@ -82,3 +87,114 @@ def test_data_files_pip_wrote_belong_to_their_distribution(tmp_path: Path) -> No
         (tmp_path / rel).write_text("x")
     assert _target.foreign_entries(str(tmp_path)) == ["notes.txt"]
 
+
+
+# -- in-process: the cases installers do not make ---------------------------------
+
+
+def digest(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def write_dist(folder: Path, name: str, files: dict[str, bytes], extra_rows: str = "") -> None:
+    """A distribution as an installer leaves it, RECORD with hashes and sizes."""
+    info = f"{name}-1.0.dist-info"
+    files = {**files, f"{info}/METADATA": f"Name: {name}\nVersion: 1.0\n".encode()}
+    for rel, data in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    record = "".join(f"{rel},{digest(data)},{len(data)}\n" for rel, data in files.items())
+    (folder / info / "RECORD").write_text(record + f"{info}/RECORD,,\n" + extra_rows)
+
+
+def test_verify_needs_a_target_or_an_installed_hook(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"verify\(\) needs a target, or install\(\)"):
+        lazy_import_hook.verify()
+    with pytest.raises(FileNotFoundError):
+        lazy_import_hook.verify(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()  # no audit line creates it
+    assert "verify" in lazy_import_hook.__all__ and "Verification" in lazy_import_hook.__all__
+    result = lazy_import_hook.verify(tmp_path)
+    assert isinstance(result, lazy_import_hook.Verification) and result.ok and result.distributions == 0
+
+
+def test_verify_uses_the_target_of_the_installed_hook(target: Path) -> None:
+    write_dist(target, "d", {"d.py": b"X = 1\n"})
+    lazy_import_hook.install({"d": "d==1.0"}, target=target)
+    (target / "d.py").write_bytes(b"X = 2\n")
+    result = lazy_import_hook.verify()
+    assert result.target == str(target) and result.modified == (("d.py", "hash"),)
+    assert not result.ok and result.modified[0].reason == "hash"
+    assert str(result).splitlines() == [
+        f"{target}: 1 distributions, 3 files: 1 modified, 0 missing, 0 unowned",
+        "  modified  d.py (content differs, same size)",
+    ]
+
+
+def test_links_are_never_followed_and_never_pass(tmp_path: Path) -> None:
+    target, outside = tmp_path / "t", tmp_path / "outside"
+    write_dist(target, "d", {"pkg/__init__.py": b"", "pkg/a.py": b"A = 1\n", "b.py": b"B = 1\n"})
+    outside.mkdir()
+    (outside / "a.py").write_bytes(b"A = 1\n")
+    os.mkfifo(outside / "__init__.py")  # reading it would block: it must never be opened
+    os.rename(target / "pkg", tmp_path / "pkg-aside")
+    (target / "pkg").symlink_to(outside)  # a linked folder: nothing below it is read
+    (target / "b.py").unlink()
+    (target / "b.py").symlink_to(outside / "a.py")
+    (target / "link-to-etc").symlink_to("/etc")
+    os.mkfifo(target / "fifo")
+    result = lazy_import_hook.verify(target)
+    assert result.modified == (
+        ("b.py", "symlink"),
+        (os.path.join("pkg", "__init__.py"), "symlink"),
+        (os.path.join("pkg", "a.py"), "symlink"),
+    )
+    assert result.unowned == ("fifo", "link-to-etc") and result.missing == ()
+
+
+def test_other_distributions_records_and_odd_entries(tmp_path: Path) -> None:
+    write_dist(tmp_path, "a", {"shared/__init__.py": b"# a\n", "a.py": b""})
+    write_dist(tmp_path, "b", {"shared/__init__.py": b"# b\n", "b.py": b""})  # both list it: either matches
+    (tmp_path / "shared" / "__init__.py").write_bytes(b"# a\n")
+    ours = ".python-abi,sha256=x,1\n.lazy-import-hook.lock,,\n"
+    write_dist(tmp_path, "c", {"c.py": b"C\n"}, extra_rows=ours)
+    (tmp_path / ".python-abi").write_text("whatever\n")  # a RECORD's word never makes it a finding
+    write_dist(tmp_path, "norecord", {"n.py": b""})
+    (tmp_path / "norecord-1.0.dist-info" / "RECORD").unlink()
+    write_dist(tmp_path, "odd", {"o.py": b"O\n"}, extra_rows="o.py,md5=abc,2\n")
+    (tmp_path / "empty-planted").mkdir()
+    (tmp_path / "c.py").unlink()
+    (tmp_path / "c.py").mkdir()
+    result = lazy_import_hook.verify(tmp_path)
+    assert result.distributions == 5
+    assert result.modified == (("c.py", "not a file"), ("o.py", "bad RECORD row"))
+    assert result.missing == (os.path.join("norecord-1.0.dist-info", "RECORD"),)
+    assert result.unowned == (
+        "empty-planted" + os.sep, "n.py", os.path.join("norecord-1.0.dist-info", "METADATA"),
+    )  # fmt: skip
+
+
+def test_compiled_files_of_listed_sources_are_expected_and_others_are_not(tmp_path: Path) -> None:
+    write_dist(tmp_path, "d", {"pkg/__init__.py": b"", "top.py": b""})
+    for rel in ("pkg/__pycache__/__init__.cpython-311.pyc", "pkg/__pycache__/__init__.cpython-311.opt-1.pyc",
+                "__pycache__/top.cpython-39.pyc", "pkg/__pycache__/gone.cpython-311.pyc",
+                "pkg/__pycache__/notes.txt"):  # fmt: skip
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    assert lazy_import_hook.verify(tmp_path).unowned == tuple(
+        os.path.join("pkg", "__pycache__", n) for n in ("gone.cpython-311.pyc", "notes.txt")
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads everything")
+def test_what_cannot_be_read_is_a_finding(tmp_path: Path) -> None:
+    write_dist(tmp_path, "d", {"pkg/a.py": b"A\n", "b.py": b"B\n"})
+    (tmp_path / "b.py").chmod(0)
+    (tmp_path / "pkg").chmod(0)
+    try:
+        result = lazy_import_hook.verify(tmp_path)
+    finally:
+        (tmp_path / "pkg").chmod(0o755)
+        (tmp_path / "b.py").chmod(0o644)
+    assert result.modified == (("b.py", "unreadable"), (os.path.join("pkg", "a.py"), "unreadable"))
+    assert result.unowned == () and result.missing == ()
