@@ -6,12 +6,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from _offline import installer_env
+from test_real_installers import INSTALLERS, audit_lines, hook
 
 import lazy_import_hook
+from conftest import Runner
 from lazy_import_hook import _files, _target
 
 # -- the one RECORD reader -------------------------------------------------------
@@ -87,6 +93,118 @@ def test_data_files_pip_wrote_belong_to_their_distribution(tmp_path: Path) -> No
         (tmp_path / rel).write_text("x")
     assert _target.foreign_entries(str(tmp_path)) == ["notes.txt"]
 
+
+
+# -- real pip and uv installs -----------------------------------------------------
+
+ALLOWLIST = {"toymod": "toy-dist==1.0", "toolmod": "tool-dist==1.0"}
+# The child installs, then verifies the target of the hook it installed.
+VERIFY = "import toymod, toolmod\nprint(json.dumps(lazy_import_hook.verify()._asdict()))\n"
+
+
+def cli(target: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lazy_import_hook", "--target", str(target), "status", "--verify", *args],
+        env=env, cwd=target.parent, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        check=False,
+    )  # fmt: skip
+
+
+def verified(target: Path, env: dict[str, str], run_python: Runner) -> dict[str, object]:
+    code = f"import json, lazy_import_hook as h\nprint(json.dumps(h.verify({str(target)!r})._asdict()))"
+    return dict(json.loads(run_python(code, env).stdout))
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_target_as_the_installer_left_it_verifies_ok(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    found = json.loads(run_python(hook(target, installer, ALLOWLIST) + VERIFY, env).stdout)
+    # What the check covered: compiled bytecode (on by default), a console
+    # script in bin/, the hook's own files beside them.
+    assert list((target / "toymod" / "__pycache__").glob("*.pyc")) and (target / "bin" / "toolcmd").is_file()
+    assert (target / ".python-abi").exists() and (target / ".lazy-import-hook").is_dir()
+    assert found["target"] == str(target) and found["distributions"] == 3  # toy-dist, toy-dep, tool-dist
+    assert (found["modified"], found["missing"], found["unowned"]) == ([], [], [])
+    proc = cli(target, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"verify:     3 distributions, {found['files']} files: ok" in proc.stdout
+    report = json.loads(cli(target, env, "--json").stdout)
+    assert report["verify"]["ok"] is True and report["verify"]["distributions"] == 3
+    lines = [e for e in audit_lines(target) if e.get("event") == "verify"]
+    assert len(lines) == 3 and all(e["status"] == 0 and e["distributions"] == 3 for e in lines)
+    assert "recent installs and verifications:" in proc.stdout
+
+
+def tamper(target: Path, outside: Path) -> None:
+    """Each kind of finding, once or twice."""
+    init = target / "toymod" / "__init__.py"
+    init.write_text(init.read_text().replace("'1.0'", "'6.6'"))  # same size, other content
+    with open(target / "toymod" / "extra.py", "a") as f:
+        f.write("import os\n")  # size changed
+    (target / "toydep" / "__init__.py").unlink()
+    (target / "evil.py").write_text("print('planted')\n")
+    (target / "sitecustomize.py").write_text("print('planted')\n")
+    (target / "__pycache__").mkdir(exist_ok=True)
+    (target / "__pycache__" / "evil.cpython-311.pyc").write_bytes(b"planted")
+    (target / "toymod" / "planted.py").write_text("X = 1\n")
+    (target / "evilpkg" / "sub").mkdir(parents=True)
+    (target / "evilpkg" / "__init__.py").write_text("")
+    (target / "evilpkg" / "sub" / "x.py").write_text("")
+    # The same bytes, through a link: still a change (what it points to is
+    # not the target's, and can change at any time).
+    tool = target / "bin" / "toolcmd"
+    outside.write_bytes(tool.read_bytes())
+    tool.unlink()
+    tool.symlink_to(outside)
+    # The hook's own files, uv's lock: never findings.
+    (target / ".lock").write_text("")
+    (target / ".lazy-import-hook" / "anything.txt").write_text("")
+
+
+EXPECTED = {
+    "modified": [
+        {"path": "bin/toolcmd", "reason": "symlink"},
+        {"path": "toymod/__init__.py", "reason": "hash"},
+        {"path": "toymod/extra.py", "reason": "size"},
+    ],
+    "missing": ["toydep/__init__.py"],
+    "unowned": [
+        "__pycache__/evil.cpython-311.pyc", "evil.py", "evilpkg/", "sitecustomize.py", "toymod/planted.py",
+    ],
+}
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_modified_missing_and_unowned_files_are_reported(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    run_python(hook(target, installer, ALLOWLIST) + "import toymod, toolmod\n", env)
+    tamper(target, tmp_path / "outside-toolcmd")
+    found = verified(target, env, run_python)
+    assert [{"path": p, "reason": r} for p, r in found["modified"]] == EXPECTED["modified"]  # type: ignore[attr-defined]
+    assert (found["missing"], found["unowned"]) == (EXPECTED["missing"], EXPECTED["unowned"])
+
+    proc = cli(target, env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "verify:     3 distributions" in proc.stdout
+    assert ": 3 modified, 1 missing, 5 unowned" in proc.stdout
+    for line in ("modified  toymod/__init__.py (content differs, same size)", "modified  toymod/extra.py "
+                 "(size differs)", "modified  bin/toolcmd (a symbolic link)", "missing   toydep/__init__.py",
+                 "unowned   evilpkg/", "unowned   sitecustomize.py"):  # fmt: skip
+        assert f"\n  {line}\n" in proc.stdout
+    as_json = cli(target, env, "--json")
+    assert as_json.returncode == 1
+    report = json.loads(as_json.stdout)["verify"]
+    assert {k: report[k] for k in EXPECTED} == EXPECTED and report["ok"] is False
+    assert report["counts"] == {"modified": 3, "missing": 1, "unowned": 5}
+
+    last = audit_lines(target)[-1]
+    assert last["event"] == "verify" and last["status"] == "findings" and last["distributions"] == 3
+    assert {k: last[k] for k in EXPECTED} == EXPECTED
+    assert "verify: 3 distributions" in cli(target, env).stdout  # status shows the audit line
 
 
 # -- in-process: the cases installers do not make ---------------------------------
