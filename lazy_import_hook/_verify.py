@@ -5,8 +5,10 @@ Only what the installers leave is judged. Never reported: the hook's own
 files (the ABI stamp, the lock, `.lazy-import-hook/`), uv's `.lock` at the
 top, and compiled files (`__pycache__/*.pyc`) of a source a RECORD lists
 (uv's --compile-bytecode writes them after its RECORD; Python itself writes
-them at import). A compiled file carries no hash in any RECORD (pip lists its
-own with none), so its content cannot be checked, only its place.
+them at import). Such a compiled file is checked for its place only, never
+its content, even where a RECORD gives a hash: the installers' compile step
+rewrites what a wheel ships (numpy 2.2 ships one; pip then lists it twice,
+with no hash and with the wheel's), and Python rewrites a stale one.
 
 Symbolic links are never followed, wherever they point: a link at a path a
 RECORD lists is "modified" (installers write files, never links), a link
@@ -181,7 +183,9 @@ def _verify(target: str) -> Verification:
         infos = sorted(n for n in kinds if os.sep not in n and n.endswith(".dist-info") and kinds[n] == _DIR)
         modified += [m for info in infos for m in _read_record(top, info, listed, kinds)]
         for rel, rows in listed.items():
-            reason = _check(top, rel, rows, kinds) if rel in kinds else _blocked(rel, kinds)
+            # A compiled file the installer's compile step or Python rewrote is not the wheel's bytes.
+            checked = [] if _compiled(rel, listed) else rows
+            reason = _check(top, rel, checked, kinds) if rel in kinds else _blocked(rel, kinds)
             if reason is not None:
                 modified.append(Modified(rel, reason))
             elif rel not in kinds:
@@ -221,8 +225,8 @@ def _check(top: _Folder, rel: str, rows: list[tuple[str, str]], kinds: dict[str,
     if kind != _FILE:
         return SYMLINK if kind == _LINK else NOT_A_FILE
     wanted = [(d, s) for d, s in rows if d or s]
-    if not wanted:
-        return None  # listed without hash or size: being there is all
+    if len(wanted) < len(rows) or not wanted:
+        return None  # listed without hash or size (by one RECORD at least): being there is all
     try:
         fd = top.open(rel)
     except OSError as e:
@@ -314,10 +318,15 @@ def _expected(rel: str, kind: str, listed: dict[str, list[tuple[str, str]]]) -> 
         return name == "__pycache__"
     if kind == _FILE and not folder and name == ".lock":
         return True
-    if kind != _FILE or os.path.basename(folder) != "__pycache__" or not name.endswith(".pyc"):
+    return kind == _FILE and _compiled(rel, listed)
+
+
+def _compiled(rel: str, listed: dict[str, list[tuple[str, str]]]) -> bool:
+    """`rel` is a compiled file (`d/__pycache__/m.<tag>.pyc`) of a listed source (`d/m.py`)."""
+    folder, name = os.path.split(rel)
+    if os.path.basename(folder) != "__pycache__" or not name.endswith(".pyc"):
         return False
-    source = os.path.join(os.path.dirname(folder), name.partition(".")[0] + ".py")
-    return source in listed
+    return os.path.join(os.path.dirname(folder), name.partition(".")[0] + ".py") in listed
 
 
 class _Folder:

@@ -304,6 +304,29 @@ def test_compiled_files_of_listed_sources_are_expected_and_others_are_not(tmp_pa
     )
 
 
+def test_a_compiled_file_a_wheel_ships_may_be_rewritten(tmp_path: Path) -> None:
+    """numpy 2.2 ships numpy/distutils/__pycache__/conv_template.cpython-311.pyc
+    with its hash; pip's and uv's compile step rewrite it, and pip lists it a
+    second time, with no hash. Its place is checked, not its bytes; a
+    compiled file without a listed source is checked as any file."""
+    pyc, lone = "m/__pycache__/t.cpython-311.pyc", "m/__pycache__/lone.cpython-311.pyc"
+    files = {"m/__init__.py": b"", "m/t.py": b"T = 1\n", pyc: b"as built", lone: b"as built"}
+    write_dist(tmp_path, "d", files, extra_rows=f"{pyc},,\n")
+    (tmp_path / pyc).write_bytes(b"as compiled at install")
+    (tmp_path / lone).write_bytes(b"as planted")
+    result = lazy_import_hook.verify(tmp_path)
+    assert result.modified == ((os.path.join(*lone.split("/")), "size"),)
+    (tmp_path / pyc).unlink()
+    assert lazy_import_hook.verify(tmp_path).missing == (os.path.join(*pyc.split("/")),)
+
+
+def test_a_row_without_hash_asks_only_for_the_file_to_be_there(tmp_path: Path) -> None:
+    write_dist(tmp_path, "a", {"shared.txt": b"a"})
+    write_dist(tmp_path, "b", {}, extra_rows="shared.txt,,\n")
+    (tmp_path / "shared.txt").write_bytes(b"rewritten")
+    assert lazy_import_hook.verify(tmp_path).ok
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads everything")
 def test_what_cannot_be_read_is_a_finding(tmp_path: Path) -> None:
     write_dist(tmp_path, "d", {"pkg/a.py": b"A\n", "b.py": b"B\n"})
