@@ -10,7 +10,24 @@ See README.md for configuration, errors and the security model.
 from __future__ import annotations
 
 from ._errors import ConfigError, LazyInstallError
-from ._hook import child_env, install, uninstall
+from ._hook import child_env, install, uninstall, verify
 from ._version import VERSION as __version__
 
-__all__ = ["ConfigError", "LazyInstallError", "__version__", "child_env", "install", "uninstall"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._verify import Verification
+
+__all__ = [
+    "ConfigError", "LazyInstallError", "Verification", "__version__",
+    "child_env", "install", "uninstall", "verify",
+]  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    # verify()'s result type, imported when asked for: the warm start does
+    # not load that module (nor `typing`, which its NamedTuples need).
+    if name == "Verification":
+        from ._verify import Verification
+
+        return Verification
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     status = verbs.add_parser("status", help="what is allowed, installed, stale, missing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--log", type=int, default=5, metavar="N", help="audit entries shown")
+    status.add_argument(
+        "--verify", action="store_true",
+        help="check every file in the target against its RECORD (hash, size) and list modified, missing "
+        "and unowned files; exit status 1 on any finding",
+    )  # fmt: skip
     prefetch = verbs.add_parser("prefetch", help="install the allowlist now (e.g. in a Docker build step)")
     prefetch.add_argument("names", nargs="*", metavar="NAME", help="import names (default: all)")
     prune = verbs.add_parser("prune", help="remove what no entry needs and what the core environment shadows")
@@ -136,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.verb == "status":
             from ._status import status
 
-            return status(plan, as_json=options.json, log=options.log)
+            return status(plan, as_json=options.json, log=options.log, verify=options.verify)
         if options.verb in ("prefetch", "prune") and plan.problem is None:
             from ._prepare import prepare
 

@@ -8,7 +8,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 DIST_SUFFIXES = (".dist-info", ".egg-info")
 
@@ -91,22 +91,49 @@ def dist_folders(folder: str, suffixes: Iterable[str] = (".dist-info",)) -> dict
 
 
 def record_paths(folder: str, info: str) -> list[str]:
-    """The files a *.dist-info's RECORD lists, relative to `folder`. Console
-    scripts count as `bin/x`: pip writes them as ../../bin/x (relative to the
-    lib folder of its temporary --target install), uv as bin/x, and both put
-    them in <folder>/bin. Anything else outside `folder` is left out."""
-    import csv
-
+    """The files a *.dist-info's RECORD lists, relative to `folder` (see
+    `record_rows`); [] when it cannot be read, what was read when it breaks off."""
     paths = []
     try:
         with open(os.path.join(folder, info, "RECORD"), encoding="utf-8", newline="") as f:
-            for row in csv.reader(f):
-                if row and row[0]:
-                    rel = os.path.normpath(row[0])
-                    if rel.startswith(os.path.join("..", "..", "bin", "")):
-                        rel = rel[len(os.path.join("..", "..", "")) :]
-                    if not rel.startswith("..") and not os.path.isabs(rel):
-                        paths.append(rel)
+            for rel, _, _ in record_rows(f):
+                paths.append(rel)
     except (OSError, UnicodeDecodeError, ValueError):
         pass
     return paths
+
+
+def record_rows(lines: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+    """(path relative to the target, hash, size) of each row of a RECORD;
+    hash and size may be "" (RECORD itself, compiled files pip lists).
+
+    pip installs `--target` into a temporary home and writes what lies
+    outside its lib folder as ../../X: console scripts (../../bin/x), data
+    (../../share/...), headers (../../include/...); then it moves them to
+    <target>/X, where uv puts them and writes them as X. Those count as X
+    (../../lib/python/x, the lib folder itself, as x). Anything else
+    outside the target (an absolute path, other ../) is left out: it is not
+    in the target. csv errors propagate (the caller decides)."""
+    import csv
+
+    for row in csv.reader(lines):
+        if not row or not row[0]:
+            continue
+        rel = os.path.normpath(row[0])
+        if rel.startswith(_HOME):
+            rel = _from_home(rel[len(_HOME) :])
+        if rel not in (os.curdir, os.pardir) and not rel.startswith(_UP) and not os.path.isabs(rel):
+            yield rel, (row[1] if len(row) > 1 else ""), (row[2] if len(row) > 2 else "")
+
+
+_UP = os.path.join(os.pardir, "")
+_HOME = os.path.join(os.pardir, os.pardir, "")
+
+
+def _from_home(rel: str) -> str:
+    """A path below pip's temporary home, as it lands in the target."""
+    top, _, below = rel.partition(os.sep)
+    lib, _, inside = below.partition(os.sep)
+    if top in ("lib", "lib64") and lib == "python" and inside:
+        return inside
+    return rel

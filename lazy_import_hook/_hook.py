@@ -22,6 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._verify import Verification
+
 _CHILD_KEY = "child"
 
 
@@ -130,6 +132,29 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
         raise RuntimeError("lazy_import_hook.child_env() needs install() to have run first")
     text = _plan.dumps(finder.plan, _CHILD_KEY, _target.mtime(finder.target))
     return with_child_hook(os.environ if env is None else env, text)
+
+
+def verify(target: str | os.PathLike[str] | None = None) -> Verification:
+    """Check every file of every distribution in the target against its
+    RECORD (sha256 and size) and list what is modified, missing or unowned:
+
+        result = lazy_import_hook.verify()
+        if not result.ok:
+            print(result)  # one line per finding
+
+    `target`: the folder to check; None: the target of the installed hook
+    (RuntimeError before install()). The result also goes to the target's
+    audit log. Raises FileNotFoundError when the folder does not exist.
+    See `Verification` for the fields, and the README for what is ignored.
+    """
+    from ._verify import verify as check
+
+    if target is None:
+        finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
+        if finder is None or not finder.target:
+            raise RuntimeError("lazy_import_hook.verify() needs a target, or install() to have run first")
+        target = finder.target
+    return check(os.path.abspath(os.fspath(target)))
 
 
 def install_plan(text: str) -> LazyFinder:
