@@ -207,7 +207,7 @@ def stale_versions(entry: Entry, versions: Mapping[str, str]) -> list[str]:
     requirement does not allow."""
     return [
         f"{dist} {versions[dist]}"
-        for req, dist in zip(entry.requirements, entry.dists)
+        for req, dist in entry.wanted()
         if dist in versions and not installed_matches(req, versions[dist])
     ]
 

@@ -48,6 +48,21 @@ def _parser() -> argparse.ArgumentParser:
     prefetch.add_argument("names", nargs="*", metavar="NAME", help="import names (default: all)")
     prune = verbs.add_parser("prune", help="remove what no entry needs and what the core environment shadows")
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
+    lock = verbs.add_parser(
+        "lock", help="resolve every entry's closure into a lock file (exact versions, sha256 of every wheel)"
+    )
+    lock.add_argument(
+        "--upgrade", nargs="*", metavar="NAME",
+        help="re-resolve these entries (none named: all) instead of keeping their locked closures",
+    )  # fmt: skip
+    lock.add_argument("--output", metavar="FILE", help="where to write (default: the lock setting, or "
+                      "pylock.lazy-import-hook.toml beside the pyproject)")  # fmt: skip
+    lock.add_argument("--python-version", metavar="X.Y", help="lock for another Python (default: this one)")
+    lock.add_argument(
+        "--platform",
+        help="lock for another platform, in the installer's words (uv: linux, macos, "
+        "x86_64-manylinux_2_28...; pip: manylinux2014_x86_64...)",
+    )
     run = verbs.add_parser(
         "run",
         help="run a program with the hook installed",
@@ -108,7 +123,7 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _config.Raw | None]:
             raw = _config.gather(None, options.pyproject, {**overrides, "target": options.target})
         except ConfigError as e:
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
-        plan = _config.resolve(raw)
+        plan = _config.resolve(raw, apply_lock=options.verb != "lock")
     plan.problem = _target.problem(plan.target)
     return plan, raw
 
@@ -150,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return prefetch(plan, options.names)
         if options.verb == "prune":
             return prune(plan, dry_run=options.dry_run)
+        if options.verb == "lock":
+            return lock(plan, options)
         return run(plan, raw, options.module, options.args)
     except ConfigError as e:
         print(f"lazy-import-hook: configuration error: {e}", file=sys.stderr)
@@ -204,6 +221,32 @@ def _prefetch_group(plan: Plan, entries: list[Entry]) -> list[Entry]:
         done = "already present" if entry.import_name in present else "installed"
         print(f"{entry.import_name}: {done} ({entry.what})")
     return []
+
+
+# -- lock ---------------------------------------------------------------------
+
+
+def lock(plan: Plan, options: argparse.Namespace) -> int:
+    from ._installer import LockError
+    from ._locker import Target, default_path
+    from ._locker import lock as write_lock
+
+    path = default_path(plan, options.output)
+    upgrade = True if options.upgrade == [] else (options.upgrade or False)
+    unknown = [n for n in (upgrade if isinstance(upgrade, list) else []) if n not in plan.entries]
+    if unknown:
+        print(f"lazy-import-hook: not on the allowlist: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    try:
+        target = Target(options.python_version, options.platform)
+        _, report = write_lock(plan, path, upgrade=upgrade, target=target)
+    except LockError as e:
+        print(f"lazy-import-hook: could not lock ({plan.settings.installer}); nothing written:\n{e}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print("\n".join(report))
+    print(f"wrote {path}")
+    return 0
 
 
 # -- prune --------------------------------------------------------------------

@@ -225,8 +225,9 @@ def _read_table(raw: Raw) -> dict[str, object]:
     return table
 
 
-def resolve(raw: Raw) -> Plan:
-    """Validate every source into a Plan (imports packaging and tomllib)."""
+def resolve(raw: Raw, *, apply_lock: bool = True) -> Plan:
+    """Validate every source into a Plan (imports packaging and tomllib);
+    the lock file's closures applied unless `apply_lock` is false (`lock` itself)."""
     from ._allowlist import parse_allowlist
 
     table = _read_table(raw)
@@ -238,7 +239,8 @@ def resolve(raw: Raw) -> Plan:
     plan = Plan(Settings(**{name: value for name, (value, _) in values.items()}),
                 parse_allowlist(source, where=where), raw.pyproject)  # fmt: skip
     plan.sources = {name: why for name, (_, why) in values.items()}
-    _apply_lock(plan)
+    if apply_lock:
+        _apply_lock(plan)
     return plan
 
 
@@ -253,7 +255,7 @@ def lock_path(plan: Plan) -> str:
 def _apply_lock(plan: Plan) -> None:
     """Give every active entry its locked closure; an entry whose
     requirements changed since the lock (or that it lacks) is a ConfigError."""
-    from ._lockfile import read, this_environment
+    from ._lockfile import applies_here, read, this_environment
 
     path = lock_path(plan)
     if not path:
@@ -262,7 +264,7 @@ def _apply_lock(plan: Plan) -> None:
         where = plan.sources.get("lock")
         raise ConfigError(f"lock file {path} ({where}) does not exist: run `lazy-import-hook lock`")
     lock = read(path)
-    if lock.environment != this_environment():
+    if not applies_here(lock.environment):
         raise ConfigError(
             f"lock file {path} was made for {lock.environment or 'another interpreter'}, not for "
             f"{this_environment()}: run `lazy-import-hook lock` with this Python"

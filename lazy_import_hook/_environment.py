@@ -109,7 +109,8 @@ def cached_core(plan: Plan) -> list[str]:
         if all(map(pinned_line, lines)):
             return lines
     core = core_constraints([target, *plan.pth_paths], ())
-    atomic_write(cache, "\n".join([key, *core]) + "\n")
+    if os.path.isdir(os.path.dirname(cache)):  # `lock` may run before any install made the target
+        atomic_write(cache, "\n".join([key, *core]) + "\n")
     return core
 
 

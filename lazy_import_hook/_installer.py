@@ -25,6 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from ._lockfile import Locked
     from ._pipconf import PipConfig
     from ._process import Probe
 
@@ -37,6 +38,10 @@ PYTHON_NOISE = (
     "PYTHONINSPECT", "PYTHONOPTIMIZE", "PYTHONVERBOSE", "PYTHONDEBUG", "PYTHONPROFILEIMPORTTIME",
     "PYTHONWARNINGS", "PYTHONTRACEMALLOC", "PYTHONDEVMODE", "RUST_LOG",
 )  # fmt: skip
+
+
+class LockError(Exception):
+    """A closure that could not be resolved, or cannot be trusted."""
 
 
 class InstallRequest:
@@ -134,6 +139,14 @@ class Installer:
         installer's words alone cannot tell and it can be asked."""
         return None
 
+    def resolve(
+        self, requirements: Sequence[str], constraints: str, launch: Launch, *, work: str, cutoff: str,
+        python_version: str | None = None, platform: str | None = None,
+    ) -> list[Locked]:  # fmt: skip
+        """The closure of `requirements`, each file with its sha256 (for a
+        lock); raises LockError with the installer's words."""
+        raise NotImplementedError
+
     def cooldown_problem(self) -> str | None:
         """Why this installer cannot apply a release-age cutoff, or None."""
         return None
@@ -157,6 +170,20 @@ class Installer:
         if request.requirements_file:
             return [*cmd, "--requirement", request.requirements_file]
         return [*cmd, "--", *request.requirements]
+
+
+def run_resolver(cmd: list[str], launch: Launch, work: str, timeout: float = 900) -> str:
+    """Run a resolving command; its stdout, or LockError with its last words."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(cmd, env=launch.env, cwd=work, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as e:
+        raise LockError(f"{cmd[0]} could not run: {e}") from e
+    if proc.returncode != 0:
+        raise LockError((proc.stderr or proc.stdout).strip()[-1500:])
+    return proc.stdout
 
 
 def write_requirements(path: str, requirements: Sequence[str], hashes: Sequence[str]) -> None:

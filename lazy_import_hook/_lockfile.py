@@ -47,8 +47,8 @@ class Locked:
         self.upload_time = upload_time  # RFC 3339, UTC ("" when the source gives none)
 
     def line(self) -> str:
-        """As an Entry keeps it: `name==version sha256:HEX filename` (no field holds a space)."""
-        return f"{self.name}=={self.version} sha256:{self.sha256} {self.filename}"
+        """As an Entry keeps it: `name==version sha256:HEX filename [url]` (no field holds a space)."""
+        return f"{self.name}=={self.version} sha256:{self.sha256} {self.filename} {self.url}".rstrip()
 
     def key(self) -> tuple[str, str, str]:
         return self.name, self.version, self.sha256
@@ -91,14 +91,26 @@ def group_name(import_name: str, taken: Iterable[str] = ()) -> str:
 
 
 def this_environment() -> str:
-    """The marker that says which interpreter a closure is for."""
+    """The marker that says which interpreters a closure is for: this one's
+    minor version, platform, machine and implementation (wheels differ by
+    those, not by a patch release)."""
     import platform
 
     return (
-        f"python_full_version == '{platform.python_version()}' and sys_platform == '{sys.platform}' "
-        f"and platform_machine == '{platform.machine()}' and implementation_name == "
+        f"python_version == '{sys.version_info[0]}.{sys.version_info[1]}' and sys_platform == "
+        f"'{sys.platform}' and platform_machine == '{platform.machine()}' and implementation_name == "
         f"'{sys.implementation.name}'"
     )
+
+
+def applies_here(environment: str) -> bool:
+    """Whether a lock's environment marker describes this interpreter."""
+    from packaging.markers import InvalidMarker, Marker
+
+    try:
+        return bool(environment) and Marker(environment).evaluate()
+    except InvalidMarker:
+        return False
 
 
 # -- reading -------------------------------------------------------------------
@@ -235,4 +247,3 @@ def _str(text: str) -> str:
 
 def _strs(items: Iterable[str]) -> str:
     return "[" + ", ".join(_str(i) for i in items) + "]"
-

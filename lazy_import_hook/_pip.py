@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import sys
 
-from ._installer import Installer, InstallRequest, Launch, base_environment
+from ._installer import Installer, InstallRequest, Launch, base_environment, run_resolver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
+    from ._lockfile import Locked
     from ._pipconf import PipConfig
 
 
@@ -52,6 +53,21 @@ class Pip(Installer):
 
         return read
 
+    def resolve(
+        self, requirements: Sequence[str], constraints: str, launch: Launch, *, work: str, cutoff: str,
+        python_version: str | None = None, platform: str | None = None,
+    ) -> list[Locked]:  # fmt: skip
+        from ._provenance import from_pip_report
+
+        # --target (never written: a dry run) is what lets pip take --platform.
+        cmd = [self.executable, "-m", "pip", "install", "--dry-run", "--target", os.path.join(work, "t")]
+        cmd += ["--ignore-installed", "--quiet"]
+        cmd += ["--report", "-", "--no-input", "--disable-pip-version-check", "--only-binary", ":all:"]
+        cmd += ["--constraint", constraints, *(self.cutoff_options(cutoff) if cutoff else [])]
+        cmd += ["--python-version", python_version] if python_version else []
+        cmd += ["--platform", platform] if platform else []
+        return from_pip_report(run_resolver([*cmd, *launch.options, "--", *requirements], launch, work))
+
     def cooldown_problem(self) -> str | None:
         found = pip_version()
         number = tuple(int(p) for p in found.split(" ")[-1].split(".")[:2] if p.isdigit())
@@ -59,7 +75,7 @@ class Pip(Installer):
             return None
         return (
             f"min-release-age needs pip 26.0 or later for its --uploaded-prior-to (this environment "
-            f"has {found}), or uv: upgrade pip, or set installer = \"uv\""
+            f'has {found}), or uv: upgrade pip, or set installer = "uv"'
         )
 
     def cutoff_options(self, cutoff: str) -> list[str]:

@@ -70,6 +70,13 @@ class Entry:
         """The requirements, as a person reads them."""
         return ", ".join(self.requirements)
 
+    def wanted(self) -> list[tuple[str, str]]:
+        """(requirement, distribution) of what the target must hold: the
+        requirements, or, for a locked entry, its distributions at exactly
+        their locked versions (a new lock moves a range that still matches)."""
+        exact = dict(line.split(" ", 1)[0].split("==", 1) for line in self.locked)
+        return [(f"{d}=={exact[d]}" if d in exact else r, d) for r, d in zip(self.requirements, self.dists)]
+
 
 class Plan:
     """Validated settings plus the allowlist, and what the target held when checked."""

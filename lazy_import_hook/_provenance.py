@@ -63,12 +63,13 @@ def from_pylock(text: str) -> list[Locked]:
 
 
 def from_lock_lines(lines: Iterable[str]) -> list[Locked]:
-    """An Entry's locked closure (`name==version sha256:HEX filename` lines)."""
+    """An Entry's locked closure (`name==version sha256:HEX filename [url]` lines)."""
     found = []
     for line in lines:
-        pin, digest, filename = line.split(" ")
+        pin, digest, filename, *url = line.split(" ")
         name, _, version = pin.partition("==")
-        found.append(Locked(name, version, filename=filename, sha256=digest.partition(":")[2]))
+        sha256 = digest.partition(":")[2]
+        found.append(Locked(name, version, filename=filename, sha256=sha256, url="".join(url)))
     return found
 
 

@@ -93,7 +93,7 @@ def _write_hashed(path: str, job: Job) -> None:
     if job.locked:
         with open(path, "w", encoding="utf-8") as f:
             for line in job.locked:
-                pin, digest, _ = line.split(" ")
+                pin, digest = line.split(" ")[:2]
                 f.write(f"{pin} --hash={digest}\n")
     else:
         write_requirements(path, job.requirements, job.hashes)

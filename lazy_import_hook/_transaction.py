@@ -50,7 +50,7 @@ def satisfied(target: str, entry: Entry) -> bool:
     versions = _target.installed_versions(target)
     return all(
         dist in versions and installed_matches(req, versions[dist])
-        for req, dist in zip(entry.requirements, entry.dists)
+        for req, dist in entry.wanted()
     )
 
 

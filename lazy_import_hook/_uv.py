@@ -14,12 +14,13 @@ import os
 import shutil
 import sys
 
-from ._installer import Installer, InstallRequest, Launch, base_environment
+from ._installer import Installer, InstallRequest, Launch, base_environment, run_resolver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
+    from ._lockfile import Locked
     from ._pipconf import PipConfig
     from ._process import Probe
 
@@ -75,6 +76,22 @@ class Uv(Installer):
         probe = Probe(cmd, env=launch.env, cwd=os.path.dirname(request.target))
         self.probes.append(probe)
         return lambda: _compiled(probe)
+
+    def resolve(
+        self, requirements: Sequence[str], constraints: str, launch: Launch, *, work: str, cutoff: str,
+        python_version: str | None = None, platform: str | None = None,
+    ) -> list[Locked]:  # fmt: skip
+        from ._provenance import from_pylock
+
+        source = os.path.join(work, "requirements.in")
+        with open(source, "w", encoding="utf-8") as f:
+            f.write("".join(f"{r}\n" for r in requirements))
+        cmd = [self.executable, "pip", "compile", "--python", sys.executable, "--no-config", "--quiet"]
+        cmd += ["--format", "pylock.toml", "--no-progress", "--color", "never", "--only-binary", ":all:"]
+        cmd += [self.constraint_option, constraints, *(self.cutoff_options(cutoff) if cutoff else [])]
+        cmd += ["--python-version", python_version] if python_version else []
+        cmd += ["--python-platform", platform] if platform else []
+        return from_pylock(run_resolver([*cmd, *launch.options, source], launch, work))
 
     def launch(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> Launch:
         result, dropped = base_environment(env)

@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("plan and startup cache", ["_plan"]),
     ("allowlist, failure records, startup", ["_allowlist", "_failures", "_prepare", "_records"]),
     ("configuration, core environment", ["_config", "_environment", "_job"]),
+    ("locking", ["_locker"]),
     ("one installer run", ["_run"]),
     ("one install", ["_transaction"]),
     ("the finder", ["_finder"]),

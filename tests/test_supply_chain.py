@@ -1,0 +1,240 @@
+"""Supply chain, with the real pip and uv against a loopback simple index
+that publishes sha256, size and upload times (tests/_simple_index.py):
+`lazy-import-hook lock` then an install from the lock, a tampered wheel
+refused, a range never downgraded, a release-age cooldown, provenance in
+the audit log. Every scenario runs in fresh interpreters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from _offline import installer_env
+from _simple_index import same_size_tamper, serve_index
+from _wheelhouse import build_wheel
+from test_real_installers import INSTALLERS, audit_lines
+
+from lazy_import_hook._lockfile import read as read_lock
+from lazy_import_hook._pip import pip_version
+
+APP_11, APP_20 = "idx_app-1.1-py3-none-any.whl", "idx_app-2.0-py3-none-any.whl"
+DEP_10, DEP_11 = "idx_dep-1.0-py3-none-any.whl", "idx_dep-1.1-py3-none-any.whl"
+LOCK = "pylock.lazy-import-hook.toml"
+PIP_HAS_COOLDOWN = tuple(int(p) for p in pip_version().split()[-1].split(".")[:2]) >= (26, 0)
+
+
+@dataclass(frozen=True)
+class Releases:
+    """idx-app 1.0 (2020), 1.1 (10 days ago), 2.0 (1 day ago), each needing
+    idx-dep>=1.0; idx-dep 1.0 (2020), 1.1 (2 days ago)."""
+
+    wheelhouse: Path
+    upload_times: dict[str, datetime]
+
+    def sha256(self, filename: str) -> str:
+        return hashlib.sha256((self.wheelhouse / filename).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
+    wheelhouse = tmp_path_factory.mktemp("supply") / "wheelhouse"
+    doc = '"""A module served by the test index, long enough to tamper with."""\n'
+    for version in ("1.0", "1.1", "2.0"):
+        files = {"idxapp/__init__.py": f"{doc}import idxdep\nVERSION = {version!r}\n"}
+        build_wheel(wheelhouse, "idx-app", version, files, requires=["idx-dep>=1.0"])
+    for version in ("1.0", "1.1"):
+        build_wheel(wheelhouse, "idx-dep", version, {"idxdep/__init__.py": f"{doc}VERSION = {version!r}\n"})
+    now = datetime.now(timezone.utc)
+    days = {APP_11: 10, DEP_11: 2, APP_20: 1}
+    times = {name: now - timedelta(days=n) for name, n in days.items()}
+    return Releases(wheelhouse, times)
+
+
+@pytest.fixture
+def index(releases: Releases) -> Iterator[str]:
+    with serve_index(releases.wheelhouse, upload_times=releases.upload_times) as url:
+        yield url
+
+
+def index_env(index: str, tmp_path: Path) -> dict[str, str]:
+    """The operator's pip points at the index (uv follows pip's settings);
+    no find-links, whose files carry no upload time."""
+    env = installer_env(tmp_path / "no-wheelhouse", tmp_path, offline=False, PIP_INDEX_URL=index)
+    for name in ("PIP_NO_INDEX", "PIP_FIND_LINKS", "UV_NO_INDEX", "UV_FIND_LINKS"):
+        env.pop(name)
+    return env
+
+
+def project(tmp_path: Path, installer: str, allowlist: dict[str, str], **settings: str) -> Path:
+    lines = ['target = "target"', f'installer = "{installer}"']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    lines += ["[tool.lazy-import-hook.allowlist]"]
+    lines += [f"{name} = {json.dumps(req)}" for name, req in allowlist.items()]
+    (tmp_path / "pyproject.toml").write_text("[tool.lazy-import-hook]\n" + "\n".join(lines) + "\n")
+    return tmp_path / "target"
+
+
+def cli(
+    tmp_path: Path, env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lazy_import_hook", *args], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+IMPORT = """
+import json, lazy_import_hook
+lazy_import_hook.install()
+try:
+    import idxapp, idxdep
+    print(json.dumps(["ok", idxapp.VERSION, idxdep.VERSION]))
+except ImportError as e:
+    print(json.dumps([getattr(e, "reason", "ImportError"), str(e)]))
+"""
+
+
+def import_app(tmp_path: Path, env: dict[str, str]) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=180, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return list(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def installed(target: Path) -> set[str]:
+    return {p.name for p in target.glob("*.dist-info")} if target.exists() else set()
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_lock_then_install_exactly_the_locked_closure(
+    installer: str, releases: Releases, index: str, tmp_path: Path
+) -> None:
+    env = index_env(index, tmp_path)
+    target = project(tmp_path, installer, {"idxapp": "idx-app>=1.0,<3"})
+    out = cli(tmp_path, env, "lock").stdout
+    assert "idxapp: idx-app 2.0, idx-dep 1.1" in out
+    lock = read_lock(str(tmp_path / LOCK))
+    packages = {p.filename: p for p in lock.entries["idxapp"].packages}
+    assert sorted(packages) == [APP_20, DEP_11]
+    assert all(p.sha256 == releases.sha256(name) for name, p in packages.items())
+
+    # A newer release after the lock changes nothing: the lock decides.
+    build_wheel(releases.wheelhouse, "idx-app", "2.5", {"idxapp/__init__.py": "VERSION = '2.5'\n"})
+    try:
+        assert import_app(tmp_path, env) == ["ok", "2.0", "1.1"]
+    finally:
+        (releases.wheelhouse / "idx_app-2.5-py3-none-any.whl").unlink()
+    assert installed(target) == {"idx_app-2.0.dist-info", "idx_dep-1.1.dist-info"}
+    provenance = audit_lines(target)[-1]["provenance"]
+    assert isinstance(provenance, list)
+    files = {f["file"]: f for f in provenance}
+    assert sorted(files) == [APP_20, DEP_11]
+    assert files[APP_20]["sha256"] == releases.sha256(APP_20)
+    assert str(files[APP_20]["url"]).endswith(f"/files/{APP_20}")
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_tampered_wheel_is_refused_and_nothing_is_committed(
+    installer: str, releases: Releases, tmp_path: Path
+) -> None:
+    with serve_index(releases.wheelhouse, upload_times=releases.upload_times) as url:
+        env = index_env(url, tmp_path)
+        target = project(tmp_path, installer, {"idxapp": "idx-app==2.0"})
+        cli(tmp_path, env, "lock")
+    tampered = {DEP_11: same_size_tamper(releases.wheelhouse / DEP_11)}
+    with serve_index(releases.wheelhouse, upload_times=releases.upload_times, tamper=tampered) as url:
+        reason, message = import_app(tmp_path, index_env(url, tmp_path))
+    assert reason == "hash-mismatch"
+    assert DEP_11 in message
+    assert installed(target) == set()
+    assert not (target / "idxapp").exists() and not (target / "idxdep").exists()
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_range_the_target_satisfies_is_never_downgraded_or_reinstalled(
+    installer: str, index: str, tmp_path: Path
+) -> None:
+    env = index_env(index, tmp_path)
+    target = project(tmp_path, installer, {"idxapp": "idx-app==1.1"})
+    assert import_app(tmp_path, env)[:2] == ["ok", "1.1"]
+    # The entry becomes a range: the lock keeps what the target holds...
+    project(tmp_path, installer, {"idxapp": "idx-app>=1.0"})
+    assert "idxapp: idx-app 1.1, idx-dep 1.1" in cli(tmp_path, env, "lock").stdout
+    runs = len(audit_lines(target))
+    assert import_app(tmp_path, env)[:2] == ["ok", "1.1"]
+    assert len(audit_lines(target)) == runs  # ...and nothing is installed again
+    # --upgrade moves it forward; a new lock never goes below what is held.
+    assert "idxapp: idx-app 2.0, idx-dep 1.1" in cli(tmp_path, env, "lock", "--upgrade").stdout
+    assert import_app(tmp_path, env)[:2] == ["ok", "2.0"]
+    # A cooldown that excludes what the target holds is refused, not obeyed
+    # by a downgrade; the previous lock stays as it was.
+    before = (tmp_path / LOCK).read_bytes()
+    project(tmp_path, installer, {"idxapp": "idx-app>=1.0"}, **{"min-release-age": "7 days"})
+    refused = cli(tmp_path, env, "lock", "--upgrade", check=False)
+    assert refused.returncode == 1
+    if installer == "pip" and not PIP_HAS_COOLDOWN:
+        assert "min-release-age needs pip 26.0 or later" in refused.stderr
+    else:
+        assert "would downgrade what the target holds (idx-app 2.0 -> 1.1)" in refused.stderr
+    assert (tmp_path / LOCK).read_bytes() == before
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_cooldown_excludes_a_too_new_release_from_lock_and_install(
+    installer: str, index: str, tmp_path: Path
+) -> None:
+    if installer == "pip" and not PIP_HAS_COOLDOWN:
+        pytest.skip("pip < 26.0 has no --uploaded-prior-to; the refusal is tested below")
+    env = index_env(index, tmp_path)
+    project(tmp_path, installer, {"idxapp": "idx-app>=1.0"}, **{"min-release-age": "7 days"})
+    assert "idxapp: idx-app 1.1, idx-dep 1.0" in cli(tmp_path, env, "lock").stdout
+    os.remove(tmp_path / LOCK)
+    assert import_app(tmp_path, env) == ["ok", "1.1", "1.0"]
+
+
+@pytest.mark.skipif(PIP_HAS_COOLDOWN, reason="this pip has --uploaded-prior-to")
+def test_a_cooldown_with_an_old_pip_is_a_clear_error_not_ignored(index: str, tmp_path: Path) -> None:
+    env = index_env(index, tmp_path)
+    target = project(tmp_path, "pip", {"idxapp": "idx-app>=1.0"}, **{"min-release-age": "7 days"})
+    reason, message = import_app(tmp_path, env)
+    assert reason == "installer-failed"
+    assert "min-release-age needs pip 26.0" in message
+    assert installed(target) == set()
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_lock_for_another_python_is_refused_here_with_what_to_do(
+    installer: str, index: str, tmp_path: Path
+) -> None:
+    env = index_env(index, tmp_path)
+    target = project(tmp_path, installer, {"idxapp": "idx-app>=1.0"})
+    other = "3.9" if sys.version_info[:2] != (3, 9) else "3.10"
+    platform = "linux" if installer == "uv" else "manylinux2014_x86_64"
+    out = cli(tmp_path, env, "lock", "--python-version", other, "--platform", platform).stdout
+    assert "idxapp: idx-app 2.0, idx-dep 1.1" in out
+    environment = read_lock(str(tmp_path / LOCK)).environment
+    assert environment == (
+        f"python_version == '{other}' and sys_platform == 'linux' and implementation_name == 'cpython'"
+    )
+    startup = subprocess.run(
+        [sys.executable, "-c", "import lazy_import_hook; lazy_import_hook.install()"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert "lazy_import_hook._errors.ConfigError: lock file" in startup.stderr
+    assert f"was made for {environment}" in startup.stderr
+    assert "run `lazy-import-hook lock` with this Python" in startup.stderr
+    assert installed(target) == set()
