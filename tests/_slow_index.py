@@ -13,6 +13,7 @@ import html
 import ipaddress
 import sys
 import threading
+import time
 from collections.abc import Container, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,10 +36,12 @@ class _Server(ThreadingHTTPServer):
         delay_seconds: float,
         delay_for: Container[str] | None,
         request_log: list[str] | None,
+        gate: threading.Event | None = None,
     ) -> None:
         self.wheelhouse = wheelhouse
         self.delay_seconds = delay_seconds
         self.delay_for = delay_for
+        self.gate = gate
         self.request_log = request_log
         self.log_lock = threading.Lock()
         self.stopping = threading.Event()
@@ -58,6 +61,17 @@ class _Server(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return
         super().handle_error(request, client_address)
+
+    def stall(self) -> bool:
+        """Wait out a stall; False when the server shuts down meanwhile.
+        Events rather than time.sleep, so leaving the context ends it."""
+        if self.gate is None:
+            return not self.stopping.wait(self.delay_seconds)
+        end = time.monotonic() + self.delay_seconds
+        while not self.gate.wait(0.05) and time.monotonic() < end:
+            if self.stopping.is_set():
+                return False
+        return not self.stopping.is_set()
 
     def should_delay(self, filename: str) -> bool:
         if self.delay_seconds <= 0:
@@ -143,8 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         half = len(body) // 2
         self.wfile.write(body[:half])
         self.wfile.flush()
-        # An Event rather than time.sleep, so leaving the context ends the stall.
-        if self._server.stopping.wait(self._server.delay_seconds):
+        if not self._server.stall():
             self.close_connection = True
             return  # shutting down: the client sees a truncated body
         self.wfile.write(body[half:])
@@ -157,6 +170,7 @@ def serve_find_links(
     delay_seconds: float = 0.0,
     delay_for: Container[str] | None = None,
     request_log: list[str] | None = None,
+    gate: threading.Event | None = None,
 ) -> Iterator[str]:
     """Serve *wheelhouse* as a find-links page on 127.0.0.1; yield ``http://127.0.0.1:PORT/``.
 
@@ -164,7 +178,9 @@ def serve_find_links(
     None; a plain ``str`` counts as one prefix) are sent as headers plus the
     first half of the body, then a pause of *delay_seconds*, then the rest.
     If *request_log* is given, ``"GET /name"`` / ``"HEAD /name"`` entries are
-    appended to it as requests arrive. The server thread is a daemon and is
+    appended to it as requests arrive. With a *gate*, a stall ends when the
+    gate is set (*delay_seconds* then only bounds it): a test holds an
+    installer mid-download until it has seen what it waits for. The server thread is a daemon and is
     shut down (stalled downloads cut short) when the context exits.
     """
     if isinstance(delay_for, str):
@@ -173,7 +189,7 @@ def serve_find_links(
         raise ValueError("delay_seconds must be >= 0")
     if not wheelhouse.is_dir():
         raise NotADirectoryError(str(wheelhouse))
-    server = _Server(wheelhouse.resolve(), delay_seconds, delay_for, request_log)
+    server = _Server(wheelhouse.resolve(), delay_seconds, delay_for, request_log, gate)
     thread = threading.Thread(
         target=server.serve_forever,
         kwargs={"poll_interval": 0.05},

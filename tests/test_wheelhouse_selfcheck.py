@@ -342,6 +342,31 @@ def test_find_links_server_stalls_mid_body_and_shuts_down_promptly(wheelhouse: P
     assert isinstance(outcome[0], http.client.IncompleteRead)
 
 
+def test_find_links_server_holds_a_stall_until_its_gate_opens(wheelhouse: Path) -> None:
+    name = "dep_dist-1.2-py3-none-any.whl"
+    body = (wheelhouse / name).read_bytes()
+    gate, half_read = threading.Event(), threading.Event()
+    got: list[bytes] = []
+
+    def download(port: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/" + name)
+        response = conn.getresponse()
+        head = response.read(len(body) // 2)
+        half_read.set()
+        got.append(head + response.read())
+        conn.close()
+
+    with serve_find_links(wheelhouse, delay_seconds=60, delay_for="dep_", gate=gate) as url:
+        thread = threading.Thread(target=download, args=(int(url.rsplit(":", 1)[1].strip("/")),))
+        thread.start()
+        assert half_read.wait(30)
+        assert thread.is_alive() and not got  # the rest waits for the gate, not for a clock
+        gate.set()
+        thread.join(30)
+    assert got == [body]
+
+
 # ------------------------------------------------------------------ real installers
 
 
