@@ -25,7 +25,7 @@ from ._loader import FailingLoader, InstallingLoader, called_by_import
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
@@ -61,6 +61,9 @@ class LazyFinder:
         self.guard = Guard(self.target, self._entries, self._served_infos, plan.verified)
         self.guard.hidden.update(plan.hidden)
         self.guard.source_only = plan.foreign_abi
+        # Set by the first prefetch (see _prefetch): waits for the prefetch
+        # of an import name, if one runs, and returns its error.
+        self.await_prefetch: Callable[[str], LazyInstallError | None] = _no_prefetch
 
     @property
     def hidden(self) -> set[str]:
@@ -138,21 +141,36 @@ class LazyFinder:
     # -- in the loader, under the module's own lock -------------------------
 
     def install(self, fullname: str, entry: Entry, path: Sequence[str] | None) -> ModuleSpec:
-        """Install `entry` and return the real spec of `fullname`; every
-        failure is a LazyInstallError, remembered for the next import."""
+        """Install `entry` and return the real spec of `fullname`. While a
+        prefetch installs it, wait for that instead and fail as it did."""
+        error = self.await_prefetch(entry.import_name)
+        if error is not None:
+            self._failed.setdefault(fullname, error)
+        return self.provide(fullname, entry, path)[0]
+
+    def provide(
+        self, fullname: str, entry: Entry, path: Sequence[str] | None, *, prefetched_by: str | None = None
+    ) -> tuple[ModuleSpec, bool]:
+        """Install `entry` if it must be: the real spec of `fullname`, and
+        whether an installer ran. Every failure is a LazyInstallError,
+        remembered for the next import. `prefetched_by`: see install_entry."""
         from . import _transaction
 
         failed = self._failed.get(fullname)
         if failed is not None:
             raise failed.with_traceback(None)
+        if path is None and "." in fullname:  # a prefetch: no parent was imported to say where
+            path = [os.path.join(self.target, *fullname.split(".")[:-1])]
         self._local.busy = True
         try:
-            if _transaction.install_entry(self.plan, entry, since=self.retry_failures_after):
+            since = self.retry_failures_after
+            ran = _transaction.install_entry(self.plan, entry, since=since, prefetched_by=prefetched_by)
+            if ran:
                 self._after_install()
             spec = self.real_spec(fullname, entry, path)
             if spec is None:
                 raise _transaction.still_missing(self.plan, entry)
-            return spec
+            return spec, ran
         except LazyInstallError as e:
             self._failed[fullname] = e
             raise
@@ -165,6 +183,20 @@ class LazyFinder:
             raise error from e
         finally:
             self._local.busy = False
+
+    def findable(self, entry: Entry) -> bool:
+        """Whether an import of `entry` needs no install: it is imported
+        already, or the finders ahead of the hook find it (the core
+        environment, or the target at the pinned version). A dotted name's
+        parent is not imported to find out: the target is looked at."""
+        name = entry.import_name
+        if name in sys.modules:
+            return True
+        if "." in name:
+            from ._transaction import satisfied
+
+            return satisfied(self.target, entry)
+        return self._ask_finders_ahead(name, None) is not None
 
     def _after_install(self) -> None:
         """Re-scan the target and rewrite the startup cache, so other starts stay warm.
@@ -236,6 +268,10 @@ class LazyFinder:
 
         entry = self._entries.get(name)
         return matching_infos(self.target, entry) if entry is not None else ()
+
+
+def _no_prefetch(name: str) -> LazyInstallError | None:
+    return None
 
 
 def _forget_folders(guard: Guard) -> None:

@@ -14,10 +14,18 @@ if TYPE_CHECKING:
 
 
 class Job:
-    """One installer run for `entries`; `why` says who asked ("for 'import x'")."""
+    """One installer run for `entries`; `why` says who asked ("for 'import x'"),
+    `trigger` which module (default: the first caller outside the hook), and
+    `via` what, when not an import ("prefetch")."""
 
-    def __init__(self, plan: Plan, entries: Sequence[Entry], why: str) -> None:
+    def __init__(
+        self, plan: Plan, entries: Sequence[Entry], why: str, *, trigger: str | None = None, via: str = ""
+    ) -> None:
+        from ._audit import triggering_module
+
         self.plan = plan
+        self.trigger = triggering_module() if trigger is None else trigger
+        self.via = via
         self.entries = list(entries)
         self.requirements = tuple(r for e in entries for r in e.requirements)
         self.dists = tuple(d for e in entries for d in e.dists)

@@ -50,7 +50,8 @@ def run(job: Job, installer: Installer, pip: PipConfig, staging: str) -> tuple[I
         requirements=list(job.requirements),
         index=installer.index(pip),
         duration_s=round(time.monotonic() - started, 3),
-        triggered_by=_audit.triggering_module(),
+        triggered_by=job.trigger,
+        **({"via": job.via} if job.via else {}),
         **({"not_passed_on": launch.dropped} if launch.dropped else {}),
         **({"exclude_newer": request.exclude_newer} if request.exclude_newer else {}),
     )

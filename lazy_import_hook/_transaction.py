@@ -54,15 +54,29 @@ def satisfied(target: str, entry: Entry) -> bool:
     )
 
 
-def install_entry(plan: Plan, entry: Entry, *, since: float = 0.0, ignore_backoff: bool = False) -> bool:
+def install_entry(
+    plan: Plan,
+    entry: Entry,
+    *,
+    since: float = 0.0,
+    ignore_backoff: bool = False,
+    prefetched_by: str | None = None,
+) -> bool:
     """Make `entry` present in the target for its import. Returns whether an
     installer ran. `since`: failures recorded before this time are no reason
-    to wait; `ignore_backoff`: run even after a recent failure."""
+    to wait; `ignore_backoff`: run even after a recent failure;
+    `prefetched_by`: for a prefetch, the module that called it (it runs on
+    another thread, whose stack says nothing)."""
     from ._audit import triggering_module
 
-    trigger = triggering_module()
-    by = f" (imported by {trigger})" if trigger and trigger != "__main__" else ""
-    job = Job(plan, [entry], f"for 'import {entry.import_name}'{by}")
+    name = entry.import_name
+    if prefetched_by is None:
+        trigger, asked, by = triggering_module(), f"'import {name}'", "imported by"
+    else:
+        trigger, asked, by = prefetched_by, f"prefetch({name!r})", "called by"
+    said = f" ({by} {trigger})" if trigger and trigger != "__main__" else ""
+    via = "" if prefetched_by is None else "prefetch"
+    job = Job(plan, [entry], f"for {asked}{said}", trigger=trigger, via=via)
     return install(job, since=since, ignore_backoff=ignore_backoff)
 
 
