@@ -15,19 +15,25 @@ from ._version import VERSION as __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._prefetch import prefetch
     from ._verify import Verification
 
 __all__ = [
     "ConfigError", "LazyInstallError", "Verification", "__version__",
-    "child_env", "install", "uninstall", "verify",
+    "child_env", "install", "prefetch", "uninstall", "verify",
 ]  # fmt: skip
+
+# Imported when first asked for: the warm start loads none of these modules,
+# nor what they need (`typing`, `concurrent.futures`, `threading`).
+_DEFERRED = {"Verification": "_verify", "prefetch": "_prefetch"}
 
 
 def __getattr__(name: str) -> object:
-    # verify()'s result type, imported when asked for: the warm start does
-    # not load that module (nor `typing`, which its NamedTuples need).
-    if name == "Verification":
-        from ._verify import Verification
+    module = _DEFERRED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        return Verification
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value: object = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

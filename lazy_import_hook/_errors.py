@@ -14,6 +14,7 @@ import sys
 __all__ = [
     "ConfigError",
     "HashMismatchError",
+    "InstallInterruptedError",
     "InstallTimeoutError",
     "InstallerFailedError",
     "InstallsDisabledError",
@@ -82,6 +83,14 @@ class SdistRefusedError(InstallerFailedError):
 
 class InstallTimeoutError(LazyInstallError):
     reason = "timeout"
+
+
+class InstallInterruptedError(LazyInstallError):
+    """A background prefetch that never finished here: the process began to
+    exit first, or was forked from the one running it. Only a prefetch's
+    future holds it; an import then installs on its own."""
+
+    reason = "interrupted"
 
 
 class ModuleStillMissingError(LazyInstallError):

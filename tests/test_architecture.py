@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("one installer run", ["_run"]),
     ("one install", ["_transaction"]),
     ("the finder", ["_finder"]),
+    ("background warm-up", ["_prefetch"]),
     ("public surface", ["_hook"]),
     ("pruning, status", ["_prune", "_status"]),
     ("the command line", ["_cli"]),
