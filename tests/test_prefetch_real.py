@@ -184,11 +184,17 @@ def test_another_process_importing_waits_for_the_prefetch_on_the_target_lock(
 def test_fork_while_a_prefetch_runs(installer: str, held: Held, target: Path) -> None:
     child = held.start(
         installer,
-        """
-import os, warnings
+        WAITING_THREAD
+        + """
+import os, threading, time, warnings
 warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: what this test is about
 warm = lazy_import_hook.prefetch("othermod", wait=False)
 sys.stdin.readline()
+# Fork while the worker reads the installer's output, not while it imports a
+# module: a module lock held by a thread at fork() stays held in the child.
+worker = next(t for t in threading.enumerate() if t.name == "lazy-import-hook prefetch")
+while not blocked_in(worker, "_collect"):
+    time.sleep(0.01)
 pid = os.fork()
 if pid == 0:
     try:
