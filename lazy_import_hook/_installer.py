@@ -33,10 +33,11 @@ SDIST_HINT = (
     "To allow it, set allow-sdist = true on the entry (or globally), accepting that its "
     "build backend runs arbitrary code at install time."
 )
-# Variables that make an installer's Python noisy or break it, whoever set them.
+# Variables that make an installer's Python noisy or break it, whoever set them
+# (pip fails with a NameError when every import is lazy: PYTHON_LAZY_IMPORTS=all).
 PYTHON_NOISE = (
     "PYTHONINSPECT", "PYTHONOPTIMIZE", "PYTHONVERBOSE", "PYTHONDEBUG", "PYTHONPROFILEIMPORTTIME",
-    "PYTHONWARNINGS", "PYTHONTRACEMALLOC", "PYTHONDEVMODE", "RUST_LOG",
+    "PYTHONWARNINGS", "PYTHONTRACEMALLOC", "PYTHONDEVMODE", "PYTHON_LAZY_IMPORTS", "RUST_LOG",
 )  # fmt: skip
 
 
