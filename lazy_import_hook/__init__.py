@@ -15,17 +15,18 @@ from ._version import VERSION as __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._optional import optional
     from ._prefetch import prefetch
     from ._verify import Verification
 
 __all__ = [
     "ConfigError", "LazyInstallError", "Verification", "__version__",
-    "child_env", "install", "prefetch", "uninstall", "verify",
+    "child_env", "install", "optional", "prefetch", "uninstall", "verify",
 ]  # fmt: skip
 
 # Imported when first asked for: the warm start loads none of these modules,
 # nor what they need (`typing`, `concurrent.futures`, `threading`).
-_DEFERRED = {"Verification": "_verify", "prefetch": "_prefetch"}
+_DEFERRED = {"Verification": "_verify", "optional": "_optional", "prefetch": "_prefetch"}
 
 
 def __getattr__(name: str) -> object:

@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("one installer run", ["_run"]),
     ("one install", ["_transaction"]),
     ("the finder", ["_finder"]),
-    ("background warm-up", ["_prefetch"]),
+    ("prefetch, optional imports", ["_prefetch", "_optional"]),
     ("public surface", ["_hook"]),
     ("pruning, status", ["_prune", "_status"]),
     ("the command line", ["_cli"]),
