@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 import textwrap
@@ -177,6 +178,28 @@ def test_another_process_importing_waits_for_the_prefetch_on_the_target_lock(
     assert out == "1.0"
     assert "lazy-import-hook: installing" not in err  # it only waited
     assert [line["pid"] for line in installs(target)] == [warming.proc.pid]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX only")
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_ctrl_c_stops_the_wait_not_the_install(installer: str, held: Held, target: Path) -> None:
+    child = held.start(
+        installer,
+        """
+try:
+    lazy_import_hook.prefetch("othermod")
+except KeyboardInterrupt:
+    print("the wait was interrupted", flush=True)
+import othermod  # waits for the install that went on
+print(othermod.VERSION, flush=True)
+""",
+    )
+    held.downloading(child)  # its main thread can only be waiting in prefetch() now
+    child.proc.send_signal(signal.SIGINT)
+    child.expect("the wait was interrupted")
+    held.release()
+    assert child.finish()[0].splitlines()[-1] == "1.0"
+    assert [line["via"] for line in installs(target)] == ["prefetch"]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
