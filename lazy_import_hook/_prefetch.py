@@ -48,7 +48,7 @@ NOT_FOR_THIS_PLATFORM = "not-for-this-platform"  # every marker of the entry is 
 class _Task:
     """One import name to install, and the future of everyone who waits for it."""
 
-    def __init__(self, finder: LazyFinder, entry: Entry, trigger: str | None) -> None:
+    def __init__(self, finder: LazyFinder, entry: Entry, trigger: str) -> None:
         self.finder = finder
         self.entry = entry
         self.trigger = trigger  # the module that called prefetch(), for the notice and the audit line
@@ -56,8 +56,6 @@ class _Task:
         self.future: Future[str] = Future()
 
     def run(self) -> None:
-        if not self.future.set_running_or_notify_cancel():
-            return
         name = self.entry.import_name
         try:
             ran = self.finder.provide(name, self.entry, None, prefetched_by=self.trigger)[1]
@@ -141,7 +139,7 @@ class _Warmup:
         self.current: _Task | None = None  # the one the worker runs
         self.closing = False
 
-    def request(self, finder: LazyFinder, entry: Entry, trigger: str | None) -> Future[str]:
+    def request(self, finder: LazyFinder, entry: Entry, trigger: str) -> Future[str]:
         """The future of `entry`'s install: one already asked for, an
         answer at once, or a new task for the worker."""
         if not entry.active:
@@ -181,6 +179,7 @@ class _Warmup:
                     self.worker = None
                     return
                 task = self.current = self.queue.popleft()
+                task.future.set_running_or_notify_cancel()  # under the lock: close() cannot finish it first
             task.run()
             with self.lock:
                 self.current = None
@@ -277,7 +276,7 @@ def prefetch(*names: str, wait: bool = True) -> dict[str, str] | Future[dict[str
     entries = _entries(finder, names)
     if wait and threading.current_thread() is _WARMUP.worker:
         raise RuntimeError("prefetch(wait=True) in a prefetch's callback waits for itself; use wait=False")
-    trigger = triggering_module()
+    trigger = triggering_module() or ""  # "": a prefetch all the same, asked from nowhere known
     gather = _Gather({e.import_name: _WARMUP.request(finder, e, trigger) for e in entries})
     if not gather.future.done():
         _WARMUP.track(gather)
