@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     prefetch.add_argument("names", nargs="*", metavar="NAME", help="import names (default: all)")
     prune = verbs.add_parser("prune", help="remove what no entry needs and what the core environment shadows")
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
+    _lock_parser(verbs)
+    run = verbs.add_parser(
+        "run",
+        help="run a program with the hook installed",
+        usage="lazy-import-hook run [-h] (-m MODULE | SCRIPT) [ARGS ...]",
+    )
+    run.add_argument("-m", dest="module", help="run a module, like python -m")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="SCRIPT and its arguments")
+    return parser
+
+
+def _lock_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lock = verbs.add_parser(
         "lock", help="resolve every entry's closure into a lock file (exact versions, sha256 of every wheel)"
     )
@@ -63,14 +75,6 @@ def _parser() -> argparse.ArgumentParser:
         help="lock for another platform, in the installer's words (uv: linux, macos, "
         "x86_64-manylinux_2_28...; pip: manylinux2014_x86_64...)",
     )
-    run = verbs.add_parser(
-        "run",
-        help="run a program with the hook installed",
-        usage="lazy-import-hook run [-h] (-m MODULE | SCRIPT) [ARGS ...]",
-    )
-    run.add_argument("-m", dest="module", help="run a module, like python -m")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="SCRIPT and its arguments")
-    return parser
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
