@@ -13,7 +13,7 @@ from ._settings import Settings, folder_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ._plan import Entry, Plan
 
@@ -21,6 +21,7 @@ EPILOG = """\
 Settings come from the same places as install(): the options here, then
 LAZY_IMPORT_HOOK_* environment variables, then [tool.lazy-import-hook] in the
 nearest pyproject.toml (or --pyproject)."""
+RESOLVING = ("lock", "bundle")  # verbs that make closures rather than use them
 _VALUED = ("--pyproject", "--target", "--installer")  # global options that take a value
 
 
@@ -46,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     prefetch = verbs.add_parser("prefetch", help="install the allowlist now (e.g. in a Docker build step)")
     prefetch.add_argument("names", nargs="*", metavar="NAME", help="import names (default: all)")
+    prefetch.add_argument(
+        "--from", dest="wheelhouse", metavar="DIR",
+        help="install only from this bundle (see bundle): no index, hashes required",
+    )  # fmt: skip
     prune = verbs.add_parser("prune", help="remove what no entry needs and what the core environment shadows")
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
     _lock_parser(verbs)
@@ -69,10 +74,20 @@ def _lock_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )  # fmt: skip
     lock.add_argument("--output", metavar="FILE", help="where to write (default: the lock setting, or "
                       "pylock.lazy-import-hook.toml beside the pyproject)")  # fmt: skip
-    lock.add_argument("--python-version", metavar="X.Y", help="lock for another Python (default: this one)")
-    lock.add_argument(
+    _for_another_interpreter(lock)
+    bundle = verbs.add_parser(
+        "bundle", help="download every entry's locked closure into DIR, for hosts with no index "
+        "(install from it with the wheelhouse setting, or prefetch --from DIR)",
+    )  # fmt: skip
+    bundle.add_argument("folder", metavar="DIR")
+    _for_another_interpreter(bundle)
+
+
+def _for_another_interpreter(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--python-version", metavar="X.Y", help="for another Python (default: this one)")
+    parser.add_argument(
         "--platform",
-        help="lock for another platform, in the installer's words (uv: linux, macos, "
+        help="for another platform, in the installer's words (uv: linux, macos, "
         "x86_64-manylinux_2_28...; pip: manylinux2014_x86_64...)",
     )
 
@@ -115,19 +130,25 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _config.Raw | None]:
     """The plan to act on: a named pyproject; else the plan recorded in a named
     target (an application configured in code records it at install()); else
     the nearest pyproject above the current directory."""
-    overrides = {"installer": options.installer, "verbose": True if options.verbose else None}
+    wheelhouse = getattr(options, "wheelhouse", None)  # prefetch --from
+    overrides = {"installer": options.installer, "verbose": True if options.verbose else None,
+                 "wheelhouse": os.path.abspath(wheelhouse) if wheelhouse else None}  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if options.verb in RESOLVING:
+        overrides["wheelhouse"] = ""  # they resolve from the index, never from a bundle
     target = options.target or os.environ.get(str(Settings.target.env)) or ""
     raw = None
     plan = _recorded_plan(target) if options.pyproject is None and target else None
     if plan is not None:
         plan.settings = plan.settings.replace(**overrides)
+        if wheelhouse:
+            _config.apply_lock(plan)  # the bundle's closures
     else:
         try:
             raw = _config.gather(None, options.pyproject, {**overrides, "target": options.target})
         except ConfigError as e:
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
-        plan = _config.resolve(raw, apply_lock=options.verb != "lock")
+        plan = _config.resolve(raw, locked=options.verb not in RESOLVING)
     plan.problem = _target.problem(plan.target)
     return plan, raw
 
@@ -165,13 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._prepare import prepare
 
             prepare(plan.target, enabled=plan.settings.enabled)  # the ABI wipe and stamp, as install() does
-        if options.verb == "prefetch":
-            return prefetch(plan, options.names)
-        if options.verb == "prune":
-            return prune(plan, dry_run=options.dry_run)
-        if options.verb == "lock":
-            return lock(plan, options)
-        return run(plan, raw, options.module, options.args)
+        if options.verb == "run":
+            return run(plan, raw, options.module, options.args)
+        verbs: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
+            "prefetch": lambda p, o: prefetch(p, o.names),
+            "prune": lambda p, o: prune(p, dry_run=o.dry_run),
+            "lock": lock,
+            "bundle": bundle,
+        }
+        return verbs[options.verb](plan, options)
     except ConfigError as e:
         print(f"lazy-import-hook: configuration error: {e}", file=sys.stderr)
         return 2
@@ -250,6 +273,21 @@ def lock(plan: Plan, options: argparse.Namespace) -> int:
         return 1
     print("\n".join(report))
     print(f"wrote {path}")
+    return 0
+
+
+def bundle(plan: Plan, options: argparse.Namespace) -> int:
+    from ._bundle import bundle as make_bundle
+    from ._installer import LockError
+    from ._locker import Target
+
+    try:
+        report = make_bundle(plan, options.folder, Target(options.python_version, options.platform))
+    except LockError as e:
+        print(f"lazy-import-hook: could not bundle ({plan.settings.installer}); the bundle's lock is "
+              f"unchanged:\n{e}", file=sys.stderr)  # fmt: skip
+        return 1
+    print("\n".join(report))
     return 0
 
 

@@ -13,11 +13,13 @@ import sys
 
 from ._errors import ConfigError, warn
 from ._plan import Plan, environment_tag
-from ._settings import Setting, Settings, default_lock, env_names, folder_path
+from ._settings import LOCK_NAME, Setting, Settings, default_lock, env_names, folder_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ._pipconf import PipConfig
 
 ENV_CACHE = "LAZY_IMPORT_HOOK_CACHE_DIR"
 SECTION = "tool.lazy-import-hook"
@@ -225,9 +227,9 @@ def _read_table(raw: Raw) -> dict[str, object]:
     return table
 
 
-def resolve(raw: Raw, *, apply_lock: bool = True) -> Plan:
+def resolve(raw: Raw, *, locked: bool = True) -> Plan:
     """Validate every source into a Plan (imports packaging and tomllib);
-    the lock file's closures applied unless `apply_lock` is false (`lock` itself)."""
+    the lock file's closures applied unless `locked` is false (`lock` itself)."""
     from ._allowlist import parse_allowlist
 
     table = _read_table(raw)
@@ -239,20 +241,23 @@ def resolve(raw: Raw, *, apply_lock: bool = True) -> Plan:
     plan = Plan(Settings(**{name: value for name, (value, _) in values.items()}),
                 parse_allowlist(source, where=where), raw.pyproject)  # fmt: skip
     plan.sources = {name: why for name, (_, why) in values.items()}
-    if apply_lock:
-        _apply_lock(plan)
+    if locked:
+        apply_lock(plan)
     return plan
 
 
 def lock_path(plan: Plan) -> str:
-    """The lock file in effect: the setting, else the one beside the pyproject if there is one."""
+    """The lock file in effect: the setting, else the wheelhouse's, else the
+    one beside the pyproject if there is one."""
     if plan.settings.lock:
         return plan.settings.lock
+    if plan.settings.wheelhouse:
+        return os.path.join(plan.settings.wheelhouse, LOCK_NAME)
     found = default_lock(plan.pyproject) if plan.pyproject else ""
     return found if found and os.path.exists(found) else ""
 
 
-def _apply_lock(plan: Plan) -> None:
+def apply_lock(plan: Plan) -> None:
     """Give every active entry its locked closure; an entry whose
     requirements changed since the lock (or that it lacks) is a ConfigError."""
     from ._lockfile import applies_here, read, this_environment
@@ -261,13 +266,13 @@ def _apply_lock(plan: Plan) -> None:
     if not path:
         return
     if not os.path.exists(path):
-        where = plan.sources.get("lock")
-        raise ConfigError(f"lock file {path} ({where}) does not exist: run `lazy-import-hook lock`")
+        where = plan.sources.get("lock" if plan.settings.lock else "wheelhouse")
+        raise ConfigError(f"lock file {path} ({where}) does not exist: run {_remedy(plan)}")
     lock = read(path)
     if not applies_here(lock.environment):
         raise ConfigError(
             f"lock file {path} was made for {lock.environment or 'another interpreter'}, not for "
-            f"{this_environment()}: run `lazy-import-hook lock` with this Python"
+            f"{this_environment()}: run {_remedy(plan)} with this Python"
         )
     for entry in (e for e in plan.entries.values() if e.active):
         locked = lock.entries.get(entry.import_name)
@@ -275,11 +280,27 @@ def _apply_lock(plan: Plan) -> None:
             was = f"locked as {', '.join(locked.requirements)}" if locked else "not in the lock"
             raise ConfigError(
                 f"allowlist entry {entry.import_name!r} ({entry.what}) is {was} in {path}: "
-                "the allowlist changed since the lock; run `lazy-import-hook lock`"
+                f"the allowlist changed since the lock; run {_remedy(plan)}"
             )
         entry.locked = tuple(p.line() for p in locked.packages)
     st = os.stat(path)
     plan.lock_stamp = f"{path}\t{st.st_mtime_ns}\t{st.st_size}"
+
+
+def _remedy(plan: Plan) -> str:
+    """The command that makes the lock in effect."""
+    if plan.settings.wheelhouse and not plan.settings.lock:
+        return f"`lazy-import-hook bundle {plan.settings.wheelhouse}`"
+    return "`lazy-import-hook lock`"
+
+
+def pip_config(plan: Plan) -> PipConfig:
+    """Where installs come from: the operator's pip settings, or the
+    wheelhouse alone. ValueError for a pip configuration pip would refuse."""
+    from ._pipconf import read, sealed
+
+    operator = read()
+    return sealed(plan.settings.wheelhouse, operator) if plan.settings.wheelhouse else operator
 
 
 def _value(row: Setting[object], table: Mapping[str, object], raw: Raw) -> tuple[object, str]:

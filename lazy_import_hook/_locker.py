@@ -105,12 +105,15 @@ class _Resolver:
     """Resolves entries one by one with the plan's installer, configuration and cutoff."""
 
     def __init__(self, plan: Plan, target: Target, entries: Sequence[Entry]) -> None:
+        from ._config import pip_config
         from ._installers import choose
         from ._job import Job
-        from ._pipconf import read as read_pip
 
         self.plan, self.target = plan, target
-        self.installer, self.pip = choose(plan.settings.installer), read_pip()
+        try:
+            self.installer, self.pip = choose(plan.settings.installer), pip_config(plan)
+        except (FileNotFoundError, ValueError) as e:
+            raise LockError(str(e)) from e
         self.cutoff = Job(plan, list(entries), "by lock").cutoff if entries else ""
         problem = self.installer.cooldown_problem() if self.cutoff else None
         if problem:
@@ -135,7 +138,7 @@ class _Resolver:
             packages = self._resolve(entry, [])
         _check(entry, packages, self.cutoff)
         _no_downgrade(entry, packages, installed)
-        return packages
+        return sorted(packages, key=lambda p: (p.name, p.filename))
 
     def _resolve(self, entry: Entry, prefer: list[str]) -> list[Locked]:
         with tempfile.TemporaryDirectory(prefix="lazy-import-hook-lock-") as work:

@@ -215,9 +215,12 @@ def folder_path(value: str, base: str | None = None) -> str:
     return os.path.abspath(path)
 
 
+LOCK_NAME = "pylock.lazy-import-hook.toml"
+
+
 def default_lock(pyproject: str) -> str:
     """Where a lock file is looked for when the `lock` setting names none."""
-    return os.path.join(os.path.dirname(pyproject), "pylock.lazy-import-hook.toml")
+    return os.path.join(os.path.dirname(pyproject), LOCK_NAME)
 
 
 def default_target() -> str:
@@ -318,6 +321,10 @@ class Settings:
     lock = Setting(
         File(), "", "the lock file (default: pylock.lazy-import-hook.toml beside the pyproject)", env="LOCK"
     )
+    wheelhouse = Setting(
+        File(), "", "install only from this folder, made by `lazy-import-hook bundle`: no index, the "
+        "bundle's lock, hashes required", env="WHEELHOUSE",
+    )  # fmt: skip
     min_release_age = Setting(
         Duration(), 0.0, "install nothing published more recently than this (a cooldown)",
         env="MIN_RELEASE_AGE", shown_default='0 (off)',

@@ -85,15 +85,15 @@ def status_report(plan: Plan, log: int) -> dict[str, object]:
 
 def _installer(plan: Plan) -> dict[str, object]:
     """The installer `auto` picks, and the index it will use and who said so."""
+    from ._config import pip_config
     from ._installers import choose
-    from ._pipconf import read
 
     try:
         installer = choose(plan.settings.installer)
     except FileNotFoundError as e:
         return {"installer": f"none ({e})", "index": None}
     try:
-        index = installer.index(read())
+        index = installer.index(pip_config(plan))
     except ValueError as e:
         index = f"unknown: {e}"
     return {"installer": installer.name, "index": index}

@@ -90,11 +90,11 @@ def install(job: Job, *, since: float = 0.0, ignore_backoff: bool = False) -> bo
 
 def _pip_config(job: Job, installer: Installer) -> PipConfig:
     """The operator's index settings, and whether the cooldown can be applied."""
-    from ._pipconf import read
+    from ._config import pip_config
     from ._run import cooldown_problem
 
     try:
-        pip = read()
+        pip = pip_config(job.plan)
     except ValueError as e:
         raise job.error(InstallerFailedError, f"cannot install {job.subject}: {e}") from e
     problem = cooldown_problem(job, installer, pip)

@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("allowlist, failure records, startup", ["_allowlist", "_failures", "_prepare", "_records"]),
     ("configuration, core environment", ["_config", "_environment", "_job"]),
     ("locking", ["_locker"]),
+    ("bundles", ["_bundle"]),
     ("one installer run", ["_run"]),
     ("one install", ["_transaction"]),
     ("the finder", ["_finder"]),

@@ -238,3 +238,75 @@ def test_a_lock_for_another_python_is_refused_here_with_what_to_do(
     assert f"was made for {environment}" in startup.stderr
     assert "run `lazy-import-hook lock` with this Python" in startup.stderr
     assert installed(target) == set()
+
+
+# -- offline bundles ------------------------------------------------------------------
+
+
+def dead_index_env(tmp_path: Path) -> dict[str, str]:
+    """Every index the operator configured is unreachable, uv's own included."""
+    dead = "http://127.0.0.1:9/simple/"
+    return {**index_env(dead, tmp_path), "UV_INDEX_URL": dead, "UV_OFFLINE": "1"}
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_bundle_installs_with_every_index_unreachable(
+    installer: str, releases: Releases, tmp_path: Path
+) -> None:
+    built, host = tmp_path / "build", tmp_path / "host"
+    built.mkdir()
+    host.mkdir()
+    project(built, installer, {"idxapp": "idx-app>=1.0,<3"})
+    with serve_index(releases.wheelhouse, upload_times=releases.upload_times) as url:
+        out = cli(built, index_env(url, tmp_path), "bundle", str(tmp_path / "bundle")).stdout
+    assert "idxapp: idx-app 2.0, idx-dep 1.1" in out and "2 wheels in" in out
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == [APP_20, DEP_11, LOCK]
+
+    env = dead_index_env(tmp_path)
+    target = project(host, installer, {"idxapp": "idx-app>=1.0,<3"}, wheelhouse=str(tmp_path / "bundle"))
+    assert import_app(host, env) == ["ok", "2.0", "1.1"]
+    line = audit_lines(target)[-1]
+    assert str(line["index"]).startswith(f"no index (wheelhouse setting {tmp_path / 'bundle'})")
+    # The same bundle through the command line, into another target.
+    project(host, installer, {"idxapp": "idx-app>=1.0,<3"})  # no wheelhouse setting now
+    other = host / "target2"
+    out = cli(host, env, "--target", str(other), "prefetch", "--from", str(tmp_path / "bundle")).stdout
+    assert "idxapp: installed" in out
+    assert installed(other) == {"idx_app-2.0.dist-info", "idx_dep-1.1.dist-info"}
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_tampered_bundle_or_a_changed_entry_is_refused(
+    installer: str, releases: Releases, index: str, tmp_path: Path
+) -> None:
+    project(tmp_path, installer, {"idxapp": "idx-app==1.1"})
+    cli(tmp_path, index_env(index, tmp_path), "bundle", "bundle")
+    (tmp_path / LOCK).unlink(missing_ok=True)
+    (tmp_path / "bundle" / DEP_11).write_bytes(same_size_tamper(releases.wheelhouse / DEP_11))
+    env = dead_index_env(tmp_path)
+    target = project(tmp_path, installer, {"idxapp": "idx-app==1.1"}, wheelhouse="bundle")
+    reason, message = import_app(tmp_path, env)
+    assert reason == "hash-mismatch" and DEP_11 in message
+    assert installed(target) == set()
+
+    project(tmp_path, installer, {"idxapp": "idx-app==2.0"}, wheelhouse="bundle")
+    startup = cli(tmp_path, env, "prefetch", check=False)
+    assert startup.returncode == 2
+    assert f"run `lazy-import-hook bundle {tmp_path / 'bundle'}`" in startup.stderr
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_bundle_for_another_platform_and_python(installer: str, tmp_path: Path) -> None:
+    wheelhouse = tmp_path / "wheelhouse"
+    native = "cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64"
+    build_wheel(wheelhouse, "idx-native", "1.0", {"idxnative/__init__.py": ""}, tag=native)
+    build_wheel(wheelhouse, "idx-pure", "1.0", {"idxpure/__init__.py": ""}, requires=["idx-native"])
+    project(tmp_path, installer, {"idxpure": "idx-pure==1.0"})
+    platform = "aarch64-manylinux_2_28" if installer == "uv" else "manylinux2014_aarch64"
+    with serve_index(wheelhouse) as url:
+        out = cli(tmp_path, index_env(url, tmp_path), "bundle", "bundle", "--python-version", "3.12",
+                  "--platform", platform).stdout  # fmt: skip
+    assert "idxpure: idx-native 1.0, idx-pure 1.0" in out
+    files = sorted(p.name for p in (tmp_path / "bundle").iterdir())
+    assert files == [f"idx_native-1.0-{native}.whl", "idx_pure-1.0-py3-none-any.whl", LOCK]
+    assert read_lock(str(tmp_path / "bundle" / LOCK)).environment.startswith("python_version == '3.12'")
