@@ -84,10 +84,10 @@ def project(tmp_path: Path, installer: str, allowlist: dict[str, str], **setting
 
 
 def cli(
-    tmp_path: Path, env: dict[str, str], *args: str, check: bool = True
+    tmp_path: Path, env: dict[str, str], *args: str, check: bool = True, python: str = sys.executable
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "lazy_import_hook", *args], cwd=tmp_path, env=env,
+        [python, "-m", "lazy_import_hook", *args], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     if check and proc.returncode != 0:
@@ -106,9 +106,9 @@ except ImportError as e:
 """
 
 
-def import_app(tmp_path: Path, env: dict[str, str]) -> list[str]:
+def import_app(tmp_path: Path, env: dict[str, str], python: str = sys.executable) -> list[str]:
     proc = subprocess.run(
-        [sys.executable, "-c", IMPORT], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [python, "-c", IMPORT], cwd=tmp_path, env=env, capture_output=True, text=True,
         timeout=180, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -204,6 +204,26 @@ def test_a_cooldown_excludes_a_too_new_release_from_lock_and_install(
     assert "idxapp: idx-app 1.1, idx-dep 1.0" in cli(tmp_path, env, "lock").stdout
     os.remove(tmp_path / LOCK)
     assert import_app(tmp_path, env) == ["ok", "1.1", "1.0"]
+
+
+NETWORK = os.environ.get("LAZY_IMPORT_HOOK_NETWORK_TESTS") == "1"
+
+
+@pytest.mark.skipif(not NETWORK, reason="network test: set LAZY_IMPORT_HOOK_NETWORK_TESTS=1")
+def test_the_cooldown_with_the_newest_pip_from_the_package_index(
+    index: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """pip >= 26.0 has --uploaded-prior-to: lock and install obey it."""
+    venv = tmp_path_factory.mktemp("newest-pip") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    needs = ["pip>=26", "packaging", "filelock", *(["tomli"] if sys.version_info < (3, 11) else [])]
+    subprocess.run([python, "-m", "pip", "install", "-q", "--upgrade", *needs], check=True, timeout=600)
+    env = index_env(index, tmp_path)
+    project(tmp_path, "pip", {"idxapp": "idx-app>=1.0"}, **{"min-release-age": "7 days"})
+    assert "idxapp: idx-app 1.1, idx-dep 1.0" in cli(tmp_path, env, "lock", python=python).stdout
+    os.remove(tmp_path / LOCK)
+    assert import_app(tmp_path, env, python=python) == ["ok", "1.1", "1.0"]
 
 
 @pytest.mark.skipif(PIP_HAS_COOLDOWN, reason="this pip has --uploaded-prior-to")
