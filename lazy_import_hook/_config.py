@@ -291,6 +291,11 @@ def _remedy(plan: Plan) -> str:
     """The command that makes the lock in effect."""
     if plan.settings.wheelhouse and not plan.settings.lock:
         return f"`lazy-import-hook bundle {plan.settings.wheelhouse}`"
+    if plan.settings.lock and not plan.pyproject:  # an allowlist in code: the CLI finds it in the target
+        return (
+            f"`lazy-import-hook --target {plan.target} lock --output {plan.settings.lock}` (it locks the "
+            "plan this application recorded in the target: start it once without lock= if it never has)"
+        )
     return "`lazy-import-hook lock`"
 
 

@@ -330,3 +330,32 @@ def test_a_bundle_for_another_platform_and_python(installer: str, tmp_path: Path
     files = sorted(p.name for p in (tmp_path / "bundle").iterdir())
     assert files == [f"idx_native-1.0-{native}.whl", "idx_pure-1.0-py3-none-any.whl", LOCK]
     assert read_lock(str(tmp_path / "bundle" / LOCK)).environment.startswith("python_version == '3.12'")
+
+
+def test_an_allowlist_in_code_names_its_lock_file(index: str, tmp_path: Path) -> None:
+    """install(lock=...): locked through the plan the application recorded in its target."""
+    env = index_env(index, tmp_path)
+    target, lock = tmp_path / "target", tmp_path / "app.lock.toml"
+    start = (
+        "import json, lazy_import_hook\n"
+        f"lazy_import_hook.install({{'idxapp': 'idx-app>=1.0'}}, target={str(target)!r}, "
+        "installer='uv'LOCK)\n"
+        "import idxapp\nprint(json.dumps([idxapp.VERSION]))\n"
+    )
+    missing = subprocess.run(
+        [sys.executable, "-c", start.replace("LOCK", f", lock={str(lock)!r}")], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert f"lock file {lock} (install(lock={str(lock)!r})) does not exist" in missing.stderr
+    assert f"lazy-import-hook --target {target} lock --output {lock}" in missing.stderr
+    assert not target.exists()
+    # As the message says: one start without the lock records the plan; lock it; start with it.
+    first = subprocess.run([sys.executable, "-c", start.replace("LOCK", "")], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert json.loads(first.stdout) == ["2.0"]
+    out = cli(tmp_path, env, "--target", str(target), "lock", "--output", str(lock)).stdout
+    assert "idxapp: idx-app 2.0, idx-dep 1.1" in out
+    with_lock = start.replace("LOCK", f", lock={str(lock)!r}")
+    again = subprocess.run([sys.executable, "-c", with_lock], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert json.loads(again.stdout) == ["2.0"]
