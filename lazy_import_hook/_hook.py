@@ -22,9 +22,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-_CHILD_KEY = "child"
-
-
 def install(
     allowlist: Mapping[str, object] | None = None,
     *,
@@ -128,25 +125,39 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
     if finder is None:
         raise RuntimeError("lazy_import_hook.child_env() needs install() to have run first")
-    text = _plan.dumps(finder.plan, _CHILD_KEY, _target.mtime(finder.target))
-    return with_child_hook(os.environ if env is None else env, text)
+    return with_child_hook(os.environ if env is None else env, _plan.child_text(finder.plan))
 
 
-def install_plan(text: str) -> LazyFinder:
-    """The child side of `child_env()`: install the hook from a parent's plan."""
-    from ._child import CHILD_PLAN, inside_installer
-
-    if inside_installer():
+def install_plan(text: str, *, disabled_by: str = "") -> LazyFinder:
+    """The child side of `child_env()`: install the hook from a parent's plan,
+    on the parent's host. `disabled_by`: the parent's kill switch, when it was on."""
+    plan = _child_plan(text, disabled_by)
+    if plan is None:
         return _inert()
-    loaded = _plan.loads(text, _CHILD_KEY)
-    if loaded is None:
-        raise ValueError(f"{CHILD_PLAN} does not hold a plan of this lazy-import-hook version")
-    plan = loaded[0]
-    if Settings.enabled.env_value() is False:
-        plan.settings.__dict__["enabled"] = False  # the kill switch holds in children too
     if _target.needs_wipe(plan.target) and not plan.foreign_abi:
         raise ValueError(f"the target {plan.target} was built for another Python")
-    return _activate(plan, _CHILD_KEY, "")  # "": a child keeps no cache of its own
+    return _activate(plan, _plan.CHILD_KEY, "")  # "": a child keeps no cache of its own
+
+
+def _child_plan(text: str, disabled_by: str) -> _plan.Plan | None:
+    """A parent's plan, with this process's kill switch (and the parent's);
+    None inside an installer."""
+    from ._child import inside_installer
+    from ._version import VERSION
+
+    if inside_installer():
+        return None
+    loaded = _plan.loads(text, _plan.CHILD_KEY)
+    if loaded is None:
+        raise ValueError(f"the plan handed over is not one of this lazy-import-hook version ({VERSION})")
+    plan = loaded[0]
+    row = Settings.enabled
+    if row.env_value() is False:  # the kill switch holds in children too
+        disabled_by = f"{row.env}={os.environ.get(str(row.env))}"
+    if disabled_by:
+        plan.settings = plan.settings.replace(enabled=False)
+        plan.sources["enabled"] = disabled_by
+    return plan
 
 
 def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
