@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _config, _plan, _target
+from . import _config, _plan, _target, _workers
 from ._errors import warn
 from ._finder import LazyFinder
 from ._settings import Settings
@@ -93,10 +93,11 @@ def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
 
             _pth.run_pth_imports(_pth.read_pth(plan.target, outside=True)[1])
     finder = LazyFinder(plan, key, cache_path)
-    uninstall()
+    _remove_finders()
     sys.meta_path.append(finder)
     finder.attach()
     _register_abc()
+    _workers.follow()  # multiprocessing's children get it too
     return finder
 
 
@@ -104,7 +105,13 @@ def uninstall() -> None:
     """Remove every lazy-import-hook finder from sys.meta_path. Tolerates absence.
 
     The target stays on sys.path: modules already imported from it keep working.
+    Processes multiprocessing starts from now on get no hook.
     """
+    _remove_finders()
+    _workers.unfollow()
+
+
+def _remove_finders() -> None:
     for finder in [f for f in sys.meta_path if isinstance(f, LazyFinder)]:
         sys.meta_path.remove(finder)
         finder.detach()
@@ -122,15 +129,16 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     from ._child import with_child_hook
 
-    finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
+    finder = _workers.active_finder()
     if finder is None:
         raise RuntimeError("lazy_import_hook.child_env() needs install() to have run first")
     return with_child_hook(os.environ if env is None else env, _plan.child_text(finder.plan))
 
 
 def install_plan(text: str, *, disabled_by: str = "") -> LazyFinder:
-    """The child side of `child_env()`: install the hook from a parent's plan,
-    on the parent's host. `disabled_by`: the parent's kill switch, when it was on."""
+    """The child side of `child_env()` and of multiprocessing's workers (see
+    _workers): install the hook from a parent's plan, on the parent's host.
+    `disabled_by`: the parent's kill switch, when it was on."""
     plan = _child_plan(text, disabled_by)
     if plan is None:
         return _inert()
@@ -148,7 +156,7 @@ def _child_plan(text: str, disabled_by: str) -> _plan.Plan | None:
     if inside_installer():
         return None
     loaded = _plan.loads(text, _plan.CHILD_KEY)
-    if loaded is None:
+    if loaded is None:  # child_env()'s variable, or a worker's item
         raise ValueError(f"the plan handed over is not one of this lazy-import-hook version ({VERSION})")
     plan = loaded[0]
     row = Settings.enabled

@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("configuration, core environment", ["_config", "_environment"]),
     ("one install", ["_transaction"]),
     ("the finder", ["_finder"]),
+    ("multiprocessing's workers", ["_workers"]),
     ("public surface", ["_hook"]),
     ("pruning, status", ["_prune", "_status"]),
     ("the command line", ["_cli"]),
@@ -137,7 +138,9 @@ def test_install_documents_every_setting() -> None:
         assert f"    {row.name}: " in doc
 
 
-HEAVY = ["packaging", "tomllib", "tomli", "importlib.metadata", "subprocess", "logging", "json"]
+HEAVY = [
+    "packaging", "tomllib", "tomli", "importlib.metadata", "subprocess", "logging", "json", "multiprocessing",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("source", ["arguments", "pyproject"])
