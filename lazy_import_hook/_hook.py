@@ -147,6 +147,21 @@ def install_plan(text: str, *, disabled_by: str = "") -> LazyFinder:
     return _activate(plan, _plan.CHILD_KEY, "")  # "": a child keeps no cache of its own
 
 
+def install_on_worker(text: str, *, target: str | None = None) -> LazyFinder:
+    """A cluster worker's side (see _dask): install the hook from the client's
+    plan on a host that may be another one, into `target` if given. The
+    target is checked, created and stamped here, as install() does."""
+    plan = _child_plan(text, "")
+    if plan is None:
+        return _inert()
+    if target is not None:
+        from ._records import record_id
+
+        plan.settings = plan.settings.replace(target=target)
+        plan.record_id = record_id(plan)
+    return activate(plan)
+
+
 def _child_plan(text: str, disabled_by: str) -> _plan.Plan | None:
     """A parent's plan, with this process's kill switch (and the parent's);
     None inside an installer."""
@@ -156,7 +171,7 @@ def _child_plan(text: str, disabled_by: str) -> _plan.Plan | None:
     if inside_installer():
         return None
     loaded = _plan.loads(text, _plan.CHILD_KEY)
-    if loaded is None:  # child_env()'s variable, or a worker's item
+    if loaded is None:  # child_env()'s variable, a worker's item, the Dask plugin
         raise ValueError(f"the plan handed over is not one of this lazy-import-hook version ({VERSION})")
     plan = loaded[0]
     row = Settings.enabled

@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("the finder", ["_finder"]),
     ("multiprocessing's workers", ["_workers"]),
     ("public surface", ["_hook"]),
+    ("a Dask worker plugin", ["_dask"]),
     ("pruning, status", ["_prune", "_status"]),
     ("the command line", ["_cli"]),
     ("entry points", ["__init__", "__main__", "_autostart.sitecustomize"]),

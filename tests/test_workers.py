@@ -1,9 +1,10 @@
 """Workers get the hook without child_env(): multiprocessing (spawn,
-forkserver, fork) and process pools. Real installers, offline, each
-scenario in a fresh interpreter."""
+forkserver, fork), process pools, and a real Dask cluster through the
+plugin. Real installers, offline, each scenario in a fresh interpreter."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -17,8 +18,9 @@ import pytest
 from _offline import installer_env
 from test_real_installers import audit_lines, hook
 
+import lazy_import_hook
 from conftest import Runner
-from lazy_import_hook import _workers
+from lazy_import_hook import _hook, _plan, _workers
 
 # Imported by the parent and, by name, by its workers (a function defined in
 # a `python -c` program cannot be sent to a spawned worker).
@@ -204,3 +206,65 @@ def test_a_worker_that_cannot_import_the_package_starts_anyway_and_says_why(tmp_
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{{'sys_path': ['x'], {_workers.KEY!r}: None}}"
     assert "lazy-import-hook: not active in this worker: No module named 'lazy_import_hook'" in result.stderr
+
+
+def test_a_worker_on_another_host_settles_its_own_target_and_kill_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lazy_import_hook.install(TOY, target=tmp_path / "client")
+    finder = _workers.active_finder()
+    assert finder is not None
+    text = _plan.child_text(finder.plan)
+    there = tmp_path / "worker-host"
+    moved = _hook.install_on_worker(text, target=str(there))
+    assert moved.target == str(there) == sys.path[-1] and (there / ".python-abi").is_file()
+    assert moved.plan.record_id != finder.plan.record_id and moved.plan.settings.enabled
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_DISABLE", "1")
+    off = _hook.install_on_worker(text)
+    assert off.target == str(tmp_path / "client") and not off.plan.settings.enabled
+    assert off.plan.sources["enabled"] == "LAZY_IMPORT_HOOK_DISABLE=1"
+
+
+DASK = """
+from distributed import Client, LocalCluster
+
+options = dict(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+with LocalCluster(**options) as cluster, Client(cluster, timeout=60) as client:
+    # Workers that started before install(), as on another host: only the plugin helps.
+    client.wait_for_workers(2, timeout=60)
+    before = client.submit(work.probe, pure=False).result(timeout=60)
+    lazy_import_hook.install({allowlist!r}, target={target!r}, installer="uv")
+    client.register_plugin(lazy_import_hook.dask_plugin())
+    # Both workers import at once: one installs, the other waits for it.
+    both = [client.submit(work.probe, workers=[w], pure=False) for w in client.scheduler_info()["workers"]]
+    results = client.gather(both, errors="raise")
+    missing = client.submit(work.probe, "not_allowlisted_anywhere", pure=False).result(timeout=60)
+print(json.dumps([before, results, missing]))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="distributed is not installed")
+def test_a_dask_cluster_installs_on_its_workers_through_the_plugin(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    (tmp_path / "work.py").write_text(WORK)
+    code = "import json, sys, lazy_import_hook, work\n" + DASK.format(allowlist=TOY, target=str(target))
+    env = installer_env(wheelhouse, tmp_path)
+    before, results, missing = run_json(run_python, code, env)
+    assert before["error"] == "ModuleNotFoundError" and not before["hooked"]
+    assert len(results) == 2 and len({r["pid"] for r in results}) == 2
+    for worker in results:
+        assert worker["hooked"] and Path(worker["file"]).is_relative_to(target), worker
+        assert worker["last"] == str(target)
+    (entry,) = audit_lines(target)  # one install for both workers
+    assert entry["pid"] in {r["pid"] for r in results} and entry["status"] == 0
+    assert missing["error"] == "ModuleNotFoundError" and missing["reason"] is None
+    assert "No module named 'not_allowlisted_anywhere'" in missing["message"]
+
+
+def test_dask_plugin_needs_install_first() -> None:
+    if importlib.util.find_spec("distributed") is None:
+        pytest.skip("distributed is not installed")
+    lazy_import_hook.uninstall()
+    with pytest.raises(RuntimeError, match="install"):
+        lazy_import_hook.dask_plugin()
