@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _config, _plan, _target
+from . import _config, _plan, _target, _workers
 from ._errors import warn
 from ._finder import LazyFinder
 from ._settings import Settings, default_lock
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._verify import Verification
-
-_CHILD_KEY = "child"
 
 
 def install(
@@ -98,10 +96,11 @@ def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
 
             _pth.run_pth_imports(_pth.read_pth(plan.target, outside=True)[1])
     finder = LazyFinder(plan, key, cache_path)
-    uninstall()
+    _remove_finders()
     sys.meta_path.append(finder)
     finder.attach()
     _register_abc()
+    _workers.follow()  # multiprocessing's children get it too
     return finder
 
 
@@ -109,7 +108,13 @@ def uninstall() -> None:
     """Remove every lazy-import-hook finder from sys.meta_path. Tolerates absence.
 
     The target stays on sys.path: modules already imported from it keep working.
+    Processes multiprocessing starts from now on get no hook.
     """
+    _remove_finders()
+    _workers.unfollow()
+
+
+def _remove_finders() -> None:
     for finder in [f for f in sys.meta_path if isinstance(f, LazyFinder)]:
         sys.meta_path.remove(finder)
         finder.detach()
@@ -127,11 +132,10 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     from ._child import with_child_hook
 
-    finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
+    finder = _workers.active_finder()
     if finder is None:
         raise RuntimeError("lazy_import_hook.child_env() needs install() to have run first")
-    text = _plan.dumps(finder.plan, _CHILD_KEY, _target.mtime(finder.target))
-    return with_child_hook(os.environ if env is None else env, text)
+    return with_child_hook(os.environ if env is None else env, _plan.child_text(finder.plan))
 
 
 def verify(target: str | os.PathLike[str] | None = None) -> Verification:
@@ -150,28 +154,59 @@ def verify(target: str | os.PathLike[str] | None = None) -> Verification:
     from ._verify import verify as check
 
     if target is None:
-        finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
+        finder = _workers.active_finder()
         if finder is None or not finder.target:
             raise RuntimeError("lazy_import_hook.verify() needs a target, or install() to have run first")
         target = finder.target
     return check(os.path.abspath(os.fspath(target)))
 
 
-def install_plan(text: str) -> LazyFinder:
-    """The child side of `child_env()`: install the hook from a parent's plan."""
-    from ._child import CHILD_PLAN, inside_installer
-
-    if inside_installer():
+def install_plan(text: str, *, disabled_by: str = "") -> LazyFinder:
+    """The child side of `child_env()` and of multiprocessing's workers (see
+    _workers): install the hook from a parent's plan, on the parent's host.
+    `disabled_by`: the parent's kill switch, when it was on."""
+    plan = _child_plan(text, disabled_by)
+    if plan is None:
         return _inert()
-    loaded = _plan.loads(text, _CHILD_KEY)
-    if loaded is None:
-        raise ValueError(f"{CHILD_PLAN} does not hold a plan of this lazy-import-hook version")
-    plan = loaded[0]
-    if Settings.enabled.env_value() is False:
-        plan.settings.__dict__["enabled"] = False  # the kill switch holds in children too
     if _target.needs_wipe(plan.target) and not plan.foreign_abi:
         raise ValueError(f"the target {plan.target} was built for another Python")
-    return _activate(plan, _CHILD_KEY, "")  # "": a child keeps no cache of its own
+    return _activate(plan, _plan.CHILD_KEY, "")  # "": a child keeps no cache of its own
+
+
+def install_on_worker(text: str, *, target: str | None = None) -> LazyFinder:
+    """A cluster worker's side (see _dask): install the hook from the client's
+    plan on a host that may be another one, into `target` if given. The
+    target is checked, created and stamped here, as install() does."""
+    plan = _child_plan(text, "")
+    if plan is None:
+        return _inert()
+    if target is not None:
+        from ._records import record_id
+
+        plan.settings = plan.settings.replace(target=target)
+        plan.record_id = record_id(plan)
+    return activate(plan)
+
+
+def _child_plan(text: str, disabled_by: str) -> _plan.Plan | None:
+    """A parent's plan, with this process's kill switch (and the parent's);
+    None inside an installer."""
+    from ._child import inside_installer
+    from ._version import VERSION
+
+    if inside_installer():
+        return None
+    loaded = _plan.loads(text, _plan.CHILD_KEY)
+    if loaded is None:  # child_env()'s variable, a worker's item, the Dask plugin
+        raise ValueError(f"the plan handed over is not one of this lazy-import-hook version ({VERSION})")
+    plan = loaded[0]
+    row = Settings.enabled
+    if row.env_value() is False:  # the kill switch holds in children too
+        disabled_by = f"{row.env}={os.environ.get(str(row.env))}"
+    if disabled_by:
+        plan.settings = plan.settings.replace(enabled=False)
+        plan.sources["enabled"] = disabled_by
+    return plan
 
 
 def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:

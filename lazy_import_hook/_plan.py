@@ -15,7 +15,7 @@ import os
 import sys
 
 from ._settings import Settings
-from ._target import Problem, meta, read_trusted
+from ._target import Problem, meta, mtime, read_trusted
 from ._version import VERSION
 
 TYPE_CHECKING = False
@@ -222,6 +222,14 @@ def dumps(plan: Plan, key: str, target_mtime: int) -> str:
         values = (dump(getattr(entry, name)) for name, (dump, _) in _ENTRY_CODECS.items())
         lines.append("entry\t" + "\t".join(values))
     return "\n".join(lines) + "\n"
+
+
+CHILD_KEY = "child"  # the key of a plan handed to a child process
+
+
+def child_text(plan: Plan) -> str:
+    """The plan as a child process receives it (`child_env()`, multiprocessing's workers)."""
+    return dumps(plan, CHILD_KEY, mtime(plan.target))
 
 
 def loads(text: str, key: str) -> tuple[Plan, int] | None:

@@ -39,7 +39,9 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("one installer run", ["_run"]),
     ("one install", ["_transaction"]),
     ("the finder", ["_finder"]),
+    ("multiprocessing's workers", ["_workers"]),
     ("public surface", ["_hook"]),
+    ("a Dask worker plugin", ["_dask"]),
     ("pruning, status", ["_prune", "_status"]),
     ("the command line", ["_cli"]),
     ("entry points", ["__init__", "__main__", "_autostart.sitecustomize"]),
@@ -142,7 +144,9 @@ def test_install_documents_every_setting() -> None:
         assert f"    {row.name}: " in doc
 
 
-HEAVY = ["packaging", "tomllib", "tomli", "importlib.metadata", "subprocess", "logging", "json"]
+HEAVY = [
+    "packaging", "tomllib", "tomli", "importlib.metadata", "subprocess", "logging", "json", "multiprocessing",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("source", ["arguments", "pyproject"])
