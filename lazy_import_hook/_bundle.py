@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 
+from ._errors import ConfigError
+from ._files import atomic_write
 from ._installer import LockError
 from ._locker import Target, lock
+from ._lockfile import dumps
 from ._settings import LOCK_NAME
 
 TYPE_CHECKING = False
@@ -31,8 +33,7 @@ if TYPE_CHECKING:
 def bundle(plan: Plan, folder: str, target: Target) -> list[str]:
     """Fill `folder` with the lock and its wheels; one line per entry, then
     one for the folder. LockError when a closure or a file cannot be had."""
-    folder = os.path.abspath(folder)
-    os.makedirs(folder, exist_ok=True)
+    folder = _folder(folder)
     path = os.path.join(folder, LOCK_NAME)
     with tempfile.TemporaryDirectory(prefix="lazy-import-hook-bundle-") as work:
         # The lock reaches the folder only once its wheels are there.
@@ -42,7 +43,10 @@ def bundle(plan: Plan, folder: str, target: Target) -> list[str]:
         packages = _unique(result)
         _download(plan, packages, folder, target, work)
         _check_files(packages, folder)
-        shutil.copyfile(draft, path)
+        try:
+            atomic_write(path, dumps(result))
+        except OSError as e:
+            raise LockError(f"cannot write {path}: {e}") from e
     names = {p.filename for p in packages}
     extra = sorted(f for f in os.listdir(folder) if f.endswith(".whl") and f not in names)
     others = f" ({len(extra)} others left alone)" if extra else ""
@@ -50,15 +54,35 @@ def bundle(plan: Plan, folder: str, target: Target) -> list[str]:
     return report
 
 
+def _folder(folder: str) -> str:
+    """The bundle's folder, made if need be: a folder only we (or root) can
+    write, since what is in it is installed on other hosts."""
+    from ._target import untrusted
+
+    folder = os.path.abspath(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        why = untrusted(os.stat(folder))
+    except OSError as e:
+        raise ConfigError(f"bundle {folder}: {e}; name a folder (it is made if it does not exist)") from e
+    if why:
+        raise ConfigError(f"bundle {folder}: the folder is {why}: a bundle must be writable by you alone")
+    return folder
+
+
 def _seed(plan: Plan, path: str, draft: str) -> None:
     """Start from the project's lock, so that unchanged entries keep exactly
-    the closures the project locked and tested; else from the bundle's own."""
+    the closures the project locked and tested; else from the bundle's own.
+    Read as any lock is (trusted only if nobody else could write it)."""
     from ._config import lock_path
+    from ._lockfile import UnreadableLock, read, write
 
-    project = lock_path(plan)
-    for seed in (project, path):
+    for seed in (lock_path(plan), path):
         if seed and os.path.exists(seed):
-            shutil.copyfile(seed, draft)
+            try:
+                write(draft, read(seed))
+            except UnreadableLock:
+                continue
             return
 
 

@@ -131,6 +131,8 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _config.Raw | None]:
     target (an application configured in code records it at install()); else
     the nearest pyproject above the current directory."""
     wheelhouse = getattr(options, "wheelhouse", None)  # prefetch --from
+    if wheelhouse and not os.path.isdir(wheelhouse):
+        raise ConfigError(f"prefetch --from {wheelhouse}: no such folder (see `lazy-import-hook bundle`)")
     overrides = {"installer": options.installer, "verbose": True if options.verbose else None,
                  "wheelhouse": os.path.abspath(wheelhouse) if wheelhouse else None}  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -262,14 +264,17 @@ def lock(plan: Plan, options: argparse.Namespace) -> int:
     upgrade = True if options.upgrade == [] else (options.upgrade or False)
     unknown = [n for n in (upgrade if isinstance(upgrade, list) else []) if n not in plan.entries]
     if unknown:
-        print(f"lazy-import-hook: not on the allowlist: {', '.join(unknown)}", file=sys.stderr)
+        print(f"lazy-import-hook: --upgrade takes import names; not on the allowlist: {', '.join(unknown)} "
+              f"(allow-listed: {', '.join(plan.entries)})", file=sys.stderr)  # fmt: skip
         return 2
     try:
         target = Target(options.python_version, options.platform)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    try:
         _, report = write_lock(plan, path, upgrade=upgrade, target=target)
     except LockError as e:
-        print(f"lazy-import-hook: could not lock ({plan.settings.installer}); nothing written:\n{e}",
-              file=sys.stderr)  # fmt: skip
+        print(f"lazy-import-hook: could not lock; nothing written:\n{e}", file=sys.stderr)
         return 1
     print("\n".join(report))
     print(f"wrote {path}")
@@ -282,10 +287,13 @@ def bundle(plan: Plan, options: argparse.Namespace) -> int:
     from ._locker import Target
 
     try:
-        report = make_bundle(plan, options.folder, Target(options.python_version, options.platform))
+        target = Target(options.python_version, options.platform)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    try:
+        report = make_bundle(plan, options.folder, target)
     except LockError as e:
-        print(f"lazy-import-hook: could not bundle ({plan.settings.installer}); the bundle's lock is "
-              f"unchanged:\n{e}", file=sys.stderr)  # fmt: skip
+        print(f"lazy-import-hook: could not bundle; the bundle's lock is unchanged:\n{e}", file=sys.stderr)
         return 1
     print("\n".join(report))
     return 0

@@ -14,6 +14,7 @@ import sys
 from ._errors import ConfigError, warn
 from ._plan import Plan, environment_tag
 from ._settings import LOCK_NAME, Setting, Settings, default_lock, env_names, folder_path
+from ._target import untrusted_input
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def find_pyproject(start: str | None = None) -> tuple[str, bytes] | None:
         candidate = os.path.join(here, "pyproject.toml")
         found = _read_declaring(candidate)
         if found is not None:
-            why = untrusted_pyproject(candidate, found[1])
+            why = untrusted_input(candidate, found[1])
             if why is None:
                 return candidate, found[0]
             warn(f"ignoring {candidate}: {why}")
@@ -119,30 +120,6 @@ def declares_table(data: bytes) -> bool:
 _HEADERS = (b"[tool.lazy-import-hook]", b"[tool.lazy-import-hook.", b"[[tool.lazy-import-hook.")
 
 
-def untrusted_pyproject(path: str, st: os.stat_result) -> str | None:
-    """Why a pyproject file must not give orders (choose what installs and
-    where), or None: it must be ours or root's and writable by nobody else,
-    in a folder nobody else can write to (git's safe.directory idea; a
-    sticky shared folder such as /tmp is fine, since no one else can
-    replace a file we own there)."""
-    import stat
-
-    from ._target import untrusted
-
-    why = untrusted(st)
-    if why:
-        return f"the file is {why}"
-    folder = os.path.dirname(path)
-    try:
-        folder_st = os.stat(folder)
-    except OSError as e:
-        return f"its folder cannot be checked ({e})"
-    if folder_st.st_mode & stat.S_ISVTX:
-        return None
-    why = untrusted(folder_st)
-    return f"its folder {folder} is {why}" if why else None
-
-
 def gather(
     allowlist: Mapping[str, object] | None,
     pyproject: str | os.PathLike[str] | None,
@@ -173,7 +150,7 @@ def _read_pyproject(path: str) -> str:
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read pyproject file {path}: {e}") from e
-    why = untrusted_pyproject(path, st)
+    why = untrusted_input(path, st)
     if why:
         raise ConfigError(
             f"pyproject file {path}: {why}; it could choose what installs and where. "
@@ -265,6 +242,7 @@ def apply_lock(plan: Plan) -> None:
     path = lock_path(plan)
     if not path:
         return
+    _check_wheelhouse(plan)
     if not os.path.exists(path):
         where = plan.sources.get("lock" if plan.settings.lock else "wheelhouse")
         raise ConfigError(f"lock file {path} ({where}) does not exist: run {_remedy(plan)}")
@@ -287,14 +265,36 @@ def apply_lock(plan: Plan) -> None:
     plan.lock_stamp = f"{path}\t{st.st_mtime_ns}\t{st.st_size}"
 
 
+def _check_wheelhouse(plan: Plan) -> None:
+    """A wheelhouse must be a folder nobody else can write: what is in it,
+    lock included, decides what installs (sticky or not: another user could
+    add a lock that is not there yet)."""
+    from ._target import untrusted
+
+    folder = plan.settings.wheelhouse
+    if not folder:
+        return
+    where = plan.sources.get("wheelhouse", "the wheelhouse setting")
+    try:
+        why = untrusted(os.stat(folder))
+    except OSError as e:
+        raise ConfigError(f"wheelhouse {folder} ({where}): {e}; make it with {_remedy(plan)}") from e
+    if why:
+        raise ConfigError(f"wheelhouse {folder} ({where}) is {why}: it must be writable by you alone")
+
+
 def _remedy(plan: Plan) -> str:
     """The command that makes the lock in effect."""
     if plan.settings.wheelhouse and not plan.settings.lock:
-        return f"`lazy-import-hook bundle {plan.settings.wheelhouse}`"
+        return (
+            f"`lazy-import-hook bundle {plan.settings.wheelhouse}` where the index is reachable, and copy "
+            "the folder here"
+        )
     if plan.settings.lock and not plan.pyproject:  # an allowlist in code: the CLI finds it in the target
         return (
             f"`lazy-import-hook --target {plan.target} lock --output {plan.settings.lock}` (it locks the "
-            "plan this application recorded in the target: start it once without lock= if it never has)"
+            "plan this application records in the target: if it never has, start it once without lock= "
+            "and with LAZY_IMPORT_HOOK_DISABLE=1, which records the plan and installs nothing)"
         )
     return "`lazy-import-hook lock`"
 

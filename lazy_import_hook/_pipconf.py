@@ -100,6 +100,14 @@ class PipConfig:
         return where
 
 
+def find_links(pip: PipConfig, env: Mapping[str, str] | None = None) -> list[str]:
+    """Every find-links location an install would see: pip's, and uv's own
+    (unless the wheelhouse sealed the source)."""
+    env = os.environ if env is None else env
+    own = [] if pip.sealed else env.get("UV_FIND_LINKS", "").replace(",", " ").split()
+    return list(dict.fromkeys(pip.items("find-links") + own))
+
+
 def sealed(wheelhouse: str, operator: PipConfig) -> PipConfig:
     """Only the wheelhouse folder, no index: the operator's index settings
     are set aside (and reported), how pip talks (timeouts, cache) is kept."""

@@ -111,7 +111,9 @@ def _execute(
 
     def while_it_runs() -> None:  # the user waits for the installer anyway
         probes.append(installer.version_probe())
-        probes.append(_provenance_probe(job, installer, request, launch))
+        # Where the files really came from, locked or not: a lock's URLs say
+        # where they were found when it was made, not where they are fetched.
+        probes.append(installer.provenance_probe(request, launch))
         notice(f"installing {job.subject} with {installer.name} into {job.plan.target} ...")
         _preload_for_commit()
 
@@ -130,16 +132,6 @@ def _execute(
     if len(probes) > 1:
         outcome.provenance = lambda: _attributed(probes[1], pip)
     return outcome
-
-
-def _provenance_probe(
-    job: Job, installer: Installer, request: InstallRequest, launch: Launch
-) -> Callable[[], object]:
-    from ._provenance import from_lock_lines
-
-    if job.locked:
-        return lambda: from_lock_lines(job.locked)
-    return installer.provenance_probe(request, launch)
 
 
 def _attributed(probe: Callable[[], object], pip: PipConfig) -> list[dict[str, object]]:
@@ -189,7 +181,9 @@ def cooldown_problem(job: Job, installer: Installer, pip: PipConfig) -> str | No
     """Why the release-age cooldown cannot be applied to this job, or None."""
     if not job.cutoff:
         return None
-    links = pip.items("find-links") + os.environ.get("UV_FIND_LINKS", "").replace(",", " ").split()
+    from ._pipconf import find_links
+
+    links = find_links(pip)
     if links:
         return (
             f"min-release-age cannot be checked for packages found through find-links "

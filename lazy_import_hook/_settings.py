@@ -158,7 +158,9 @@ class Duration(Kind):
             amount = float(number)
         except ValueError:
             return None
-        return amount * factor if factor and amount >= 0 else None
+        if not factor or not 0 <= amount * factor <= 100 * 365 * 86400:  # also rejects inf and nan
+            return None
+        return amount * factor
 
     def dump(self, value: object) -> str:
         return repr(value)

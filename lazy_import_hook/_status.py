@@ -44,7 +44,8 @@ def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> di
 
 
 def _pinned(entry: Entry) -> bool:
-    return all("==" in r.partition(";")[0] for r in entry.requirements)
+    """Exact pins, or a locked closure (which pins every file)."""
+    return bool(entry.locked) or all("==" in r.partition(";")[0] for r in entry.requirements)
 
 
 def _installed_detail(plan: Plan, entry: Entry, have: dict[str, str]) -> str:
@@ -75,11 +76,26 @@ def status_report(plan: Plan, log: int) -> dict[str, object]:
         "installer_setting": plan.settings.installer,
         "installs_enabled": plan.settings.enabled,
         "installs_enabled_by": plan.sources.get("enabled", "the default"),
+        **_supply_chain(plan),
         "problem": plan.problem.message if plan.problem else None,
         "pyproject": plan.pyproject or None,
         "entries": [entry_state(plan, e, versions) for e in plan.entries.values()],
         **_applications(plan.target),
         "recent": _audit.last(plan.target, log),
+    }
+
+
+def _supply_chain(plan: Plan) -> dict[str, object]:
+    """The lock, wheelhouse and cooldown in effect, and who set them."""
+    from ._config import lock_path
+
+    lock, age, wheelhouse = lock_path(plan), plan.settings.min_release_age, plan.settings.wheelhouse
+    where = plan.sources.get
+    lock_source = where("lock") if plan.settings.lock else "the wheelhouse's" if wheelhouse else "the default"
+    return {
+        "lock": f"{lock} ({lock_source})" if lock else None,
+        "wheelhouse": f"{wheelhouse} ({where('wheelhouse', 'setting')})" if wheelhouse else None,
+        "min_release_age": f"{age / 86400:g} days ({where('min_release_age', 'setting')})" if age else None,
     }
 
 
@@ -148,6 +164,9 @@ def _print_report(report: dict[str, object]) -> None:
     print(f"index:      {report['index']}")
     enabled = "enabled" if report["installs_enabled"] else f"DISABLED by {report['installs_enabled_by']}"
     print(f"installs:   {enabled}")
+    for key, label in (("lock", "lock"), ("wheelhouse", "wheelhouse"), ("min_release_age", "cooldown")):
+        if report[key]:
+            print(f"{label + ':':<11} {report[key]}")
     if report["problem"]:
         print(f"problem:    {report['problem']}")
     _print_entries(report["entries"])  # type: ignore[arg-type]

@@ -224,9 +224,9 @@ def _run(job: Job, installer: Installer, pip: PipConfig) -> None:
     target = job.plan.target
     try:
         committed = _staging.commit(staging, target, [e.import_name for e in job.entries], job.dists)
+        provenance = outcome.provenance()  # before the cleanup, which removes pip's report
     finally:
         cleanup(staging, request)
-    provenance = outcome.provenance()
     _audit.record(target, status=0, committed=committed, provenance=provenance, **outcome.fields)
     for entry in job.entries:
         _failures.forget(target, entry.import_name)

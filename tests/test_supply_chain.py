@@ -248,7 +248,8 @@ def test_a_lock_for_another_python_is_refused_here_with_what_to_do(
     assert "idxapp: idx-app 2.0, idx-dep 1.1" in out
     environment = read_lock(str(tmp_path / LOCK)).environment
     assert environment == (
-        f"python_version == '{other}' and sys_platform == 'linux' and implementation_name == 'cpython'"
+        f"python_version == '{other}' and sys_platform == 'linux' and platform_machine == 'x86_64' and "
+        "implementation_name == 'cpython'"
     )
     startup = subprocess.run(
         [sys.executable, "-c", "import lazy_import_hook; lazy_import_hook.install()"], cwd=tmp_path, env=env,
@@ -329,7 +330,13 @@ def test_a_bundle_for_another_platform_and_python(installer: str, tmp_path: Path
     assert "idxpure: idx-native 1.0, idx-pure 1.0" in out
     files = sorted(p.name for p in (tmp_path / "bundle").iterdir())
     assert files == [f"idx_native-1.0-{native}.whl", "idx_pure-1.0-py3-none-any.whl", LOCK]
-    assert read_lock(str(tmp_path / "bundle" / LOCK)).environment.startswith("python_version == '3.12'")
+    environment = read_lock(str(tmp_path / "bundle" / LOCK)).environment
+    assert environment.startswith("python_version == '3.12' and sys_platform == 'linux'")
+    assert "platform_machine == 'aarch64'" in environment
+    # Here (not aarch64, maybe not 3.12) that bundle is refused before anything installs.
+    project(tmp_path, installer, {"idxpure": "idx-pure==1.0"}, wheelhouse="bundle")
+    refused = cli(tmp_path, dead_index_env(tmp_path), "prefetch", check=False)
+    assert refused.returncode == 2 and f"was made for {environment}, not for" in refused.stderr
 
 
 def test_an_allowlist_in_code_names_its_lock_file(index: str, tmp_path: Path) -> None:
@@ -359,3 +366,88 @@ def test_an_allowlist_in_code_names_its_lock_file(index: str, tmp_path: Path) ->
     again = subprocess.run([sys.executable, "-c", with_lock], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     assert json.loads(again.stdout) == ["2.0"]
+
+
+# -- what is refused, and how it is said ------------------------------------------------
+
+
+def test_a_hand_edited_lock_loses_what_the_closure_does_not_need(
+    releases: Releases, index: str, tmp_path: Path
+) -> None:
+    """A package added to an entry's group by hand (a lockfile-injection
+    change) is not kept by the next lock: every closure is resolved again."""
+    env = index_env(index, tmp_path)
+    project(tmp_path, "uv", {"idxapp": "idx-app==1.1"})
+    cli(tmp_path, env, "lock")
+    text = (tmp_path / LOCK).read_text()
+    dep = text[text.index("[[packages]]") : text.index("[[packages]]", text.index("[[packages]]") + 1)]
+    (tmp_path / LOCK).write_text(text + "\n" + dep.replace('name = "idx-app"', 'name = "evil"'))
+    assert "evil" in {p.name for p in read_lock(str(tmp_path / LOCK)).entries["idxapp"].packages}
+    assert "idxapp: idx-app 1.1, idx-dep 1.1\n" in cli(tmp_path, env, "lock").stdout
+    assert "evil" not in (tmp_path / LOCK).read_text()
+
+
+def test_lock_under_a_cooldown_refuses_find_links(wheelhouse: Path, tmp_path: Path) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    project(tmp_path, "uv", {"toymod": "toy-dist>=1.0"}, **{"min-release-age": "7 days"})
+    refused = cli(tmp_path, env, "lock", check=False)
+    assert refused.returncode == 1
+    says = f"min-release-age cannot be checked for files found through find-links ({wheelhouse}): they carry"
+    assert says in refused.stderr
+    assert not (tmp_path / LOCK).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["lock", "--upgrade", "idx-app"], "--upgrade takes import names; not on the allowlist: idx-app "
+                                           "(allow-listed: idxapp)"),
+        (["lock", "--python-version", "banana"], "--python-version 'banana': write it as 3.12 (or 3.12.4)"),
+        (["lock", "--platform", "amiga"], "--platform 'amiga': cannot tell its operating system and machine"),
+        (["lock", "--output", "no/such/folder/x.toml"], "name a file in a folder that exists"),
+        (["lock", "--output", "."], "name a file in a folder that exists"),
+        (["bundle", "pyproject.toml"], "name a folder (it is made if it does not exist)"),
+        (["prefetch", "--from", "nowhere"], "prefetch --from nowhere: no such folder"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_clear_line(args: list[str], says: str, tmp_path: Path) -> None:
+    project(tmp_path, "uv", {"idxapp": "idx-app>=1.0"})
+    result = cli(tmp_path, installer_env(tmp_path, tmp_path), *args, check=False)
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("age", ["inf days", "1e12 days", "nan hours", "-1 days", "7 dayz"])
+def test_an_impossible_cooldown_is_a_config_error(age: str, tmp_path: Path) -> None:
+    project(tmp_path, "uv", {"idxapp": "idx-app>=1.0"}, **{"min-release-age": age})
+    result = cli(tmp_path, installer_env(tmp_path, tmp_path), "lock", check=False)
+    assert result.returncode == 2 and "expected a duration such as" in result.stderr
+
+
+def test_a_garbage_lock_is_replaced_by_lock_with_a_warning(index: str, tmp_path: Path) -> None:
+    project(tmp_path, "uv", {"idxapp": "idx-app==1.1"})
+    (tmp_path / LOCK).write_text("this is not toml [")
+    result = cli(tmp_path, index_env(index, tmp_path), "lock")
+    assert "replacing it: lock file" in result.stderr
+    assert read_lock(str(tmp_path / LOCK)).entries["idxapp"].packages[0].version == "1.1"
+
+
+def test_locks_and_bundles_others_could_write_are_refused(index: str, tmp_path: Path) -> None:
+    env = index_env(index, tmp_path)
+    project(tmp_path, "uv", {"idxapp": "idx-app==1.1"})
+    cli(tmp_path, env, "bundle", "bundle")
+    # Another user's lock beside the pyproject: neither install() nor bundle takes orders from it.
+    os.chown(tmp_path / "bundle" / LOCK, 65534, 65534)
+    os.rename(tmp_path / "bundle" / LOCK, tmp_path / LOCK)
+    for args in (["prefetch"], ["bundle", "bundle"]):
+        result = cli(tmp_path, env, *args, check=False)
+        assert result.returncode == 2, result.stderr
+        assert f"lock file {tmp_path / LOCK}: the file is owned by another user (uid 65534)" in result.stderr
+    os.remove(tmp_path / LOCK)
+    # A bundle folder others can write: not made, not installed from.
+    (tmp_path / "bundle").chmod(0o777)
+    result = cli(tmp_path, env, "bundle", "bundle", check=False)
+    assert result.returncode == 2 and "the folder is writable by every user" in result.stderr
+    project(tmp_path, "uv", {"idxapp": "idx-app==1.1"}, wheelhouse="bundle")
+    result = cli(tmp_path, env, "prefetch", check=False)
+    assert result.returncode == 2 and "is writable by every user (mode drwxrwxrwx" in result.stderr
