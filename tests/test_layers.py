@@ -342,3 +342,33 @@ def test_a_changed_layer_invalidates_the_warm_start(tmp_path: Path, monkeypatch:
         start()
         assert len(calls) == n  # and warm again
     assert [p.folder for p in plan.layers] == [str(layer), str(missing)]
+
+
+# -- constraints, errors ------------------------------------------------
+
+
+def test_an_install_keeps_what_a_layer_holds_but_not_the_entries_own(tmp_path: Path) -> None:
+    from lazy_import_hook import _environment
+
+    layer = make_layer(tmp_path / "layer", ("toy-dist", "1.0", TOY_1), ("toy-dep", "1.0", {"toydep.py": ""}))
+    allowlist = {"toymod": "toy-dist==2.0", "othermod": "other-dist==1.0"}
+    finder = lazy_import_hook.install(allowlist, target=tmp_path / "t", read_only_targets=[layer])
+    path = tmp_path / "constraints.txt"
+    kept = _environment.write_constraints(finder.plan, [finder.plan.entries["toymod"]], str(path))
+    lines = path.read_text().split()
+    assert "toy-dep==1.0" in kept and "toy-dep==1.0" in lines  # the layer's copy is what imports
+    assert not [line for line in lines if line.startswith("toy-dist")]  # the pin decides, the copy is hidden
+    assert "other-dist==1.0" in lines
+
+
+def test_a_conflict_with_a_layer_names_the_layer_and_what_to_do() -> None:
+    from lazy_import_hook._installer import Failure, failure_error
+
+    output = "The user requested (constraint) toy-dep==1.0 and toy-dist 3.0 depends on toy-dep>=2.0"
+    failure = Failure(
+        "toymod", "installing toy-dist==3.0", ["toy-dist"], code=1, output=output, command="c",
+        only_binary=True, core=["toy-dep==1.0"], layers={"toy-dep==1.0": "/opt/l"},
+    )  # fmt: skip
+    message = str(failure_error(failure, 60))
+    assert "toy-dep 1.0 is in the read-only layer /opt/l, which every install keeps" in message
+    assert "rebuild the layer with the new pins" in message and "application's environment" not in message
