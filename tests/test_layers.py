@@ -5,10 +5,13 @@ read-only mount: test_layers_real.py."""
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
 import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -344,7 +347,42 @@ def test_a_changed_layer_invalidates_the_warm_start(tmp_path: Path, monkeypatch:
     assert [p.folder for p in plan.layers] == [str(layer), str(missing)]
 
 
-# -- constraints, errors ------------------------------------------------
+# -- status, constraints, errors ------------------------------------------------
+
+
+def test_status_names_what_serves_each_entry(fp: Any, tmp_path: Path) -> None:
+    from lazy_import_hook._cli import main
+
+    other = ("other-dist", "1.0", {"othermod.py": ""})
+    layer = make_layer(tmp_path / "layer", ("toy-dist", "1.0", TOY_1), other)
+    target, missing = tmp_path / "t", tmp_path / "missing"
+    fp.register([*PIP, fp.any()], callback=installs("other-dist", "2.0", {"othermod.py": ""}))
+    allowlist = {"toymod": "toy-dist==1.0", "othermod": "other-dist==2.0", "nowhere": "nowhere-dist==1.0"}
+    install_quietly(allowlist, target=target, read_only_targets=[layer, missing], installer="pip")
+    import othermod  # noqa: F401  (installed into the target: the layer's 1.0 is stale)
+
+    report = json.loads(_output(main, ["--target", str(target), "status", "--json"]))
+    served = {e["import_name"]: (e["state"], e["served_by"]) for e in report["entries"]}
+    assert served == {
+        "toymod": ("installed", str(layer)),
+        "othermod": ("installed", str(target)),
+        "nowhere": ("missing", None),
+    }
+    layers = {item["folder"]: item for item in report["read_only_layers"]}
+    assert layers[str(layer)]["serves"] == ["toymod"] and layers[str(layer)]["hides"] == ["othermod"]
+    assert "it does not exist" in layers[str(missing)]["problem"]
+    text = _output(main, ["--target", str(target), "status"])
+    assert f"read-only:  {layer} (serves toymod; hides the stale othermod)" in text
+    assert f"read-only:  {missing} (NOT USED: it does not exist" in text
+    assert f"toy-dist 1.0) [served by the read-only layer {layer}]" in text
+    assert f"other-dist 1.0 in the read-only layer {layer} (hidden)) [served by the target]" in text
+
+
+def _output(main: Any, args: list[str]) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(args) == 0
+    return out.getvalue()
 
 
 def test_an_install_keeps_what_a_layer_holds_but_not_the_entries_own(tmp_path: Path) -> None:
