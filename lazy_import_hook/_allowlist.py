@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 
 from . import _pth, _target
 from ._errors import ConfigError
-from ._plan import Entry, Layer
+from ._plan import Entry, Layer, layer_stamps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -260,10 +260,12 @@ def scan_layers(plan: Plan) -> list[str]:
     ones in use, what each holds as `scan` does for the target, and why any
     other is left out (`plan.layer_problems`). Returns the .pth path lines
     refused, as `scan` does."""
-    from ._layers import in_stack, stamps, unusable
+    from ._layers import in_stack, unusable
 
+    # Before looking, so a change meanwhile invalidates the cache; of every
+    # folder named, so a warm start needs no realpath to tell which are used.
+    plan.layer_stamps = layer_stamps(plan.settings.read_only_targets)
     folders = in_stack(plan.target, plan.settings.read_only_targets)
-    plan.layer_stamps = stamps(folders)  # before looking: a change meanwhile invalidates the cache
     layers, problems, refused = [], [], []
     for folder in folders:
         why = unusable(folder)

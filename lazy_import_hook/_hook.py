@@ -86,8 +86,9 @@ def activate(plan: _plan.Plan) -> LazyFinder:
 
 
 def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
-    """Target (and its .pth paths) to the END of sys.path, unless unsafe; the
-    finder to the END of sys.meta_path, replacing an earlier one."""
+    """The read-only layers, then the target (unless unsafe), each with its
+    .pth paths, to the END of sys.path; the finder to the END of
+    sys.meta_path, replacing an earlier one."""
     _target.activate(plan.layer_paths())  # after the core environment, before the target
     if not plan.unsafe:
         _target.activate([plan.target, *plan.pth_paths])
@@ -239,11 +240,8 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
 def _same_layers(plan: _plan.Plan) -> bool:
     """The read-only layers are as they were checked: a stat and a small read
     each (nothing to do without layers)."""
-    if not plan.settings.read_only_targets:
-        return True
-    from ._layers import in_stack, stamps
-
-    return stamps(in_stack(plan.target, plan.settings.read_only_targets)) == plan.layer_stamps
+    folders = plan.settings.read_only_targets
+    return not folders or _plan.layer_stamps(folders) == plan.layer_stamps
 
 
 def _same_lock(plan: _plan.Plan) -> bool:

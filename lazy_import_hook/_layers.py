@@ -77,19 +77,3 @@ def _stamp_problem(folder: str) -> str | None:
     if state == _target.NONE:
         return f"it has no ABI stamp ({_target.STAMP}) saying which Python it was built for: {_build(folder)}"
     return f"its ABI stamp is damaged ({stamp!r}): {_build(folder)}"
-
-
-def stamps(folders: Iterable[str]) -> str:
-    """What the startup cache keeps to see that the layers are unchanged: who
-    looks (the safety checks depend on it), then each layer's mtime (a
-    package added or removed), mode and owner (a chmod or chown keeps the
-    mtime) and ABI stamp. A stat and a small read per layer."""
-    parts = [f"{os.geteuid()}:{os.getegid()}" if hasattr(os, "geteuid") else ""]
-    for folder in folders:
-        try:
-            st = os.stat(folder)
-        except OSError:
-            parts.append("-")
-            continue
-        parts.append(f"{st.st_mtime_ns} {st.st_mode:o} {st.st_uid} {st.st_gid} {_target.read_stamp(folder)}")
-    return "|".join(parts)

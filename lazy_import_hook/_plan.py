@@ -15,7 +15,7 @@ import os
 import sys
 
 from ._settings import Settings
-from ._target import Problem, meta, mtime, read_trusted
+from ._target import Problem, meta, mtime, read_stamp, read_trusted
 from ._version import VERSION
 
 TYPE_CHECKING = False
@@ -138,7 +138,7 @@ class Plan:
         # The lock file the closures came from: "path mtime_ns size", checked at a warm start.
         self.lock_stamp = ""
         # The read-only layers in use, in order, and why any other was left out
-        # ("folder: why"); their stat and stamps when checked (see _layers.stamps).
+        # (a warning's words); their stat and stamps when checked (see layer_stamps).
         self.layers: tuple[Layer, ...] = ()
         self.layer_problems: tuple[str, ...] = ()
         self.layer_stamps = ""
@@ -404,6 +404,22 @@ def write_cache(path: str, plan: Plan, key: str, target_mtime: int) -> None:
         atomic_write(path, dumps(plan, key, target_mtime))
     except (OSError, ValueError):  # ValueError: a path this file system cannot encode
         pass
+
+
+def layer_stamps(folders: Iterable[str]) -> str:
+    """What the startup cache keeps to see that the read-only layers are
+    unchanged: who looks (the safety checks depend on it), then each
+    layer's mtime (a package added or removed), mode and owner (a chmod or
+    chown keeps the mtime) and ABI stamp. A stat and a small read each."""
+    parts = [f"{os.geteuid()}:{os.getegid()}" if hasattr(os, "geteuid") else ""]
+    for folder in folders:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_mtime_ns} {st.st_mode:o} {st.st_uid} {st.st_gid} {read_stamp(folder)}")
+    return "|".join(parts)
 
 
 def environment_tag() -> str:
