@@ -57,6 +57,8 @@ def unusable(folder: str) -> str | None:
     why = _target.unsafe(folder)
     if why and _target.untrusted(st):
         why += f"; make it root's and writable by root alone: chown -R root: {folder}; chmod -R go-w {folder}"
+    if not why and not os.access(folder, os.R_OK | os.X_OK):  # a umask of 077 at build time
+        why = f"this user cannot read it (mode {stat.filemode(st.st_mode)}): chmod -R a+rX {folder}"
     return why or _stamp_problem(folder)
 
 

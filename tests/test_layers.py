@@ -218,6 +218,16 @@ def test_a_layer_not_stamped_for_this_python_is_ignored_and_never_wiped(
     assert snapshot(layer) == before
 
 
+def test_a_layer_this_user_cannot_read_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = make_layer(tmp_path / "layer")
+    real = os.access  # as for a user other than root, who may read anything
+    monkeypatch.setattr(os, "access", lambda path, mode: real(path, mode) and Path(path) != layer)
+    (warning,) = install_quietly({"toymod": "toy-dist==1.0"}, target=tmp_path / "t",
+                                 read_only_targets=[layer])  # fmt: skip
+    assert f"the read-only layer {layer} is not used: this user cannot read it" in warning
+    assert f"chmod -R a+rX {layer}" in warning
+
+
 def test_a_missing_layer_is_a_warning_and_installs_go_to_the_target(fp: Any, tmp_path: Path) -> None:
     missing = tmp_path / "not-built"
     fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY_1))
