@@ -152,7 +152,19 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _config.Raw | None]:
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
         plan = _config.resolve(raw, locked=options.verb not in RESOLVING)
     plan.problem = _target.problem(plan.target)
+    _check_layers(plan, quiet=options.verb == "status")
     return plan, raw
+
+
+def _check_layers(plan: Plan, *, quiet: bool) -> None:
+    """The read-only layers as they are now; why any is left out is a
+    warning, except where `status` shows it."""
+    from ._allowlist import scan_layers
+    from ._errors import warn
+
+    refused = [f"ignoring the .pth path line {line}" for line in scan_layers(plan)]
+    for line in [] if quiet else [*plan.layer_problems, *refused]:
+        warn(line)
 
 
 def _recorded_plan(target: str) -> Plan | None:
@@ -220,6 +232,10 @@ def prefetch(plan: Plan, names: Sequence[str]) -> int:
     for entry in chosen:
         if not entry.active:
             print(f"{entry.import_name}: skipped, not for this platform ({entry.what})")
+    for layer in plan.layers:  # what a read-only layer serves is never installed again
+        for entry in [e for e in chosen if e.import_name in layer.verified]:
+            print(f"{entry.import_name}: served by the read-only layer {layer.folder} ({entry.what})")
+            chosen.remove(entry)
     groups: dict[tuple[bool, bool], list[Entry]] = {}
     for entry in (e for e in chosen if e.active):  # hashed entries and sdist opt-ins run apart
         groups.setdefault((bool(entry.hashes), entry.allow_sdist), []).append(entry)

@@ -218,9 +218,18 @@ def resolve(raw: Raw, *, locked: bool = True) -> Plan:
     plan = Plan(Settings(**{name: value for name, (value, _) in values.items()}),
                 parse_allowlist(source, where=where), raw.pyproject)  # fmt: skip
     plan.sources = {name: why for name, (_, why) in values.items()}
+    _check_layers(plan)
     if locked:
         apply_lock(plan)
     return plan
+
+
+def _check_layers(plan: Plan) -> None:
+    from ._layers import overlap
+
+    why = overlap(plan.target, plan.settings.read_only_targets)
+    if why:
+        raise ConfigError(f"read-only-targets ({plan.sources['read_only_targets']}): {why}")
 
 
 def lock_path(plan: Plan) -> str:

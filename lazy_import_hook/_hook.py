@@ -86,15 +86,15 @@ def activate(plan: _plan.Plan) -> LazyFinder:
 
 
 def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
-    """Target (and its .pth paths) to the END of sys.path, unless unsafe; the
-    finder to the END of sys.meta_path, replacing an earlier one."""
+    """The read-only layers, then the target (unless unsafe), each with its
+    .pth paths, to the END of sys.path; the finder to the END of
+    sys.meta_path, replacing an earlier one."""
+    _target.activate(plan.layer_paths())  # after the core environment, before the target
     if not plan.unsafe:
         _target.activate([plan.target, *plan.pth_paths])
         _plan.hold(plan)
-        if plan.settings.pth_imports:
-            from . import _pth
-
-            _pth.run_pth_imports(_pth.read_pth(plan.target, outside=True)[1])
+    if plan.settings.pth_imports:
+        _run_pth_imports(plan)
     finder = LazyFinder(plan, key, cache_path)
     _remove_finders()
     sys.meta_path.append(finder)
@@ -102,6 +102,14 @@ def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
     _register_abc()
     _workers.follow()  # multiprocessing's children get it too
     return finder
+
+
+def _run_pth_imports(plan: _plan.Plan) -> None:
+    from . import _pth
+
+    folders = [layer.folder for layer in plan.layers] + ([] if plan.unsafe else [plan.target])
+    for folder in folders:
+        _pth.run_pth_imports(_pth.read_pth(folder, outside=True)[1])
 
 
 def uninstall() -> None:
@@ -224,8 +232,16 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
     # checked afresh.
     same_target = not raw.target_hint or plan.target == raw.target_hint
     safe = not plan.unsafe and not _target.untrusted(st)
-    ours = plan.target not in sys.path or plan.target in _target.ACTIVATED
-    return plan if unchanged and same_target and safe and ours and _same_lock(plan) else None
+    ours = all(p not in sys.path or p in _target.ACTIVATED for p in (plan.target, *plan.layer_paths()))
+    fresh = _same_lock(plan) and _same_layers(plan)
+    return plan if unchanged and same_target and safe and ours and fresh else None
+
+
+def _same_layers(plan: _plan.Plan) -> bool:
+    """The read-only layers are as they were checked: a stat and a small read
+    each (nothing to do without layers)."""
+    folders = plan.settings.read_only_targets
+    return not folders or _plan.layer_stamps(folders) == plan.layer_stamps
 
 
 def _same_lock(plan: _plan.Plan) -> bool:
@@ -251,11 +267,13 @@ def _slow_plan(raw: _config.Raw) -> _plan.Plan:
 
 
 def _settle(plan: _plan.Plan) -> int:
-    """Check the target, get it ready (create, wipe, stamp) and record what it
-    holds in the plan; returns the target's mtime as it was checked."""
-    from ._allowlist import scan
+    """Check the read-only layers and the target, get the target ready
+    (create, wipe, stamp) and record in the plan what each holds; returns
+    the target's mtime as it was checked."""
+    from ._allowlist import scan, scan_layers
     from ._prepare import prepare
 
+    refused = scan_layers(plan)
     plan.problem = _target.problem(plan.target)
     if plan.problem is None:
         try:
@@ -264,8 +282,9 @@ def _settle(plan: _plan.Plan) -> int:
             plan.problem = _target.Problem(_target.Problem.READONLY, f"{plan.target} is not writable: {e}")
     _report_problem(plan)
     checked_at = _target.mtime(plan.target)
-    for dropped in scan(plan):
-        warn(f"ignoring the .pth path line {dropped} in {plan.target}")
+    refused += [f"{line} in {plan.target}" for line in scan(plan)]
+    for line in refused:
+        warn(f"ignoring the .pth path line {line}")
     return checked_at
 
 
@@ -282,6 +301,8 @@ def _record(plan: _plan.Plan) -> None:
 
 
 def _report_problem(plan: _plan.Plan) -> None:
+    for line in plan.layer_problems:
+        warn(line)
     problem = plan.problem
     if problem is not None and problem.unsafe:
         warn(f"{problem.message}; the target is NOT added to sys.path and nothing installs into it")

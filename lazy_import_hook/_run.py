@@ -60,9 +60,19 @@ def run(job: Job, installer: Installer, pip: PipConfig, staging: str) -> tuple[I
         failure = Failure(
             job.name, f"installing {job.subject}", job.dists, code=outcome.code, output=outcome.output,
             command=job.command, only_binary=request.only_binary, core=core, locked=job.locked,
+            layers=_layered(job, core),
         )  # fmt: skip
         _failed(job, installer, failure, outcome.fields, launch)
     return request, outcome
+
+
+def _layered(job: Job, pins: list[str]) -> dict[str, str]:
+    """The pins an install kept that a read-only layer holds (not the core
+    environment) -> that layer, so a conflict names it."""
+    core = {line.partition("==")[0] for line in _environment.cached_core(job.plan)}
+    found = _environment.layer_versions(job.plan)
+    names = {pin: pin.partition("==")[0] for pin in pins}
+    return {pin: found[name][1] for pin, name in names.items() if name in found and name not in core}
 
 
 def _request(job: Job, staging: str) -> tuple[InstallRequest, list[str]]:

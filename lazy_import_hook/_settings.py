@@ -133,6 +133,33 @@ class Folder(Text):
         return folder_path(str(value), base)
 
 
+class Folders(Kind):
+    """Folders, in order: a list in TOML and as an argument, one string of
+    `os.pathsep`-separated folders in the environment (empty items skipped).
+    Each is `~` expanded, relative to the pyproject's folder when read from there."""
+
+    expected = "list of folders"
+
+    def check(self, value: object, where: str) -> object:
+        if isinstance(value, (str, bytes, os.PathLike)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f'{where} = {value!r}: expected a list of folders, e.g. ["/opt/layer"]')
+        return tuple(_FOLDER.check(item, f"{where} item") for item in value)
+
+    def parse_env(self, text: str, where: str) -> object:
+        return self.check([item for item in text.split(os.pathsep) if item], where)
+
+    def finish(self, value: object, base: str | None) -> object:
+        assert isinstance(value, tuple)
+        return tuple(folder_path(str(item), base) for item in value)
+
+    def dump(self, value: object) -> str:
+        assert isinstance(value, tuple)
+        return "\n".join(value)  # no folder holds a control character (checked)
+
+    def load(self, text: str) -> object:
+        return tuple(text.split("\n")) if text else ()
+
+
 class Duration(Kind):
     """A length of time written for people: "7 days", "36 hours", "2 weeks"
     (also "P7D"); 0 or "0" turns the setting off. Cached as seconds."""
@@ -202,6 +229,9 @@ class Choice(Text):
 
     def parse_env(self, text: str, where: str) -> object:
         return self.check(text.strip().lower(), where)
+
+
+_FOLDER = Folder()
 
 
 def installer_choices() -> tuple[str, ...]:
@@ -298,6 +328,14 @@ class Settings:
         "the durable folder installs go to",
         env="TARGET",
         shown_default="<sys.prefix>/lazy-import-hook-packages",
+    )
+    read_only_targets: Setting[tuple[str, ...]] = Setting(
+        Folders(),
+        (),
+        "read-only folders prefetched at build time, served after the core environment and "
+        "before the target, never written",
+        env="READ_ONLY_TARGETS",
+        shown_default="none",
     )
     installer = Setting(
         Choice(installer_choices, "argument, LAZY_IMPORT_HOOK_INSTALLER or pyproject 'installer'"),

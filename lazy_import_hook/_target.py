@@ -341,20 +341,26 @@ def problem(target: str, *, library: bool = True) -> Problem | None:
 
     `library`: also the checks that need sysconfig and a look at every
     sys.path entry (install() makes them; an import relies on its answer)."""
-    found = _shadowing(target) if library else None
-    if found:
-        return Problem(Problem.UNSAFE, f"{found}; packages installed there would not stay behind "
-                                       "the core environment")  # fmt: skip
-    try:
-        why = untrusted(os.stat(target))
-    except OSError:
-        why = None
+    why = unsafe(target, library=library)
     if why:
-        return Problem(Problem.UNSAFE, f"{target} is {why}: another user could plant code there")
+        return Problem(Problem.UNSAFE, why)
     probe = _existing_ancestor(target)
     if not os.access(probe, os.W_OK | os.X_OK):
         return Problem(Problem.READONLY, f"{target} is not writable by this user (checked {probe})")
     return None
+
+
+def unsafe(folder: str, *, library: bool = True) -> str | None:
+    """Why nothing may be served from `folder`, or None: another user could
+    write it, or (with `library`) it would not stay behind the core environment."""
+    found = _shadowing(folder) if library else None
+    if found:
+        return f"{found}; packages installed there would not stay behind the core environment"
+    try:
+        why = untrusted(os.stat(folder))
+    except OSError:
+        why = None
+    return f"{folder} is {why}: another user could plant code there" if why else None
 
 
 def _shadowing(target: str) -> str | None:

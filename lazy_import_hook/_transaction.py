@@ -122,12 +122,27 @@ def _check_allowed(job: Job) -> None:
             InstallsDisabledError,
             f"{job.subject} needs an install, but installs are disabled by "
             f"{plan.sources.get('enabled', 'the configuration')}"
-            + (f"; the target holds {', '.join(stale)}, which does not match" if stale else ""),
+            + (f"; the target holds {', '.join(stale)}, which does not match" if stale else "")
+            + "".join(f"; {line}" for line in _layer_notes(job)),
         )
     # The library-folder check needs sysconfig; install() did it and kept the answer.
     found = plan.problem if plan.unsafe else _target.problem(target, library=False)
     if found:
         raise job.error(TargetRefusedError, f"cannot install {job.subject}: {found.message}{_TARGET_HINT}")
+
+
+def _layer_notes(job: Job) -> list[str]:
+    """What the read-only layers have to do with a needed install: a stale
+    copy they hide, or a layer left out."""
+    from ._allowlist import stale_versions
+
+    notes = list(job.plan.layer_problems)
+    for layer in job.plan.layers:
+        versions = _target.installed_versions(layer.folder)
+        stale = [s for e in job.entries if e.import_name in layer.hidden for s in stale_versions(e, versions)]
+        if stale:
+            notes.append(f"the read-only layer {layer.folder} holds {', '.join(stale)}, which does not match")
+    return notes
 
 
 _TARGET_HINT = (

@@ -24,7 +24,7 @@ PACKAGE = ROOT / "lazy_import_hook"
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["_version", "_errors", "_files", "_child"]),
     ("the target folder", ["_target"]),
-    ("mechanisms", ["_pth", "_pipconf", "_process", "_lock", "_audit", "_staging", "_lockfile"]),
+    ("mechanisms", ["_pth", "_pipconf", "_process", "_lock", "_audit", "_staging", "_lockfile", "_layers"]),
     ("verify against RECORDs", ["_verify"]),
     ("import machinery", ["_loader", "_guard"]),
     ("installer interface, notices", ["_installer", "_watch", "_provenance"]),
