@@ -502,16 +502,16 @@ class Bench:
                     {{'toymod': 'toy-dist==1.0'}}, target={str(target)!r}, installer={kind!r}
                 )
                 t2 = time.perf_counter()
-                from lazy_import_hook import _transaction
+                from lazy_import_hook import _process
                 spent = []
-                real_run = _transaction.run
+                real_run = _process.run
                 def timed_run(*args, **kwargs):
                     start = time.perf_counter()
                     try:
                         return real_run(*args, **kwargs)
                     finally:
                         spent.append(time.perf_counter() - start)
-                _transaction.run = timed_run
+                _process.run = timed_run
                 t3 = time.perf_counter()
                 import toymod
                 t4 = time.perf_counter()

@@ -30,6 +30,14 @@ as_root = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def no_bytecode_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real layer is a read-only mount; these are writable folders (and root
+    # ignores modes), where the interpreter, not the hook, would write
+    # __pycache__ and make "the layer is untouched" fail.
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+
+
 def make_layer(folder: Path, *dists: tuple[str, str, dict[str, str]]) -> Path:
     """A layer as `prefetch` leaves it: the distributions, stamped for this Python."""
     folder.mkdir(parents=True, exist_ok=True)
