@@ -288,7 +288,8 @@ class Bench:
         target = self.fresh_dir("misses")
         # One child per measurement. Each child runs install() once, then times
         # batches of MISSES distinct failing imports (no name is ever looked up
-        # twice) with the finder off (A: removed from sys.meta_path), on (B),
+        # twice) with the hook off (A: its finder and the workers' watcher
+        # removed from sys.meta_path), on (B),
         # and replaced by a do-nothing finder (N, a reference: what CPython
         # charges any meta-path finder), in a rotating order. Same process,
         # same imported modules, same sys.path (the target stays on it): the
@@ -314,6 +315,10 @@ class Bench:
                     except ModuleNotFoundError:
                         pass
 
+            # Everything the hook puts on sys.meta_path is off for A: the
+            # finder, and the workers' watcher first on the list.
+            watchers = [f for f in sys.meta_path if type(f).__name__ == "_Watcher"]
+            assert watchers and sys.meta_path[0] is watchers[0]
             misses("warm_no_such_mod", {MISS_WARMUP})
             times = {{side: [] for side in states}}
             order = list(states)
@@ -322,9 +327,13 @@ class Bench:
                     del sys.meta_path[-1]
                     if states[side] is not None:
                         sys.meta_path.append(states[side])
+                    if side == "a":
+                        del sys.meta_path[0]
                     start = time.perf_counter()
                     misses(f"no_such_mod_{{batch}}_{{side}}", {MISSES})
                     times[side].append(time.perf_counter() - start)
+                    if side == "a":
+                        sys.meta_path.insert(0, watchers[0])
                     if states[side] is None:
                         sys.meta_path.append(None)  # a placeholder, replaced before the next batch
                 sys.meta_path[-1] = finder
@@ -493,16 +502,16 @@ class Bench:
                     {{'toymod': 'toy-dist==1.0'}}, target={str(target)!r}, installer={kind!r}
                 )
                 t2 = time.perf_counter()
-                from lazy_import_hook import _transaction
+                from lazy_import_hook import _process
                 spent = []
-                real_run = _transaction.run
+                real_run = _process.run
                 def timed_run(*args, **kwargs):
                     start = time.perf_counter()
                     try:
                         return real_run(*args, **kwargs)
                     finally:
                         spent.append(time.perf_counter() - start)
-                _transaction.run = timed_run
+                _process.run = timed_run
                 t3 = time.perf_counter()
                 import toymod
                 t4 = time.perf_counter()

@@ -15,13 +15,15 @@ from ._version import VERSION as __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from distributed import WorkerPlugin
+
     from ._optional import optional
     from ._prefetch import prefetch
     from ._verify import Verification
 
 __all__ = [
     "ConfigError", "LazyInstallError", "Verification", "__version__",
-    "child_env", "install", "optional", "prefetch", "uninstall", "verify",
+    "child_env", "dask_plugin", "install", "optional", "prefetch", "uninstall", "verify",
 ]  # fmt: skip
 
 # Imported when first asked for: the warm start loads none of these modules,
@@ -38,3 +40,19 @@ def __getattr__(name: str) -> object:
     value: object = getattr(import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
+
+
+def dask_plugin(target: str | None = None) -> WorkerPlugin:
+    """A Dask `distributed.WorkerPlugin` that installs this process's hook on
+    every worker of a cluster, now and as they join:
+
+        client.register_plugin(lazy_import_hook.dask_plugin())
+
+    It carries this process's validated plan; each worker checks, creates
+    and stamps the target on its own host (`target=`: another folder there;
+    default the same path) and honours its own LAZY_IMPORT_HOOK_DISABLE.
+    Unregistering it uninstalls the hook. Raises RuntimeError before install().
+    """
+    from ._dask import dask_plugin as plugin  # imports distributed (~1 s): only when asked for
+
+    return plugin(target)

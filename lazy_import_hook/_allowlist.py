@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 
 from . import _pth, _target
 from ._errors import ConfigError
-from ._plan import Entry
+from ._plan import Entry, Layer, layer_stamps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -233,18 +233,47 @@ def scan(plan: Plan) -> list[str]:
     (hidden until reinstalled), the dist-info folders found to match (a
     later import only checks they are still there), and the .pth path lines.
     Returns the .pth path lines refused (see _pth.read_pth)."""
+    plan.hidden, plan.verified = _holdings(plan.target, plan.entries.values())
+    paths, _, refused = _pth.read_pth(plan.target, outside=plan.settings.pth_imports)
+    plan.pth_paths = tuple(paths)
+    return refused
+
+
+def _holdings(folder: str, entries: Iterable[Entry]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """(import names `folder` holds at a version their pins do not allow,
+    import name -> the dist-info folders found to match) of the active entries."""
     hidden = []
     verified: dict[str, tuple[str, ...]] = {}
-    for entry in plan.entries.values():
+    for entry in entries:
         if not entry.active:
             continue
-        infos = matching_infos(plan.target, entry)
+        infos = matching_infos(folder, entry)
         if infos is None:
             hidden.append(entry.import_name)
         elif infos:
             verified[entry.import_name] = infos
-    plan.hidden = tuple(sorted(hidden))
-    plan.verified = verified
-    paths, _, refused = _pth.read_pth(plan.target, outside=plan.settings.pth_imports)
-    plan.pth_paths = tuple(paths)
+    return tuple(sorted(hidden)), verified
+
+
+def scan_layers(plan: Plan) -> list[str]:
+    """Check each read-only layer (see _layers) and record in the plan the
+    ones in use, what each holds as `scan` does for the target, and why any
+    other is left out (`plan.layer_problems`). Returns the .pth path lines
+    refused, as `scan` does."""
+    from ._layers import in_stack, unusable
+
+    # Before looking, so a change meanwhile invalidates the cache; of every
+    # folder named, so a warm start needs no realpath to tell which are used.
+    plan.layer_stamps = layer_stamps(plan.settings.read_only_targets)
+    folders = in_stack(plan.target, plan.settings.read_only_targets)
+    layers, problems, refused = [], [], []
+    for folder in folders:
+        why = unusable(folder)
+        if why:
+            problems.append(f"the read-only layer {folder} is not used: {why}")
+            continue
+        paths, _, dropped = _pth.read_pth(folder, outside=plan.settings.pth_imports)
+        refused += [f"{line} in the read-only layer {folder}" for line in dropped]
+        layers.append(Layer(folder, *_holdings(folder, plan.entries.values()), paths))
+    plan.layers, plan.layer_problems = tuple(layers), tuple(problems)
     return refused

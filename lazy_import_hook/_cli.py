@@ -13,7 +13,7 @@ from ._settings import Settings, folder_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ._plan import Entry, Plan
 
@@ -21,6 +21,7 @@ EPILOG = """\
 Settings come from the same places as install(): the options here, then
 LAZY_IMPORT_HOOK_* environment variables, then [tool.lazy-import-hook] in the
 nearest pyproject.toml (or --pyproject)."""
+RESOLVING = ("lock", "bundle")  # verbs that make closures rather than use them
 _VALUED = ("--pyproject", "--target", "--installer")  # global options that take a value
 
 
@@ -46,8 +47,24 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     prefetch = verbs.add_parser("prefetch", help="install the allowlist now (e.g. in a Docker build step)")
     prefetch.add_argument("names", nargs="*", metavar="NAME", help="import names (default: all)")
+    prefetch.add_argument(
+        "--from", dest="wheelhouse", metavar="DIR",
+        help="install only from this bundle (see bundle): no index, hashes required",
+    )  # fmt: skip
     prune = verbs.add_parser("prune", help="remove what no entry needs and what the core environment shadows")
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
+    _lock_parser(verbs)
+    run = verbs.add_parser(
+        "run",
+        help="run a program with the hook installed",
+        usage="lazy-import-hook run [-h] (-m MODULE | SCRIPT) [ARGS ...]",
+    )
+    run.add_argument("-m", dest="module", help="run a module, like python -m")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="SCRIPT and its arguments")
+    return parser
+
+
+def _lock_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lock = verbs.add_parser(
         "lock", help="resolve every entry's closure into a lock file (exact versions, sha256 of every wheel)"
     )
@@ -57,20 +74,22 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     lock.add_argument("--output", metavar="FILE", help="where to write (default: the lock setting, or "
                       "pylock.lazy-import-hook.toml beside the pyproject)")  # fmt: skip
-    lock.add_argument("--python-version", metavar="X.Y", help="lock for another Python (default: this one)")
-    lock.add_argument(
+    _for_another_interpreter(lock)
+    bundle = verbs.add_parser(
+        "bundle", help="download every entry's locked closure into DIR, for hosts with no index "
+        "(install from it with the wheelhouse setting, or prefetch --from DIR)",
+    )  # fmt: skip
+    bundle.add_argument("folder", metavar="DIR")
+    _for_another_interpreter(bundle)
+
+
+def _for_another_interpreter(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--python-version", metavar="X.Y", help="for another Python (default: this one)")
+    parser.add_argument(
         "--platform",
-        help="lock for another platform, in the installer's words (uv: linux, macos, "
+        help="for another platform, in the installer's words (uv: linux, macos, "
         "x86_64-manylinux_2_28...; pip: manylinux2014_x86_64...)",
     )
-    run = verbs.add_parser(
-        "run",
-        help="run a program with the hook installed",
-        usage="lazy-import-hook run [-h] (-m MODULE | SCRIPT) [ARGS ...]",
-    )
-    run.add_argument("-m", dest="module", help="run a module, like python -m")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="SCRIPT and its arguments")
-    return parser
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -111,21 +130,41 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _config.Raw | None]:
     """The plan to act on: a named pyproject; else the plan recorded in a named
     target (an application configured in code records it at install()); else
     the nearest pyproject above the current directory."""
-    overrides = {"installer": options.installer, "verbose": True if options.verbose else None}
+    wheelhouse = getattr(options, "wheelhouse", None)  # prefetch --from
+    if wheelhouse and not os.path.isdir(wheelhouse):
+        raise ConfigError(f"prefetch --from {wheelhouse}: no such folder (see `lazy-import-hook bundle`)")
+    overrides = {"installer": options.installer, "verbose": True if options.verbose else None,
+                 "wheelhouse": os.path.abspath(wheelhouse) if wheelhouse else None}  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if options.verb in RESOLVING:
+        overrides["wheelhouse"] = ""  # they resolve from the index, never from a bundle
     target = options.target or os.environ.get(str(Settings.target.env)) or ""
     raw = None
     plan = _recorded_plan(target) if options.pyproject is None and target else None
     if plan is not None:
         plan.settings = plan.settings.replace(**overrides)
+        if wheelhouse:
+            _config.apply_lock(plan)  # the bundle's closures
     else:
         try:
             raw = _config.gather(None, options.pyproject, {**overrides, "target": options.target})
         except ConfigError as e:
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
-        plan = _config.resolve(raw, apply_lock=options.verb != "lock")
+        plan = _config.resolve(raw, locked=options.verb not in RESOLVING)
     plan.problem = _target.problem(plan.target)
+    _check_layers(plan, quiet=options.verb == "status")
     return plan, raw
+
+
+def _check_layers(plan: Plan, *, quiet: bool) -> None:
+    """The read-only layers as they are now; why any is left out is a
+    warning, except where `status` shows it."""
+    from ._allowlist import scan_layers
+    from ._errors import warn
+
+    refused = [f"ignoring the .pth path line {line}" for line in scan_layers(plan)]
+    for line in [] if quiet else [*plan.layer_problems, *refused]:
+        warn(line)
 
 
 def _recorded_plan(target: str) -> Plan | None:
@@ -161,13 +200,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._prepare import prepare
 
             prepare(plan.target, enabled=plan.settings.enabled)  # the ABI wipe and stamp, as install() does
-        if options.verb == "prefetch":
-            return prefetch(plan, options.names)
-        if options.verb == "prune":
-            return prune(plan, dry_run=options.dry_run)
-        if options.verb == "lock":
-            return lock(plan, options)
-        return run(plan, raw, options.module, options.args)
+        if options.verb == "run":
+            return run(plan, raw, options.module, options.args)
+        verbs: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
+            "prefetch": lambda p, o: prefetch(p, o.names),
+            "prune": lambda p, o: prune(p, dry_run=o.dry_run),
+            "lock": lock,
+            "bundle": bundle,
+        }
+        return verbs[options.verb](plan, options)
     except ConfigError as e:
         print(f"lazy-import-hook: configuration error: {e}", file=sys.stderr)
         return 2
@@ -191,6 +232,10 @@ def prefetch(plan: Plan, names: Sequence[str]) -> int:
     for entry in chosen:
         if not entry.active:
             print(f"{entry.import_name}: skipped, not for this platform ({entry.what})")
+    for layer in plan.layers:  # what a read-only layer serves is never installed again
+        for entry in [e for e in chosen if e.import_name in layer.verified]:
+            print(f"{entry.import_name}: served by the read-only layer {layer.folder} ({entry.what})")
+            chosen.remove(entry)
     groups: dict[tuple[bool, bool], list[Entry]] = {}
     for entry in (e for e in chosen if e.active):  # hashed entries and sdist opt-ins run apart
         groups.setdefault((bool(entry.hashes), entry.allow_sdist), []).append(entry)
@@ -235,17 +280,38 @@ def lock(plan: Plan, options: argparse.Namespace) -> int:
     upgrade = True if options.upgrade == [] else (options.upgrade or False)
     unknown = [n for n in (upgrade if isinstance(upgrade, list) else []) if n not in plan.entries]
     if unknown:
-        print(f"lazy-import-hook: not on the allowlist: {', '.join(unknown)}", file=sys.stderr)
+        print(f"lazy-import-hook: --upgrade takes import names; not on the allowlist: {', '.join(unknown)} "
+              f"(allow-listed: {', '.join(plan.entries)})", file=sys.stderr)  # fmt: skip
         return 2
     try:
         target = Target(options.python_version, options.platform)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    try:
         _, report = write_lock(plan, path, upgrade=upgrade, target=target)
     except LockError as e:
-        print(f"lazy-import-hook: could not lock ({plan.settings.installer}); nothing written:\n{e}",
-              file=sys.stderr)  # fmt: skip
+        print(f"lazy-import-hook: could not lock; nothing written:\n{e}", file=sys.stderr)
         return 1
     print("\n".join(report))
     print(f"wrote {path}")
+    return 0
+
+
+def bundle(plan: Plan, options: argparse.Namespace) -> int:
+    from ._bundle import bundle as make_bundle
+    from ._installer import LockError
+    from ._locker import Target
+
+    try:
+        target = Target(options.python_version, options.platform)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    try:
+        report = make_bundle(plan, options.folder, target)
+    except LockError as e:
+        print(f"lazy-import-hook: could not bundle; the bundle's lock is unchanged:\n{e}", file=sys.stderr)
+        return 1
+    print("\n".join(report))
     return 0
 
 

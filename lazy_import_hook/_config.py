@@ -13,11 +13,14 @@ import sys
 
 from ._errors import ConfigError, warn
 from ._plan import Plan, environment_tag
-from ._settings import Setting, Settings, default_lock, env_names, folder_path
+from ._settings import LOCK_NAME, Setting, Settings, default_lock, env_names, folder_path
+from ._target import untrusted_input
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ._pipconf import PipConfig
 
 ENV_CACHE = "LAZY_IMPORT_HOOK_CACHE_DIR"
 SECTION = "tool.lazy-import-hook"
@@ -79,7 +82,7 @@ def find_pyproject(start: str | None = None) -> tuple[str, bytes] | None:
         candidate = os.path.join(here, "pyproject.toml")
         found = _read_declaring(candidate)
         if found is not None:
-            why = untrusted_pyproject(candidate, found[1])
+            why = untrusted_input(candidate, found[1])
             if why is None:
                 return candidate, found[0]
             warn(f"ignoring {candidate}: {why}")
@@ -117,30 +120,6 @@ def declares_table(data: bytes) -> bool:
 _HEADERS = (b"[tool.lazy-import-hook]", b"[tool.lazy-import-hook.", b"[[tool.lazy-import-hook.")
 
 
-def untrusted_pyproject(path: str, st: os.stat_result) -> str | None:
-    """Why a pyproject file must not give orders (choose what installs and
-    where), or None: it must be ours or root's and writable by nobody else,
-    in a folder nobody else can write to (git's safe.directory idea; a
-    sticky shared folder such as /tmp is fine, since no one else can
-    replace a file we own there)."""
-    import stat
-
-    from ._target import untrusted
-
-    why = untrusted(st)
-    if why:
-        return f"the file is {why}"
-    folder = os.path.dirname(path)
-    try:
-        folder_st = os.stat(folder)
-    except OSError as e:
-        return f"its folder cannot be checked ({e})"
-    if folder_st.st_mode & stat.S_ISVTX:
-        return None
-    why = untrusted(folder_st)
-    return f"its folder {folder} is {why}" if why else None
-
-
 def gather(
     allowlist: Mapping[str, object] | None,
     pyproject: str | os.PathLike[str] | None,
@@ -171,7 +150,7 @@ def _read_pyproject(path: str) -> str:
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read pyproject file {path}: {e}") from e
-    why = untrusted_pyproject(path, st)
+    why = untrusted_input(path, st)
     if why:
         raise ConfigError(
             f"pyproject file {path}: {why}; it could choose what installs and where. "
@@ -225,9 +204,9 @@ def _read_table(raw: Raw) -> dict[str, object]:
     return table
 
 
-def resolve(raw: Raw, *, apply_lock: bool = True) -> Plan:
+def resolve(raw: Raw, *, locked: bool = True) -> Plan:
     """Validate every source into a Plan (imports packaging and tomllib);
-    the lock file's closures applied unless `apply_lock` is false (`lock` itself)."""
+    the lock file's closures applied unless `locked` is false (`lock` itself)."""
     from ._allowlist import parse_allowlist
 
     table = _read_table(raw)
@@ -239,20 +218,32 @@ def resolve(raw: Raw, *, apply_lock: bool = True) -> Plan:
     plan = Plan(Settings(**{name: value for name, (value, _) in values.items()}),
                 parse_allowlist(source, where=where), raw.pyproject)  # fmt: skip
     plan.sources = {name: why for name, (_, why) in values.items()}
-    if apply_lock:
-        _apply_lock(plan)
+    _check_layers(plan)
+    if locked:
+        apply_lock(plan)
     return plan
 
 
+def _check_layers(plan: Plan) -> None:
+    from ._layers import overlap
+
+    why = overlap(plan.target, plan.settings.read_only_targets)
+    if why:
+        raise ConfigError(f"read-only-targets ({plan.sources['read_only_targets']}): {why}")
+
+
 def lock_path(plan: Plan) -> str:
-    """The lock file in effect: the setting, else the one beside the pyproject if there is one."""
+    """The lock file in effect: the setting, else the wheelhouse's, else the
+    one beside the pyproject if there is one."""
     if plan.settings.lock:
         return plan.settings.lock
+    if plan.settings.wheelhouse:
+        return os.path.join(plan.settings.wheelhouse, LOCK_NAME)
     found = default_lock(plan.pyproject) if plan.pyproject else ""
     return found if found and os.path.exists(found) else ""
 
 
-def _apply_lock(plan: Plan) -> None:
+def apply_lock(plan: Plan) -> None:
     """Give every active entry its locked closure; an entry whose
     requirements changed since the lock (or that it lacks) is a ConfigError."""
     from ._lockfile import applies_here, read, this_environment
@@ -260,14 +251,15 @@ def _apply_lock(plan: Plan) -> None:
     path = lock_path(plan)
     if not path:
         return
+    _check_wheelhouse(plan)
     if not os.path.exists(path):
-        where = plan.sources.get("lock")
-        raise ConfigError(f"lock file {path} ({where}) does not exist: run `lazy-import-hook lock`")
+        where = plan.sources.get("lock" if plan.settings.lock else "wheelhouse")
+        raise ConfigError(f"lock file {path} ({where}) does not exist: run {_remedy(plan)}")
     lock = read(path)
     if not applies_here(lock.environment):
         raise ConfigError(
             f"lock file {path} was made for {lock.environment or 'another interpreter'}, not for "
-            f"{this_environment()}: run `lazy-import-hook lock` with this Python"
+            f"{this_environment()}: run {_remedy(plan)} with this Python"
         )
     for entry in (e for e in plan.entries.values() if e.active):
         locked = lock.entries.get(entry.import_name)
@@ -275,11 +267,54 @@ def _apply_lock(plan: Plan) -> None:
             was = f"locked as {', '.join(locked.requirements)}" if locked else "not in the lock"
             raise ConfigError(
                 f"allowlist entry {entry.import_name!r} ({entry.what}) is {was} in {path}: "
-                "the allowlist changed since the lock; run `lazy-import-hook lock`"
+                f"the allowlist changed since the lock; run {_remedy(plan)}"
             )
         entry.locked = tuple(p.line() for p in locked.packages)
     st = os.stat(path)
     plan.lock_stamp = f"{path}\t{st.st_mtime_ns}\t{st.st_size}"
+
+
+def _check_wheelhouse(plan: Plan) -> None:
+    """A wheelhouse must be a folder nobody else can write: what is in it,
+    lock included, decides what installs (sticky or not: another user could
+    add a lock that is not there yet)."""
+    from ._target import untrusted
+
+    folder = plan.settings.wheelhouse
+    if not folder:
+        return
+    where = plan.sources.get("wheelhouse", "the wheelhouse setting")
+    try:
+        why = untrusted(os.stat(folder))
+    except OSError as e:
+        raise ConfigError(f"wheelhouse {folder} ({where}): {e}; make it with {_remedy(plan)}") from e
+    if why:
+        raise ConfigError(f"wheelhouse {folder} ({where}) is {why}: it must be writable by you alone")
+
+
+def _remedy(plan: Plan) -> str:
+    """The command that makes the lock in effect."""
+    if plan.settings.wheelhouse and not plan.settings.lock:
+        return (
+            f"`lazy-import-hook bundle {plan.settings.wheelhouse}` where the index is reachable, and copy "
+            "the folder here"
+        )
+    if plan.settings.lock and not plan.pyproject:  # an allowlist in code: the CLI finds it in the target
+        return (
+            f"`lazy-import-hook --target {plan.target} lock --output {plan.settings.lock}` (it locks the "
+            "plan this application records in the target: if it never has, start it once without lock= "
+            "and with LAZY_IMPORT_HOOK_DISABLE=1, which records the plan and installs nothing)"
+        )
+    return "`lazy-import-hook lock`"
+
+
+def pip_config(plan: Plan) -> PipConfig:
+    """Where installs come from: the operator's pip settings, or the
+    wheelhouse alone. ValueError for a pip configuration pip would refuse."""
+    from ._pipconf import read, sealed
+
+    operator = read()
+    return sealed(plan.settings.wheelhouse, operator) if plan.settings.wheelhouse else operator
 
 
 def _value(row: Setting[object], table: Mapping[str, object], raw: Raw) -> tuple[object, str]:

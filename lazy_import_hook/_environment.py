@@ -44,11 +44,17 @@ def core_distributions(exclude_paths: Sequence[str]) -> dict[str, str]:
 def core_constraints(exclude_paths: Sequence[str], exclude_dists: Sequence[str]) -> list[str]:
     """`name==version` lines pinning the core environment's distributions."""
     from packaging.utils import canonicalize_name
-    from packaging.version import InvalidVersion, Version
 
     skip = {canonicalize_name(d) for d in exclude_dists}
+    return pin_lines(core_distributions(exclude_paths), skip)
+
+
+def pin_lines(versions: dict[str, str], skip: Iterable[str] = ()) -> list[str]:
+    """`name==version` lines for the versions an index can have, sorted."""
+    from packaging.version import InvalidVersion, Version
+
     lines = []
-    for key, version in sorted(core_distributions(exclude_paths).items()):
+    for key, version in sorted(versions.items()):
         try:
             parsed = Version(version)
         except InvalidVersion:
@@ -56,6 +62,26 @@ def core_constraints(exclude_paths: Sequence[str], exclude_dists: Sequence[str])
         if key not in skip and parsed.local is None:  # a local build (+cpu) is on no index
             lines.append(f"{key}=={version}")
     return lines
+
+
+def layer_versions(plan: Plan) -> dict[str, tuple[str, str]]:
+    """Canonical name -> (version, layer) of what the read-only layers hold
+    (the first layer that has it, as for imports)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for layer in plan.layers:
+        for key, dist in dist_folders(layer.folder).items():
+            seen.setdefault(key, (dist.version, layer.folder))
+    return seen
+
+
+def layer_constraints(plan: Plan, core: Sequence[str]) -> list[str]:
+    """What the read-only layers hold, as constraints: they come before the
+    target on sys.path, so their copy is what gets imported, and an install
+    must fit it as it fits the core environment. The allowlist's own
+    distributions are left to their pins: a stale copy in a layer is hidden."""
+    skip = {line.partition("==")[0] for line in core}
+    skip.update(d for e in plan.entries.values() if e.active for d in e.dists)
+    return pin_lines({key: version for key, (version, _) in layer_versions(plan).items()}, skip)
 
 
 def allowlist_constraints(
@@ -79,10 +105,11 @@ def allowlist_constraints(
 
 def write_constraints(plan: Plan, entries: Sequence[Entry], path: str) -> list[str]:
     """Write the --constraint file for installing `entries`: the core versions
-    (cached) without the entries' own distributions, then the allowlist's
-    pins. Returns the core lines."""
+    (cached) without the entries' own distributions, then what the read-only
+    layers hold, then the allowlist's pins. Returns the core and layer lines."""
     own = {d for e in entries for d in e.dists}
     core = [line for line in cached_core(plan) if line.partition("==")[0] not in own]
+    core += layer_constraints(plan, core)
     others = allowlist_constraints(plan.entries.values(), entries, core)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(core + others) + "\n")
@@ -95,7 +122,8 @@ def cached_core(plan: Plan) -> list[str]:
     mtimes, so a later install waits for the installer alone."""
     target = plan.target
     stamps = []
-    for folder in (p for p in sys.path if p and p != target and p not in plan.pth_paths):
+    ours = plan.paths()
+    for folder in (p for p in sys.path if p and p not in ours):
         try:
             stamps.append((folder, os.stat(folder).st_mtime_ns))
         except OSError:
@@ -108,7 +136,7 @@ def cached_core(plan: Plan) -> list[str]:
         lines = text.partition("\n")[2].split()
         if all(map(pinned_line, lines)):
             return lines
-    core = core_constraints([target, *plan.pth_paths], ())
+    core = core_constraints(ours, ())
     if os.path.isdir(os.path.dirname(cache)):  # `lock` may run before any install made the target
         atomic_write(cache, "\n".join([key, *core]) + "\n")
     return core

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
-    from ._plan import Entry, Plan
+    from ._plan import Entry, Layer, Plan
 
 
 class LazyFinder:
@@ -64,6 +64,9 @@ class LazyFinder:
         # Set by the first prefetch (see _prefetch): waits for the prefetch
         # of an import name, if one runs, and returns its error.
         self.await_prefetch: Callable[[str], LazyInstallError | None] = _no_prefetch
+        # The read-only layers' guards: a layer's stale copy stays hidden for
+        # good, so the target's fresh one is served (a layer never changes).
+        self.guards = [*map(self._layer_guard, plan.layers), self.guard]
 
     @property
     def hidden(self) -> set[str]:
@@ -73,15 +76,23 @@ class LazyFinder:
     def __repr__(self) -> str:
         return f"<LazyFinder target={self.target!r} entries={len(self._entries)}>"
 
+    def _layer_guard(self, layer: Layer) -> Guard:
+        guard = Guard(layer.folder, self._entries, lambda name: self._served_infos(name, layer.folder),
+                      layer.verified)  # fmt: skip
+        guard.hidden.update(layer.hidden)
+        return guard
+
     def attach(self) -> None:
-        """Guard the target's folders (through sys.path_hooks, which survive
-        a cleared sys.path_importer_cache)."""
-        sys.path_hooks.insert(0, self.guard.path_hook)
-        _forget_folders(self.guard)
+        """Guard the folders of the layers and the target (through
+        sys.path_hooks, which survive a cleared sys.path_importer_cache)."""
+        for guard in self.guards:
+            sys.path_hooks.insert(0, guard.path_hook)
+            _forget_folders(guard)
 
     def detach(self) -> None:
-        sys.path_hooks[:] = [h for h in sys.path_hooks if getattr(h, "__self__", None) is not self.guard]
-        _forget_folders(self.guard)
+        sys.path_hooks[:] = [h for h in sys.path_hooks if getattr(h, "__self__", None) not in self.guards]
+        for guard in self.guards:
+            _forget_folders(guard)
 
     def find_spec(
         self,
@@ -261,13 +272,14 @@ class LazyFinder:
         finally:
             self._local.invalidating = False
 
-    def _served_infos(self, name: str) -> tuple[str, ...] | None:
-        """For the guard: the dist-info folders of `name` if the target holds
-        versions its pins allow (imports packaging: called rarely)."""
+    def _served_infos(self, name: str, folder: str = "") -> tuple[str, ...] | None:
+        """For a guard: the dist-info folders of `name` if `folder` (the
+        target by default) holds versions its pins allow (imports packaging:
+        called rarely)."""
         from ._allowlist import matching_infos
 
         entry = self._entries.get(name)
-        return matching_infos(self.target, entry) if entry is not None else ()
+        return matching_infos(folder or self.target, entry) if entry is not None else ()
 
 
 def _no_prefetch(name: str) -> LazyInstallError | None:

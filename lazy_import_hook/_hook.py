@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _config, _plan, _target
+from . import _config, _plan, _target, _workers
 from ._errors import warn
 from ._finder import LazyFinder
 from ._settings import Settings, default_lock
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._verify import Verification
-
-_CHILD_KEY = "child"
 
 
 def install(
@@ -88,28 +86,43 @@ def activate(plan: _plan.Plan) -> LazyFinder:
 
 
 def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
-    """Target (and its .pth paths) to the END of sys.path, unless unsafe; the
-    finder to the END of sys.meta_path, replacing an earlier one."""
+    """The read-only layers, then the target (unless unsafe), each with its
+    .pth paths, to the END of sys.path; the finder to the END of
+    sys.meta_path, replacing an earlier one."""
+    _target.activate(plan.layer_paths())  # after the core environment, before the target
     if not plan.unsafe:
         _target.activate([plan.target, *plan.pth_paths])
         _plan.hold(plan)
-        if plan.settings.pth_imports:
-            from . import _pth
-
-            _pth.run_pth_imports(_pth.read_pth(plan.target, outside=True)[1])
+    if plan.settings.pth_imports:
+        _run_pth_imports(plan)
     finder = LazyFinder(plan, key, cache_path)
-    uninstall()
+    _remove_finders()
     sys.meta_path.append(finder)
     finder.attach()
     _register_abc()
+    _workers.follow()  # multiprocessing's children get it too
     return finder
+
+
+def _run_pth_imports(plan: _plan.Plan) -> None:
+    from . import _pth
+
+    folders = [layer.folder for layer in plan.layers] + ([] if plan.unsafe else [plan.target])
+    for folder in folders:
+        _pth.run_pth_imports(_pth.read_pth(folder, outside=True)[1])
 
 
 def uninstall() -> None:
     """Remove every lazy-import-hook finder from sys.meta_path. Tolerates absence.
 
     The target stays on sys.path: modules already imported from it keep working.
+    Processes multiprocessing starts from now on get no hook.
     """
+    _remove_finders()
+    _workers.unfollow()
+
+
+def _remove_finders() -> None:
     for finder in [f for f in sys.meta_path if isinstance(f, LazyFinder)]:
         sys.meta_path.remove(finder)
         finder.detach()
@@ -127,11 +140,10 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     from ._child import with_child_hook
 
-    finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
+    finder = _workers.active_finder()
     if finder is None:
         raise RuntimeError("lazy_import_hook.child_env() needs install() to have run first")
-    text = _plan.dumps(finder.plan, _CHILD_KEY, _target.mtime(finder.target))
-    return with_child_hook(os.environ if env is None else env, text)
+    return with_child_hook(os.environ if env is None else env, _plan.child_text(finder.plan))
 
 
 def verify(target: str | os.PathLike[str] | None = None) -> Verification:
@@ -150,28 +162,59 @@ def verify(target: str | os.PathLike[str] | None = None) -> Verification:
     from ._verify import verify as check
 
     if target is None:
-        finder = next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
+        finder = _workers.active_finder()
         if finder is None or not finder.target:
             raise RuntimeError("lazy_import_hook.verify() needs a target, or install() to have run first")
         target = finder.target
     return check(os.path.abspath(os.fspath(target)))
 
 
-def install_plan(text: str) -> LazyFinder:
-    """The child side of `child_env()`: install the hook from a parent's plan."""
-    from ._child import CHILD_PLAN, inside_installer
-
-    if inside_installer():
+def install_plan(text: str, *, disabled_by: str = "") -> LazyFinder:
+    """The child side of `child_env()` and of multiprocessing's workers (see
+    _workers): install the hook from a parent's plan, on the parent's host.
+    `disabled_by`: the parent's kill switch, when it was on."""
+    plan = _child_plan(text, disabled_by)
+    if plan is None:
         return _inert()
-    loaded = _plan.loads(text, _CHILD_KEY)
-    if loaded is None:
-        raise ValueError(f"{CHILD_PLAN} does not hold a plan of this lazy-import-hook version")
-    plan = loaded[0]
-    if Settings.enabled.env_value() is False:
-        plan.settings.__dict__["enabled"] = False  # the kill switch holds in children too
     if _target.needs_wipe(plan.target) and not plan.foreign_abi:
         raise ValueError(f"the target {plan.target} was built for another Python")
-    return _activate(plan, _CHILD_KEY, "")  # "": a child keeps no cache of its own
+    return _activate(plan, _plan.CHILD_KEY, "")  # "": a child keeps no cache of its own
+
+
+def install_on_worker(text: str, *, target: str | None = None) -> LazyFinder:
+    """A cluster worker's side (see _dask): install the hook from the client's
+    plan on a host that may be another one, into `target` if given. The
+    target is checked, created and stamped here, as install() does."""
+    plan = _child_plan(text, "")
+    if plan is None:
+        return _inert()
+    if target is not None:
+        from ._records import record_id
+
+        plan.settings = plan.settings.replace(target=target)
+        plan.record_id = record_id(plan)
+    return activate(plan)
+
+
+def _child_plan(text: str, disabled_by: str) -> _plan.Plan | None:
+    """A parent's plan, with this process's kill switch (and the parent's);
+    None inside an installer."""
+    from ._child import inside_installer
+    from ._version import VERSION
+
+    if inside_installer():
+        return None
+    loaded = _plan.loads(text, _plan.CHILD_KEY)
+    if loaded is None:  # child_env()'s variable, a worker's item, the Dask plugin
+        raise ValueError(f"the plan handed over is not one of this lazy-import-hook version ({VERSION})")
+    plan = loaded[0]
+    row = Settings.enabled
+    if row.env_value() is False:  # the kill switch holds in children too
+        disabled_by = f"{row.env}={os.environ.get(str(row.env))}"
+    if disabled_by:
+        plan.settings = plan.settings.replace(enabled=False)
+        plan.sources["enabled"] = disabled_by
+    return plan
 
 
 def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
@@ -189,8 +232,16 @@ def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
     # checked afresh.
     same_target = not raw.target_hint or plan.target == raw.target_hint
     safe = not plan.unsafe and not _target.untrusted(st)
-    ours = plan.target not in sys.path or plan.target in _target.ACTIVATED
-    return plan if unchanged and same_target and safe and ours and _same_lock(plan) else None
+    ours = all(p not in sys.path or p in _target.ACTIVATED for p in (plan.target, *plan.layer_paths()))
+    fresh = _same_lock(plan) and _same_layers(plan)
+    return plan if unchanged and same_target and safe and ours and fresh else None
+
+
+def _same_layers(plan: _plan.Plan) -> bool:
+    """The read-only layers are as they were checked: a stat and a small read
+    each (nothing to do without layers)."""
+    folders = plan.settings.read_only_targets
+    return not folders or _plan.layer_stamps(folders) == plan.layer_stamps
 
 
 def _same_lock(plan: _plan.Plan) -> bool:
@@ -216,11 +267,13 @@ def _slow_plan(raw: _config.Raw) -> _plan.Plan:
 
 
 def _settle(plan: _plan.Plan) -> int:
-    """Check the target, get it ready (create, wipe, stamp) and record what it
-    holds in the plan; returns the target's mtime as it was checked."""
-    from ._allowlist import scan
+    """Check the read-only layers and the target, get the target ready
+    (create, wipe, stamp) and record in the plan what each holds; returns
+    the target's mtime as it was checked."""
+    from ._allowlist import scan, scan_layers
     from ._prepare import prepare
 
+    refused = scan_layers(plan)
     plan.problem = _target.problem(plan.target)
     if plan.problem is None:
         try:
@@ -229,8 +282,9 @@ def _settle(plan: _plan.Plan) -> int:
             plan.problem = _target.Problem(_target.Problem.READONLY, f"{plan.target} is not writable: {e}")
     _report_problem(plan)
     checked_at = _target.mtime(plan.target)
-    for dropped in scan(plan):
-        warn(f"ignoring the .pth path line {dropped} in {plan.target}")
+    refused += [f"{line} in {plan.target}" for line in scan(plan)]
+    for line in refused:
+        warn(f"ignoring the .pth path line {line}")
     return checked_at
 
 
@@ -247,6 +301,8 @@ def _record(plan: _plan.Plan) -> None:
 
 
 def _report_problem(plan: _plan.Plan) -> None:
+    for line in plan.layer_problems:
+        warn(line)
     problem = plan.problem
     if problem is not None and problem.unsafe:
         warn(f"{problem.message}; the target is NOT added to sys.path and nothing installs into it")

@@ -217,14 +217,14 @@ class Failure:
     """A failed run, to be turned into the ImportError that says what happened."""
 
     __slots__ = (
-        "code", "command", "core", "dists", "locked", "name", "only_binary", "output", "source_only",
-        "subject",
+        "code", "command", "core", "dists", "layers", "locked", "name", "only_binary", "output",
+        "source_only", "subject",
     )  # fmt: skip
 
     def __init__(  # noqa: PLR0913  (a record of named fields)
         self, name: str, subject: str, dists: Sequence[str],
         *, code: int | None, output: str, command: str, only_binary: bool, core: Sequence[str] = (),
-        locked: Sequence[str] = (),
+        locked: Sequence[str] = (), layers: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
         self.name = name  # the import name
         self.subject = subject  # "installing x==1 for 'import x'", as the message starts
@@ -235,6 +235,7 @@ class Failure:
         self.only_binary = only_binary
         self.core = core  # the core environment's pins ("name==version") every install honours
         self.locked = locked  # the lock's closure: "name==version sha256:HEX file" lines
+        self.layers = layers or {}  # those of the core pins that a read-only layer holds -> the layer
         self.source_only: str | None = None  # a distribution found only as a source archive
 
 
@@ -283,14 +284,27 @@ def _mismatched_file(f: Failure) -> str | None:
 
 
 def _core_conflict(f: Failure) -> str:
-    """Name the application's own packages the installer could not move."""
+    """Name the application's own packages (and the read-only layers'
+    packages) the installer could not move."""
     low = f.output.lower().replace("_", "-")
     named = [pin for pin in f.core if pin.lower() in low]
-    if not named:
-        return ""
-    installed = ", ".join(pin.replace("==", " ") for pin in named)
-    return (
-        f" {installed} {'is' if len(named) == 1 else 'are'} installed in the application's environment, "
-        "which every install keeps (the core environment always wins), and this needs another version: "
-        "upgrade it in the application's environment, or choose a version of the entry that works with it."
-    )
+    core = [pin for pin in named if pin not in f.layers]
+    text = ""
+    if core:
+        text += (
+            f" {_listed(core)} installed in the application's environment, which every install keeps "
+            "(the core environment always wins), and this needs another version: upgrade it in the "
+            "application's environment, or choose a version of the entry that works with it."
+        )
+    for layer in sorted({f.layers[pin] for pin in named if pin in f.layers}):
+        text += (
+            f" {_listed([p for p in named if f.layers.get(p) == layer])} in the read-only layer {layer}, "
+            "which every install keeps (it comes before the target), and this needs another version: "
+            "rebuild the layer with the new pins, or choose a version of the entry that works with it."
+        )
+    return text
+
+
+def _listed(pins: Sequence[str]) -> str:
+    """`a 1.0, b 2.0 are` (or `a 1.0 is`)."""
+    return f"{', '.join(pin.replace('==', ' ') for pin in pins)} {'is' if len(pins) == 1 else 'are'}"

@@ -20,6 +20,7 @@ from . import _environment, _target
 from ._errors import ConfigError
 from ._installer import LockError
 from ._lockfile import EntryLock, Locked, LockFile, group_name, this_environment
+from ._pipconf import find_links
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,11 +30,15 @@ if TYPE_CHECKING:
 
 
 class Target:
-    """Which interpreter the lock is for: this one, or another (`--python-version`, `--platform`)."""
+    """Which interpreter the lock is for: this one, or another
+    (`--python-version`, `--platform`). ValueError for what cannot be told."""
 
     def __init__(self, python_version: str | None = None, platform: str | None = None) -> None:
+        if python_version is not None and not re.fullmatch(r"3\.\d+(\.\d+)?", python_version):
+            raise ValueError(f"--python-version {python_version!r}: write it as 3.12 (or 3.12.4)")
         self.python_version = python_version
         self.platform = platform
+        self.system, self.machine = _system_and_machine(platform) if platform else this_system()
 
     @property
     def environment(self) -> str:
@@ -41,24 +46,49 @@ class Target:
         if not (self.python_version or self.platform):
             return this_environment()
         version = ".".join((self.python_version or _this_minor()).split(".")[:2])
-        parts = [f"python_version == '{version}'"]
-        system = _sys_platform(self.platform) if self.platform else sys.platform
-        parts += [f"sys_platform == '{system}'"] if system else []
-        return " and ".join([*parts, f"implementation_name == '{sys.implementation.name}'"])
+        return (
+            f"python_version == '{version}' and sys_platform == '{self.system}' and platform_machine == "
+            f"'{self.machine}' and implementation_name == '{sys.implementation.name}'"
+        )
 
 
 def _this_minor() -> str:
     return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-def _sys_platform(platform: str) -> str:
-    """`sys.platform` for an installer's platform name (uv's `linux`,
-    `x86_64-apple-darwin`, pip's `manylinux2014_x86_64`...), "" if unknown."""
-    lowered = platform.lower()
-    for needle, system in (("linux", "linux"), ("darwin", "darwin"), ("macos", "darwin"), ("win", "win32")):
-        if needle in lowered:
-            return system
-    return ""
+def this_system() -> tuple[str, str]:
+    import platform
+
+    return sys.platform, platform.machine()
+
+
+# uv's short names, and what they stand for.
+_ALIASES = {"linux": "x86_64-unknown-linux-gnu", "macos": "aarch64-apple-darwin",
+            "windows": "x86_64-pc-windows-msvc"}  # fmt: skip
+_SYSTEMS = (("linux", "linux"), ("darwin", "darwin"), ("macos", "darwin"), ("win", "win32"))
+_MACHINES = ("x86_64", "amd64", "aarch64", "arm64", "i686", "armv7l", "ppc64le", "s390x", "riscv64")
+# What platform.machine() says on each system, by the machine's usual names.
+_SPELLED = {
+    ("darwin", "aarch64"): "arm64", ("darwin", "amd64"): "x86_64", ("linux", "amd64"): "x86_64",
+    ("linux", "arm64"): "aarch64", ("win32", "x86_64"): "AMD64", ("win32", "amd64"): "AMD64",
+    ("win32", "aarch64"): "ARM64", ("win32", "arm64"): "ARM64", ("win32", "i686"): "x86",
+}  # fmt: skip
+
+
+def _system_and_machine(platform: str) -> tuple[str, str]:
+    """`sys.platform` and `platform.machine()` of an installer's platform name
+    (uv's `linux`, `aarch64-apple-darwin`..., pip's `manylinux2014_x86_64`...)."""
+    lowered = _ALIASES.get(platform.lower(), platform.lower())
+    system = next((s for needle, s in _SYSTEMS if needle in lowered), "")
+    machine = next((m for m in _MACHINES if m in lowered), "")
+    if lowered.endswith("win32"):
+        system, machine = "win32", machine or "i686"
+    if not (system and machine):
+        raise ValueError(
+            f"--platform {platform!r}: cannot tell its operating system and machine; name both, as in "
+            "x86_64-manylinux_2_28 or aarch64-apple-darwin (uv) or manylinux2014_x86_64 (pip)"
+        )
+    return system, _SPELLED.get((system, machine), machine)
 
 
 def lock(
@@ -66,10 +96,10 @@ def lock(
 ) -> tuple[LockFile, list[str]]:
     """Resolve the plan's entries into the lock at `path`; returns it and one
     line per entry saying what happened."""
-    from ._lockfile import read, write
+    from ._lockfile import write
 
     target = target or Target()
-    previous = read(path) if os.path.exists(path) else None
+    previous = _previous(path)
     if previous is not None and previous.environment != target.environment:
         previous = None  # made for another interpreter: nothing to keep
     entries = sorted((e for e in plan.entries.values() if e.active), key=lambda e: e.import_name)
@@ -78,23 +108,33 @@ def lock(
     for entry in entries:
         old = previous.entries.get(entry.import_name) if previous else None
         group = group_name(entry.import_name, [e.group for e in result.entries.values()])
-        kept = old is not None and _kept(entry, old, upgrade)
-        if old is not None and kept:
-            packages = old.packages
-        else:
-            packages = resolver.closure(entry, old, _asked(entry, upgrade))
+        # Every entry is resolved again, the old closure preferred: what a
+        # hand-edited lock added, or the cooldown now excludes, does not stay.
+        packages = resolver.closure(entry, old, _asked(entry, upgrade))
+        kept = old is not None and [p.key() for p in packages] == [p.key() for p in old.packages]
         result.entries[entry.import_name] = EntryLock(group, entry.requirements, entry.hashes, packages)
-        report.append(f"{entry.import_name}: {'kept ' if kept else ''}{_describe(packages)}")
+        report.append(f"{entry.import_name}: {'unchanged, ' if kept else ''}{_describe(packages)}")
     write(path, result)
     return result, report
 
 
+def _previous(path: str) -> LockFile | None:
+    """The lock being replaced: preferred, unless it does not parse (then it
+    is replaced, with a warning); one that must not be trusted is an error."""
+    from ._errors import warn
+    from ._lockfile import UnreadableLock, read
+
+    if not os.path.exists(path):
+        return None
+    try:
+        return read(path)
+    except UnreadableLock as e:
+        warn(f"replacing it: {e}")
+        return None
+
+
 def _asked(entry: Entry, upgrade: Sequence[str] | bool) -> bool:
     return upgrade is True or (not isinstance(upgrade, bool) and entry.import_name in upgrade)
-
-
-def _kept(entry: Entry, old: EntryLock, upgrade: Sequence[str] | bool) -> bool:
-    return not _asked(entry, upgrade) and (old.requirements, old.hashes) == (entry.requirements, entry.hashes)
 
 
 def _describe(packages: Sequence[Locked]) -> str:
@@ -105,13 +145,22 @@ class _Resolver:
     """Resolves entries one by one with the plan's installer, configuration and cutoff."""
 
     def __init__(self, plan: Plan, target: Target, entries: Sequence[Entry]) -> None:
+        from ._config import pip_config
         from ._installers import choose
         from ._job import Job
-        from ._pipconf import read as read_pip
 
         self.plan, self.target = plan, target
-        self.installer, self.pip = choose(plan.settings.installer), read_pip()
+        try:
+            self.installer, self.pip = choose(plan.settings.installer), pip_config(plan)
+        except (FileNotFoundError, ValueError) as e:
+            raise LockError(str(e)) from e
         self.cutoff = Job(plan, list(entries), "by lock").cutoff if entries else ""
+        links = find_links(self.pip) if self.cutoff else []
+        if links:
+            raise LockError(
+                f"min-release-age cannot be checked for files found through find-links ({' '.join(links)}): "
+                "they carry no upload time. Lock against an index (it publishes upload times)"
+            )
         problem = self.installer.cooldown_problem() if self.cutoff else None
         if problem:
             raise LockError(problem)
@@ -135,7 +184,8 @@ class _Resolver:
             packages = self._resolve(entry, [])
         _check(entry, packages, self.cutoff)
         _no_downgrade(entry, packages, installed)
-        return packages
+        _same_files(entry, packages, old)
+        return sorted(packages, key=lambda p: (p.name, p.filename))
 
     def _resolve(self, entry: Entry, prefer: list[str]) -> list[Locked]:
         with tempfile.TemporaryDirectory(prefix="lazy-import-hook-lock-") as work:
@@ -143,10 +193,14 @@ class _Resolver:
             core = _names(_environment.write_constraints(self.plan, [entry], constraints))
             with open(constraints, "a", encoding="utf-8") as f:
                 f.writelines(f"{line}\n" for line in prefer if re.split("[=>]", line)[0] not in core)
-            return self.installer.resolve(
-                entry.requirements, constraints, self.installer.launch(self.pip), work=work,
-                cutoff=self.cutoff, python_version=self.target.python_version, platform=self.target.platform,
-            )  # fmt: skip
+            try:
+                return self.installer.resolve(
+                    entry.requirements, constraints, self.installer.launch(self.pip), work=work,
+                    cutoff=self.cutoff, python_version=self.target.python_version,
+                    platform=self.target.platform,
+                )  # fmt: skip
+            except LockError as e:
+                raise LockError(f"{self.installer.name}, resolving {entry.import_name}: {e}") from e
 
 
 def _installed(plan: Plan, entry: Entry) -> dict[str, str]:
@@ -160,6 +214,19 @@ def _installed(plan: Plan, entry: Entry) -> dict[str, str]:
         for req, dist in zip(entry.requirements, entry.dists)
         if dist in versions and installed_matches(req, versions[dist])
     }
+
+
+def _same_files(entry: Entry, packages: Sequence[Locked], old: EntryLock | None) -> None:
+    """A file the lock named must still have the hash the lock recorded: the
+    index serving other bytes under the same name is what tampering looks like."""
+    before = {p.filename: p.sha256 for p in (old.packages if old else ())}
+    changed = [p.filename for p in packages if before.get(p.filename, p.sha256) != p.sha256]
+    if changed:
+        raise LockError(
+            f"{entry.import_name}: the index now serves {', '.join(changed)} with another sha256 than the "
+            "lock recorded: the file was replaced upstream, or someone is tampering. Find out which before "
+            "you remove the entry from the lock"
+        )
 
 
 def _no_downgrade(entry: Entry, packages: Sequence[Locked], installed: dict[str, str]) -> None:
@@ -200,11 +267,16 @@ def default_path(plan: Plan, output: str | None) -> str:
     from ._settings import default_lock
 
     if output:
-        return os.path.abspath(output)
-    if plan.settings.lock:
-        return plan.settings.lock
-    if plan.pyproject:
-        return default_lock(plan.pyproject)
-    raise ConfigError(
-        "this allowlist has no pyproject: name the lock file with --output, and give it as lock= to install()"
-    )
+        path = os.path.abspath(output)
+    elif plan.settings.lock:
+        path = plan.settings.lock
+    elif plan.pyproject:
+        path = default_lock(plan.pyproject)
+    else:
+        raise ConfigError(
+            "this allowlist has no pyproject: name the lock file with --output, and give it as lock= to "
+            "install()"
+        )
+    if os.path.isdir(path) or not os.path.isdir(os.path.dirname(path)):
+        raise ConfigError(f"cannot write the lock file {path}: name a file in a folder that exists")
+    return path

@@ -15,6 +15,7 @@ isodate`, `pip install --group FILE:isodate`.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 _MARKER = re.compile(r"'([a-z0-9-]+)' in dependency_groups")
+
+
+class UnreadableLock(ConfigError):
+    """A lock file that does not parse (as opposed to one that must not be trusted)."""
 
 
 class Locked:
@@ -122,16 +127,24 @@ def read(path: str) -> LockFile:
         import tomllib
     else:
         import tomli as tomllib
-    from ._target import read_trusted
+    from ._target import untrusted_input
 
-    text = read_trusted(path)
-    if text is None:
-        raise ConfigError(f"lock file {path}: unreadable, or someone other than you or root could write it")
+    try:
+        with open(path, encoding="utf-8") as f:
+            why = untrusted_input(path, os.fstat(f.fileno()))
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"lock file {path} cannot be read: {e}") from e
+    if why:
+        raise ConfigError(
+            f"lock file {path}: {why}; it decides what installs. Make it yours (chown), writable only by "
+            "you (chmod go-w), in a folder only you can write, or remove it"
+        )
     try:
         return _parse(tomllib.loads(text))
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         message = f"lock file {path} is not a lock this hook made ({e}); run `lazy-import-hook lock`"
-        raise ConfigError(message) from e
+        raise UnreadableLock(message) from e
 
 
 def _parse(data: Any) -> LockFile:

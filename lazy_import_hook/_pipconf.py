@@ -55,11 +55,14 @@ class Value:
 
 class PipConfig:
     """The effective `pip install` settings: `values` (CARRIED keys) and
-    `others` (every other key set, which the hook does not pass on)."""
+    `others` (every other key set, which the hook does not pass on).
+    `sealed`: the wheelhouse setting decided the source; no other index
+    setting, pip's or an installer's own, may add to it."""
 
-    def __init__(self, values: dict[str, Value], others: dict[str, Value]) -> None:
+    def __init__(self, values: dict[str, Value], others: dict[str, Value], *, sealed: bool = False) -> None:
         self.values = values
         self.others = others
+        self.sealed = sealed
 
     def get(self, key: str) -> str | None:
         value = self.values.get(key)
@@ -95,6 +98,24 @@ class PipConfig:
         if links:
             where += f", find-links {' '.join(links)} ({self.source('find-links')})"
         return where
+
+
+def find_links(pip: PipConfig, env: Mapping[str, str] | None = None) -> list[str]:
+    """Every find-links location an install would see: pip's, and uv's own
+    (unless the wheelhouse sealed the source)."""
+    env = os.environ if env is None else env
+    own = [] if pip.sealed else env.get("UV_FIND_LINKS", "").replace(",", " ").split()
+    return list(dict.fromkeys(pip.items("find-links") + own))
+
+
+def sealed(wheelhouse: str, operator: PipConfig) -> PipConfig:
+    """Only the wheelhouse folder, no index: the operator's index settings
+    are set aside (and reported), how pip talks (timeouts, cache) is kept."""
+    source = f"wheelhouse setting {wheelhouse}"
+    values = {"no-index": Value("yes", source), "find-links": Value(wheelhouse, source)}
+    values.update({k: v for k, v in operator.values.items() if k in NETWORK_KEYS})
+    aside = {k: v for k, v in operator.values.items() if k in INDEX_KEYS}
+    return PipConfig(values, {**operator.others, **aside}, sealed=True)
 
 
 def config_files(env: Mapping[str, str], prefix: str = sys.prefix) -> list[str]:

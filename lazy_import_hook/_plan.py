@@ -15,12 +15,12 @@ import os
 import sys
 
 from ._settings import Settings
-from ._target import Problem, meta, read_trusted
+from ._target import Problem, meta, mtime, read_stamp, read_trusted
 from ._version import VERSION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 HEADER = f"lazy-import-hook plan {VERSION}"
 
@@ -78,12 +78,44 @@ class Entry:
         return [(f"{d}=={exact[d]}" if d in exact else r, d) for r, d in zip(self.requirements, self.dists)]
 
 
+class Layer:
+    """A read-only layer in use, and what it held when checked (see
+    _allowlist.scan_layers): as a Plan's facts about the target."""
+
+    __slots__ = ("folder", "hidden", "pth_paths", "verified")
+
+    def __init__(
+        self,
+        folder: str,
+        hidden: Iterable[str] = (),
+        verified: dict[str, tuple[str, ...]] | None = None,
+        pth_paths: Iterable[str] = (),
+    ) -> None:
+        self.folder = folder
+        self.hidden = tuple(hidden)  # import names it holds at a version the pins do not allow
+        self.verified = verified or {}  # import name -> the dist-info folders that match its pins
+        self.pth_paths = tuple(pth_paths)  # path lines of its .pth files, checked as the target's
+
+    def __repr__(self) -> str:
+        return f"Layer({self.folder!r}, hidden={self.hidden!r}, serves={sorted(self.verified)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layer) and _layer_fields(self) == _layer_fields(other)
+
+    def __hash__(self) -> int:
+        return hash(self.folder)
+
+
+def _layer_fields(layer: Layer) -> tuple[object, ...]:
+    return layer.folder, layer.hidden, layer.verified, layer.pth_paths
+
+
 class Plan:
     """Validated settings plus the allowlist, and what the target held when checked."""
 
     __slots__ = (
-        "entries", "foreign_abi", "hidden", "lock_stamp", "origin", "problem", "pth_paths", "pyproject",
-        "record_id", "settings", "sources", "verified",
+        "entries", "foreign_abi", "hidden", "layer_problems", "layer_stamps", "layers", "lock_stamp",
+        "origin", "problem", "pth_paths", "pyproject", "record_id", "settings", "sources", "verified",
     )  # fmt: skip
 
     def __init__(self, settings: Settings, entries: Iterable[Entry] = (), pyproject: str = "") -> None:
@@ -105,10 +137,23 @@ class Plan:
         self.sources: dict[str, str] = {}  # setting -> where its value came from ("LAZY_IMPORT_HOOK_...=1")
         # The lock file the closures came from: "path mtime_ns size", checked at a warm start.
         self.lock_stamp = ""
+        # The read-only layers in use, in order, and why any other was left out
+        # (a warning's words); their stat and stamps when checked (see layer_stamps).
+        self.layers: tuple[Layer, ...] = ()
+        self.layer_problems: tuple[str, ...] = ()
+        self.layer_stamps = ""
 
     @property
     def target(self) -> str:
         return self.settings.target
+
+    def layer_paths(self) -> list[str]:
+        """What the layers put on sys.path, in order: each layer, then its .pth paths."""
+        return [path for layer in self.layers for path in (layer.folder, *layer.pth_paths)]
+
+    def paths(self) -> list[str]:
+        """Every folder the hook puts on sys.path: the layers', then the target's."""
+        return [*self.layer_paths(), self.target, *self.pth_paths]
 
     @property
     def unsafe(self) -> bool:
@@ -205,7 +250,7 @@ def dumps(plan: Plan, key: str, target_mtime: int) -> str:
         "target_mtime": str(target_mtime),
         "pyproject": _esc(plan.pyproject),
         "fact.hidden": _strs(plan.hidden),
-        "fact.verified": _strs(f"{name}/{info}" for name, infos in plan.verified.items() for info in infos),
+        "fact.verified": _strs(_verified_items(plan.verified)),
         "fact.pth_paths": _strs(plan.pth_paths),
         "fact.problem_kind": _esc(problem.kind),
         "fact.problem_message": _esc(problem.message),
@@ -214,6 +259,7 @@ def dumps(plan: Plan, key: str, target_mtime: int) -> str:
         "fact.origin": _esc(plan.origin),
         "fact.sources": _strs(f"{name}={why}" for name, why in plan.sources.items()),
         "fact.lock_stamp": _esc(plan.lock_stamp),
+        **_dump_layers(plan),
     }
     for row in Settings.rows():
         fields[f"setting.{row.name}"] = _esc(row.kind.dump(getattr(plan.settings, row.name)))
@@ -222,6 +268,14 @@ def dumps(plan: Plan, key: str, target_mtime: int) -> str:
         values = (dump(getattr(entry, name)) for name, (dump, _) in _ENTRY_CODECS.items())
         lines.append("entry\t" + "\t".join(values))
     return "\n".join(lines) + "\n"
+
+
+CHILD_KEY = "child"  # the key of a plan handed to a child process
+
+
+def child_text(plan: Plan) -> str:
+    """The plan as a child process receives it (`child_env()`, multiprocessing's workers)."""
+    return dumps(plan, CHILD_KEY, mtime(plan.target))
 
 
 def loads(text: str, key: str) -> tuple[Plan, int] | None:
@@ -239,7 +293,7 @@ def loads(text: str, key: str) -> tuple[Plan, int] | None:
         fields[name] = value
     try:
         return _from_fields(fields, entry_lines.split("\n")[:-1], key)
-    except (ValueError, KeyError, UnicodeError):
+    except (ValueError, KeyError, IndexError, UnicodeError):
         return None
 
 
@@ -247,18 +301,14 @@ def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tu
     rows = Settings.rows()
     expected = {"key", "target_mtime", "pyproject", "fact.hidden", "fact.verified", "fact.pth_paths",
                 "fact.problem_kind", "fact.problem_message", "fact.foreign_abi",
-                "fact.record_id", "fact.origin", "fact.sources", "fact.lock_stamp",
+                "fact.record_id", "fact.origin", "fact.sources", "fact.lock_stamp", *_LAYER_FIELDS,
                 *(f"setting.{row.name}" for row in rows)}  # fmt: skip
     if fields.keys() != expected or _unesc(fields["key"]) != key:
         return None
     values = {row.name: row.kind.load(_unesc(fields[f"setting.{row.name}"])) for row in rows}
     plan = Plan(Settings(**values), map(_entry, entry_lines), _unesc(fields["pyproject"]))
     plan.hidden = _unstrs(fields["fact.hidden"])
-    for item in _unstrs(fields["fact.verified"]):
-        name, slash, info = item.partition("/")  # an import name holds no "/"
-        if not slash:
-            raise ValueError(item)
-        plan.verified[name] = (*plan.verified.get(name, ()), info)
+    plan.verified = _load_verified(_unstrs(fields["fact.verified"]))
     plan.pth_paths = _unstrs(fields["fact.pth_paths"])
     kind = _unesc(fields["fact.problem_kind"])
     if kind not in ("", Problem.UNSAFE, Problem.READONLY):
@@ -269,7 +319,64 @@ def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tu
     plan.origin = _unesc(fields["fact.origin"])
     plan.sources = dict(item.partition("=")[::2] for item in _unstrs(fields["fact.sources"]))
     plan.lock_stamp = _unesc(fields["fact.lock_stamp"])
+    _load_layers(plan, fields)
     return plan, int(fields["target_mtime"])
+
+
+# The layers' facts: the folders in use, then "<index> <item>" for what each holds.
+_LAYER_FIELDS = (
+    "fact.layers", "fact.layer_hidden", "fact.layer_verified", "fact.layer_pth_paths",
+    "fact.layer_problems", "fact.layer_stamps",
+)  # fmt: skip
+
+
+def _dump_layers(plan: Plan) -> dict[str, str]:
+    def each(items: Callable[[Layer], Iterable[str]]) -> str:
+        return _strs(f"{i} {item}" for i, layer in enumerate(plan.layers) for item in items(layer))
+
+    return {
+        "fact.layers": _strs(layer.folder for layer in plan.layers),
+        "fact.layer_hidden": each(lambda layer: layer.hidden),
+        "fact.layer_verified": each(lambda layer: _verified_items(layer.verified)),
+        "fact.layer_pth_paths": each(lambda layer: layer.pth_paths),
+        "fact.layer_problems": _strs(plan.layer_problems),
+        "fact.layer_stamps": _esc(plan.layer_stamps),
+    }
+
+
+def _load_layers(plan: Plan, fields: dict[str, str]) -> None:
+    folders = _unstrs(fields["fact.layers"])
+    hidden, verified, paths = (
+        _by_layer(len(folders), fields[f"fact.layer_{name}"]) for name in ("hidden", "verified", "pth_paths")
+    )
+    plan.layers = tuple(map(Layer, folders, hidden, map(_load_verified, verified), paths))
+    plan.layer_problems = _unstrs(fields["fact.layer_problems"])
+    plan.layer_stamps = _unesc(fields["fact.layer_stamps"])
+
+
+def _by_layer(count: int, text: str) -> list[list[str]]:
+    """The "<index> <item>" items of a field, grouped by layer."""
+    groups: list[list[str]] = [[] for _ in range(count)]
+    for item in _unstrs(text):
+        index, space, rest = item.partition(" ")
+        if not space or not index.isdigit():
+            raise ValueError(item)
+        groups[int(index)].append(rest)  # IndexError: no such layer
+    return groups
+
+
+def _verified_items(verified: dict[str, tuple[str, ...]]) -> Iterator[str]:
+    return (f"{name}/{info}" for name, infos in verified.items() for info in infos)
+
+
+def _load_verified(items: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    verified: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        name, slash, info = item.partition("/")  # an import name holds no "/"
+        if not slash:
+            raise ValueError(item)
+        verified[name] = (*verified.get(name, ()), info)
+    return verified
 
 
 def _entry(line: str) -> Entry:
@@ -297,6 +404,22 @@ def write_cache(path: str, plan: Plan, key: str, target_mtime: int) -> None:
         atomic_write(path, dumps(plan, key, target_mtime))
     except (OSError, ValueError):  # ValueError: a path this file system cannot encode
         pass
+
+
+def layer_stamps(folders: Iterable[str]) -> str:
+    """What the startup cache keeps to see that the read-only layers are
+    unchanged: who looks (the safety checks depend on it), then each
+    layer's mtime (a package added or removed), mode and owner (a chmod or
+    chown keeps the mtime) and ABI stamp. A stat and a small read each."""
+    parts = [f"{os.geteuid()}:{os.getegid()}" if hasattr(os, "geteuid") else ""]
+    for folder in folders:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_mtime_ns} {st.st_mode:o} {st.st_uid} {st.st_gid} {read_stamp(folder)}")
+    return "|".join(parts)
 
 
 def environment_tag() -> str:

@@ -3,8 +3,9 @@ sha256 and its index, read from what the installers report.
 
 pip writes it (`pip install --report`); uv reports nothing of the kind, so
 its resolution is asked for alongside the install (`uv pip compile --format
-pylock.toml`, same inputs) and checked against what was committed; a locked
-entry's provenance is its lock. The hash is the one the index published and
+pylock.toml`, same inputs) and checked against what was committed, for a
+locked entry too (the lock's URLs say where the files were when it was
+made, not where they came from now). The hash is the one the index published and
 the installer checked the download against."""
 
 from __future__ import annotations
@@ -59,17 +60,6 @@ def from_pylock(text: str) -> list[Locked]:
                 sha256=str(wheel.get("hashes", {}).get("sha256", "")), url=url, size=wheel.get("size"),
                 upload_time=upload.isoformat().replace("+00:00", "Z") if hasattr(upload, "isoformat") else "",
             ))  # fmt: skip
-    return found
-
-
-def from_lock_lines(lines: Iterable[str]) -> list[Locked]:
-    """An Entry's locked closure (`name==version sha256:HEX filename [url]` lines)."""
-    found = []
-    for line in lines:
-        pin, digest, filename, *url = line.split(" ")
-        name, _, version = pin.partition("==")
-        sha256 = digest.partition(":")[2]
-        found.append(Locked(name, version, filename=filename, sha256=sha256, url="".join(url)))
     return found
 
 

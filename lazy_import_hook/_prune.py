@@ -48,7 +48,7 @@ def plan_removals(plan: Plan) -> list[tuple[str, str]]:
 
     target = plan.target
     infos = {key: dist.info for key, dist in dist_folders(target).items()}
-    core = core_distributions([target, *plan.pth_paths])
+    core = core_distributions(plan.paths())  # a layer's copy is no reason to remove the target's
     needed = _needed(plan, infos, core)
     removals = []
     for key, info in sorted(infos.items()):

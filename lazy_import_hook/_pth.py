@@ -1,5 +1,6 @@
-"""`.pth` files in the target: their path lines join sys.path after the
-target; their executable `import` lines run only when the user opted in."""
+"""`.pth` files in the target (or a read-only layer): their path lines join
+sys.path after the folder; their executable `import` lines run only when
+the user opted in."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def read_pth(target: str, *, outside: bool = False) -> tuple[list[str], list[str
 def _refusal(real_target: str, path: str, outside: bool) -> str | None:
     real = os.path.realpath(path)
     if not outside and real != real_target and not real.startswith(real_target + os.sep):
-        return f"{real} is outside the target; pth-imports = true allows it"
+        return f"{real} is outside {real_target}; pth-imports = true allows it"
     try:
         why = untrusted(os.stat(path))
     except OSError as e:

@@ -61,9 +61,19 @@ def run(job: Job, installer: Installer, pip: PipConfig, staging: str) -> tuple[I
         failure = Failure(
             job.name, f"installing {job.subject}", job.dists, code=outcome.code, output=outcome.output,
             command=job.command, only_binary=request.only_binary, core=core, locked=job.locked,
+            layers=_layered(job, core),
         )  # fmt: skip
         _failed(job, installer, failure, outcome.fields, launch)
     return request, outcome
+
+
+def _layered(job: Job, pins: list[str]) -> dict[str, str]:
+    """The pins an install kept that a read-only layer holds (not the core
+    environment) -> that layer, so a conflict names it."""
+    core = {line.partition("==")[0] for line in _environment.cached_core(job.plan)}
+    found = _environment.layer_versions(job.plan)
+    names = {pin: pin.partition("==")[0] for pin in pins}
+    return {pin: found[name][1] for pin, name in names.items() if name in found and name not in core}
 
 
 def _request(job: Job, staging: str) -> tuple[InstallRequest, list[str]]:
@@ -112,7 +122,9 @@ def _execute(
 
     def while_it_runs() -> None:  # the user waits for the installer anyway
         probes.append(installer.version_probe())
-        probes.append(_provenance_probe(job, installer, request, launch))
+        # Where the files really came from, locked or not: a lock's URLs say
+        # where they were found when it was made, not where they are fetched.
+        probes.append(installer.provenance_probe(request, launch))
         notice(f"installing {job.subject} with {installer.name} into {job.plan.target} ...")
         _preload_for_commit()
 
@@ -131,16 +143,6 @@ def _execute(
     if len(probes) > 1:
         outcome.provenance = lambda: _attributed(probes[1], pip)
     return outcome
-
-
-def _provenance_probe(
-    job: Job, installer: Installer, request: InstallRequest, launch: Launch
-) -> Callable[[], object]:
-    from ._provenance import from_lock_lines
-
-    if job.locked:
-        return lambda: from_lock_lines(job.locked)
-    return installer.provenance_probe(request, launch)
 
 
 def _attributed(probe: Callable[[], object], pip: PipConfig) -> list[dict[str, object]]:
@@ -190,7 +192,9 @@ def cooldown_problem(job: Job, installer: Installer, pip: PipConfig) -> str | No
     """Why the release-age cooldown cannot be applied to this job, or None."""
     if not job.cutoff:
         return None
-    links = pip.items("find-links") + os.environ.get("UV_FIND_LINKS", "").replace(",", " ").split()
+    from ._pipconf import find_links
+
+    links = find_links(pip)
     if links:
         return (
             f"min-release-age cannot be checked for packages found through find-links "

@@ -133,6 +133,33 @@ class Folder(Text):
         return folder_path(str(value), base)
 
 
+class Folders(Kind):
+    """Folders, in order: a list in TOML and as an argument, one string of
+    `os.pathsep`-separated folders in the environment (empty items skipped).
+    Each is `~` expanded, relative to the pyproject's folder when read from there."""
+
+    expected = "list of folders"
+
+    def check(self, value: object, where: str) -> object:
+        if isinstance(value, (str, bytes, os.PathLike)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f'{where} = {value!r}: expected a list of folders, e.g. ["/opt/layer"]')
+        return tuple(_FOLDER.check(item, f"{where} item") for item in value)
+
+    def parse_env(self, text: str, where: str) -> object:
+        return self.check([item for item in text.split(os.pathsep) if item], where)
+
+    def finish(self, value: object, base: str | None) -> object:
+        assert isinstance(value, tuple)
+        return tuple(folder_path(str(item), base) for item in value)
+
+    def dump(self, value: object) -> str:
+        assert isinstance(value, tuple)
+        return "\n".join(value)  # no folder holds a control character (checked)
+
+    def load(self, text: str) -> object:
+        return tuple(text.split("\n")) if text else ()
+
+
 class Duration(Kind):
     """A length of time written for people: "7 days", "36 hours", "2 weeks"
     (also "P7D"); 0 or "0" turns the setting off. Cached as seconds."""
@@ -158,7 +185,9 @@ class Duration(Kind):
             amount = float(number)
         except ValueError:
             return None
-        return amount * factor if factor and amount >= 0 else None
+        if not factor or not 0 <= amount * factor <= 100 * 365 * 86400:  # also rejects inf and nan
+            return None
+        return amount * factor
 
     def dump(self, value: object) -> str:
         return repr(value)
@@ -202,6 +231,9 @@ class Choice(Text):
         return self.check(text.strip().lower(), where)
 
 
+_FOLDER = Folder()
+
+
 def installer_choices() -> tuple[str, ...]:
     from ._installers import CHOICES
 
@@ -215,9 +247,12 @@ def folder_path(value: str, base: str | None = None) -> str:
     return os.path.abspath(path)
 
 
+LOCK_NAME = "pylock.lazy-import-hook.toml"
+
+
 def default_lock(pyproject: str) -> str:
     """Where a lock file is looked for when the `lock` setting names none."""
-    return os.path.join(os.path.dirname(pyproject), "pylock.lazy-import-hook.toml")
+    return os.path.join(os.path.dirname(pyproject), LOCK_NAME)
 
 
 def default_target() -> str:
@@ -294,6 +329,14 @@ class Settings:
         env="TARGET",
         shown_default="<sys.prefix>/lazy-import-hook-packages",
     )
+    read_only_targets: Setting[tuple[str, ...]] = Setting(
+        Folders(),
+        (),
+        "read-only folders prefetched at build time, served after the core environment and "
+        "before the target, never written",
+        env="READ_ONLY_TARGETS",
+        shown_default="none",
+    )
     installer = Setting(
         Choice(installer_choices, "argument, LAZY_IMPORT_HOOK_INSTALLER or pyproject 'installer'"),
         "auto",
@@ -318,6 +361,10 @@ class Settings:
     lock = Setting(
         File(), "", "the lock file (default: pylock.lazy-import-hook.toml beside the pyproject)", env="LOCK"
     )
+    wheelhouse = Setting(
+        File(), "", "install only from this folder, made by `lazy-import-hook bundle`: no index, the "
+        "bundle's lock, hashes required", env="WHEELHOUSE",
+    )  # fmt: skip
     min_release_age = Setting(
         Duration(), 0.0, "install nothing published more recently than this (a cooldown)",
         env="MIN_RELEASE_AGE", shown_default='0 (off)',

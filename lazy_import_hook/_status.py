@@ -19,38 +19,57 @@ def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> di
     """One allowlist entry as `status` shows it: its state, what backs it,
     and what looks wrong (an unpinned requirement, a core package at
     another version than the pin, an import name the distribution lacks)."""
-    from ._allowlist import installed_matches, stale_versions
+    from ._allowlist import installed_matches
     from ._environment import core_distributions
 
     state: dict[str, object] = {
         "import_name": entry.import_name, "requirements": list(entry.requirements), "pinned": _pinned(entry),
+        "served_by": None,
     }  # fmt: skip
     if not entry.active:
         return {**state, "state": "not-for-this-platform"}
-    core = core_distributions([plan.target, *plan.pth_paths])
+    core = core_distributions(plan.paths())
     in_core = {d: core[d] for d in entry.dists if d in core}
     if in_core or _core_provides(plan, entry.import_name):
         off = [f"the entry asks for {r}" for r, d in zip(entry.requirements, entry.dists)
                if d in in_core and not installed_matches(r, in_core[d])]  # fmt: skip
         detail = ", ".join(f"{d} {v}" for d, v in in_core.items()) or "importable without the target"
-        return {**state, "state": "core", "detail": "; ".join([detail, *off])}
-    have = {d: target_versions[d] for d in entry.dists if d in target_versions}
-    stale = stale_versions(entry, target_versions)
-    if stale:
-        return {**state, "state": "stale", "detail": ", ".join(stale)}
-    if len(have) == len(entry.dists):
-        return {**state, "state": "installed", "detail": _installed_detail(plan, entry, have)}
+        return {**state, "state": "core", "served_by": "core", "detail": "; ".join([detail, *off])}
+    layer = next((layer.folder for layer in plan.layers if entry.import_name in layer.verified), None)
+    if layer is not None:
+        detail = _installed_detail(layer, entry, _target.installed_versions(layer))
+        return {**state, "state": "installed", "served_by": layer, "detail": detail}
+    return _in_target(plan, entry, target_versions, state)
+
+
+def _in_target(
+    plan: Plan, entry: Entry, versions: dict[str, str], state: dict[str, object]
+) -> dict[str, object]:
+    """An entry no layer serves: what the target holds, and the stale
+    copies the layers hide (the next import installs into the target)."""
+    from ._allowlist import stale_versions
+
+    hidden = [f"{stale} in the read-only layer {layer.folder} (hidden)"
+              for layer in plan.layers if entry.import_name in layer.hidden
+              for stale in stale_versions(entry, _target.installed_versions(layer.folder))]  # fmt: skip
+    stale = stale_versions(entry, versions)
+    if not stale and all(d in versions for d in entry.dists):
+        detail = "; ".join([_installed_detail(plan.target, entry, versions), *hidden])
+        return {**state, "state": "installed", "served_by": plan.target, "detail": detail}
+    if stale or hidden:
+        return {**state, "state": "stale", "detail": ", ".join([*stale, *hidden])}
     return {**state, "state": "missing"}
 
 
 def _pinned(entry: Entry) -> bool:
-    return all("==" in r.partition(";")[0] for r in entry.requirements)
+    """Exact pins, or a locked closure (which pins every file)."""
+    return bool(entry.locked) or all("==" in r.partition(";")[0] for r in entry.requirements)
 
 
-def _installed_detail(plan: Plan, entry: Entry, have: dict[str, str]) -> str:
-    detail = ", ".join(f"{d} {v}" for d, v in have.items())
-    if not _target.on_disk(plan.target, entry.import_name):
-        provides = _target.provided_modules(plan.target, entry.dists)
+def _installed_detail(folder: str, entry: Entry, versions: dict[str, str]) -> str:
+    detail = ", ".join(f"{d} {versions[d]}" for d in entry.dists if d in versions)
+    if not _target.on_disk(folder, entry.import_name):
+        provides = _target.provided_modules(folder, entry.dists)
         detail = f"no module {entry.import_name!r}; the distribution provides {', '.join(provides) or '-'}"
     return detail
 
@@ -59,7 +78,7 @@ def _core_provides(plan: Plan, import_name: str) -> bool:
     from importlib.machinery import PathFinder
 
     top = import_name.split(".", 1)[0]
-    excluded = {os.path.abspath(p) for p in (plan.target, *plan.pth_paths)}
+    excluded = {os.path.abspath(p) for p in plan.paths()}
     paths = [p for p in sys.path if os.path.abspath(p or ".") not in excluded]
     spec = PathFinder.find_spec(top, paths)
     return spec is not None and spec.origin is not None and top == import_name
@@ -75,25 +94,55 @@ def status_report(plan: Plan, log: int) -> dict[str, object]:
         "installer_setting": plan.settings.installer,
         "installs_enabled": plan.settings.enabled,
         "installs_enabled_by": plan.sources.get("enabled", "the default"),
+        **_supply_chain(plan),
         "problem": plan.problem.message if plan.problem else None,
         "pyproject": plan.pyproject or None,
+        "read_only_layers": _layers(plan),
         "entries": [entry_state(plan, e, versions) for e in plan.entries.values()],
         **_applications(plan.target),
         "recent": _audit.last(plan.target, log),
     }
 
 
+def _supply_chain(plan: Plan) -> dict[str, object]:
+    """The lock, wheelhouse and cooldown in effect, and who set them."""
+    from ._config import lock_path
+
+    lock, age, wheelhouse = lock_path(plan), plan.settings.min_release_age, plan.settings.wheelhouse
+    where = plan.sources.get
+    lock_source = where("lock") if plan.settings.lock else "the wheelhouse's" if wheelhouse else "the default"
+    return {
+        "lock": f"{lock} ({lock_source})" if lock else None,
+        "wheelhouse": f"{wheelhouse} ({where('wheelhouse', 'setting')})" if wheelhouse else None,
+        "min_release_age": f"{age / 86400:g} days ({where('min_release_age', 'setting')})" if age else None,
+    }
+
+
+def _layers(plan: Plan) -> list[dict[str, object]]:
+    """Each read-only layer: in use or why not, what it serves and hides."""
+    from ._layers import in_stack, unusable
+
+    used = {layer.folder: layer for layer in plan.layers}
+    return [
+        {"folder": folder, "in_use": folder in used, "abi_stamp": _target.read_stamp(folder),
+         "serves": sorted(used[folder].verified) if folder in used else [],
+         "hides": list(used[folder].hidden) if folder in used else [],
+         "problem": None if folder in used else unusable(folder)}
+        for folder in in_stack(plan.target, plan.settings.read_only_targets)
+    ]  # fmt: skip
+
+
 def _installer(plan: Plan) -> dict[str, object]:
     """The installer `auto` picks, and the index it will use and who said so."""
+    from ._config import pip_config
     from ._installers import choose
-    from ._pipconf import read
 
     try:
         installer = choose(plan.settings.installer)
     except FileNotFoundError as e:
         return {"installer": f"none ({e})", "index": None}
     try:
-        index = installer.index(read())
+        index = installer.index(pip_config(plan))
     except ValueError as e:
         index = f"unknown: {e}"
     return {"installer": installer.name, "index": index}
@@ -144,13 +193,18 @@ def _print_report(report: dict[str, object]) -> None:
         stamp_note = f"{stamp} (another Python: the next install() wipes it)"
     print(f"target:     {report['target']}")
     print(f"abi stamp:  {stamp_note}")
+    _print_layers(report["read_only_layers"])  # type: ignore[arg-type]
     print(f"installer:  {report['installer']} (setting: {report['installer_setting']})")
     print(f"index:      {report['index']}")
     enabled = "enabled" if report["installs_enabled"] else f"DISABLED by {report['installs_enabled_by']}"
     print(f"installs:   {enabled}")
+    for key, label in (("lock", "lock"), ("wheelhouse", "wheelhouse"), ("min_release_age", "cooldown")):
+        if report[key]:
+            print(f"{label + ':':<11} {report[key]}")
     if report["problem"]:
         print(f"problem:    {report['problem']}")
-    _print_entries(report["entries"])  # type: ignore[arg-type]
+    layered = str(report["target"]) if report["read_only_layers"] else None
+    _print_entries(report["entries"], layered)  # type: ignore[arg-type]
     _print_applications(report["applications"], report["conflicts"])  # type: ignore[arg-type]
     _print_recent(report["recent"])  # type: ignore[arg-type]
 
@@ -185,14 +239,35 @@ def _print_applications(applications: list[dict[str, object]], conflicts: list[s
             print(f"  {line}")
 
 
-def _print_entries(entries: list[dict[str, object]]) -> None:
+def _print_layers(layers: list[dict[str, object]]) -> None:
+    def names(value: object) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list) else ""
+
+    for layer in layers:
+        if layer["in_use"]:
+            hides = f"; hides the stale {names(layer['hides'])}" if layer["hides"] else ""
+            note = f"serves {names(layer['serves']) or 'nothing allow-listed'}{hides}"
+        else:
+            note = f"NOT USED: {layer['problem']}"
+        print(f"read-only:  {layer['folder']} ({note})")
+
+
+def _print_entries(entries: list[dict[str, object]], target: str | None = None) -> None:
+    """One line per entry; with read-only layers (`target` given), also what serves it."""
     print("allowlist:")
     width = max((len(str(e["import_name"])) for e in entries), default=0)
     for item in entries:
         detail = f" ({item['detail']})" if item.get("detail") else ""
         wanted = ", ".join(str(r) for r in item["requirements"])  # type: ignore[attr-defined]
         unpinned = "" if item.get("pinned", True) else " [unpinned]"
-        print(f"  {item['import_name']:<{width}}  {item['state']:<22} {wanted}{unpinned}{detail}")
+        served = f" [served by {_place(item['served_by'], target)}]" if target and item["served_by"] else ""
+        print(f"  {item['import_name']:<{width}}  {item['state']:<22} {wanted}{unpinned}{detail}{served}")
+
+
+def _place(served_by: object, target: str) -> str:
+    if served_by == "core":
+        return "the core environment"
+    return "the target" if served_by == target else f"the read-only layer {served_by}"
 
 
 def _print_recent(recent: list[dict[str, object]]) -> None:

@@ -92,6 +92,35 @@ def untrusted(st: os.stat_result) -> str | None:
     return None
 
 
+def untrusted_input(path: str, st: os.stat_result | None = None) -> str | None:
+    """Why a file that gives orders (a pyproject, a lock) must not be
+    trusted, or None: it must be ours or root's and writable by nobody
+    else, reached through no link another user made, in a folder nobody
+    else can write to (git's safe.directory idea; a sticky shared folder
+    such as /tmp is fine, since no one else can replace a file we own there)."""
+    import stat
+
+    try:
+        st = st or os.stat(path)
+        link = os.lstat(path)
+    except OSError as e:
+        return f"it cannot be checked ({e})"
+    why = untrusted(st)
+    if why:
+        return f"the file is {why}"
+    if stat.S_ISLNK(link.st_mode) and hasattr(os, "geteuid") and link.st_uid not in (os.geteuid(), 0):
+        return f"it is a symbolic link made by another user (uid {link.st_uid})"
+    folder = os.path.dirname(os.path.realpath(path))
+    try:
+        folder_st = os.stat(folder)
+    except OSError as e:
+        return f"its folder cannot be checked ({e})"
+    if folder_st.st_mode & stat.S_ISVTX:
+        return None
+    why = untrusted(folder_st)
+    return f"its folder {folder} is {why}" if why else None
+
+
 def read_trusted(path: str) -> str | None:
     """The text of `path` if nobody but us (or root) could have written it."""
     try:
@@ -312,20 +341,26 @@ def problem(target: str, *, library: bool = True) -> Problem | None:
 
     `library`: also the checks that need sysconfig and a look at every
     sys.path entry (install() makes them; an import relies on its answer)."""
-    found = _shadowing(target) if library else None
-    if found:
-        return Problem(Problem.UNSAFE, f"{found}; packages installed there would not stay behind "
-                                       "the core environment")  # fmt: skip
-    try:
-        why = untrusted(os.stat(target))
-    except OSError:
-        why = None
+    why = unsafe(target, library=library)
     if why:
-        return Problem(Problem.UNSAFE, f"{target} is {why}: another user could plant code there")
+        return Problem(Problem.UNSAFE, why)
     probe = _existing_ancestor(target)
     if not os.access(probe, os.W_OK | os.X_OK):
         return Problem(Problem.READONLY, f"{target} is not writable by this user (checked {probe})")
     return None
+
+
+def unsafe(folder: str, *, library: bool = True) -> str | None:
+    """Why nothing may be served from `folder`, or None: another user could
+    write it, or (with `library`) it would not stay behind the core environment."""
+    found = _shadowing(folder) if library else None
+    if found:
+        return f"{found}; packages installed there would not stay behind the core environment"
+    try:
+        why = untrusted(os.stat(folder))
+    except OSError:
+        why = None
+    return f"{folder} is {why}: another user could plant code there" if why else None
 
 
 def _shadowing(target: str) -> str | None:

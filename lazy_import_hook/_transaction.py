@@ -104,11 +104,11 @@ def install(job: Job, *, since: float = 0.0, ignore_backoff: bool = False) -> bo
 
 def _pip_config(job: Job, installer: Installer) -> PipConfig:
     """The operator's index settings, and whether the cooldown can be applied."""
-    from ._pipconf import read
+    from ._config import pip_config
     from ._run import cooldown_problem
 
     try:
-        pip = read()
+        pip = pip_config(job.plan)
     except ValueError as e:
         raise job.error(InstallerFailedError, f"cannot install {job.subject}: {e}") from e
     problem = cooldown_problem(job, installer, pip)
@@ -136,12 +136,27 @@ def _check_allowed(job: Job) -> None:
             InstallsDisabledError,
             f"{job.subject} needs an install, but installs are disabled by "
             f"{plan.sources.get('enabled', 'the configuration')}"
-            + (f"; the target holds {', '.join(stale)}, which does not match" if stale else ""),
+            + (f"; the target holds {', '.join(stale)}, which does not match" if stale else "")
+            + "".join(f"; {line}" for line in _layer_notes(job)),
         )
     # The library-folder check needs sysconfig; install() did it and kept the answer.
     found = plan.problem if plan.unsafe else _target.problem(target, library=False)
     if found:
         raise job.error(TargetRefusedError, f"cannot install {job.subject}: {found.message}{_TARGET_HINT}")
+
+
+def _layer_notes(job: Job) -> list[str]:
+    """What the read-only layers have to do with a needed install: a stale
+    copy they hide, or a layer left out."""
+    from ._allowlist import stale_versions
+
+    notes = list(job.plan.layer_problems)
+    for layer in job.plan.layers:
+        versions = _target.installed_versions(layer.folder)
+        stale = [s for e in job.entries if e.import_name in layer.hidden for s in stale_versions(e, versions)]
+        if stale:
+            notes.append(f"the read-only layer {layer.folder} holds {', '.join(stale)}, which does not match")
+    return notes
 
 
 _TARGET_HINT = (
@@ -238,9 +253,9 @@ def _run(job: Job, installer: Installer, pip: PipConfig) -> None:
     target = job.plan.target
     try:
         committed = _staging.commit(staging, target, [e.import_name for e in job.entries], job.dists)
+        provenance = outcome.provenance()  # before the cleanup, which removes pip's report
     finally:
         cleanup(staging, request)
-    provenance = outcome.provenance()
     _audit.record(target, status=0, committed=committed, provenance=provenance, **outcome.fields)
     for entry in job.entries:
         _failures.forget(target, entry.import_name)

@@ -99,6 +99,8 @@ class Uv(Installer):
         forwarded = result.pop("UV_CONSTRAINT", "").split()  # uv ignores it next to ours: pass it on
         dropped += sorted(k for k in result if k.startswith("UV_") and not _kept(k))
         result = {k: v for k, v in result.items() if not k.startswith("UV_") or _kept(k)}
+        if pip.sealed:  # the wheelhouse alone: uv's own index settings too are set aside
+            dropped += [k for k in INDEX_VARIABLES if result.pop(k, None) is not None]
         options = [] if _own_index(result) else _index_options(pip, result)
         _translate_trust(pip, result)
         options += [f"--constraint={path}" for path in [*pip.items("constraint"), *forwarded]]
@@ -107,7 +109,7 @@ class Uv(Installer):
 
     def index(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> str:
         env = os.environ if env is None else env
-        own = [f"{k}={env[k]}" for k in INDEX_VARIABLES if env.get(k)]
+        own = [f"{k}={env[k]}" for k in INDEX_VARIABLES if env.get(k) and not pip.sealed]
         return f"{', '.join(own)} (uv's own settings)" if own else pip.describe()
 
     def manual_base(self, target: str) -> list[str]:

@@ -24,7 +24,7 @@ PACKAGE = ROOT / "lazy_import_hook"
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["_version", "_errors", "_files", "_child"]),
     ("the target folder", ["_target"]),
-    ("mechanisms", ["_pth", "_pipconf", "_process", "_lock", "_audit", "_staging", "_lockfile"]),
+    ("mechanisms", ["_pth", "_pipconf", "_process", "_lock", "_audit", "_staging", "_lockfile", "_layers"]),
     ("verify against RECORDs", ["_verify"]),
     ("import machinery", ["_loader", "_guard"]),
     ("installer interface, notices", ["_installer", "_watch", "_provenance"]),
@@ -35,11 +35,14 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("allowlist, failure records, startup", ["_allowlist", "_failures", "_prepare", "_records"]),
     ("configuration, core environment", ["_config", "_environment", "_job"]),
     ("locking", ["_locker"]),
+    ("bundles", ["_bundle"]),
     ("one installer run", ["_run"]),
     ("one install", ["_transaction"]),
     ("the finder", ["_finder"]),
     ("prefetch, optional imports", ["_prefetch", "_optional"]),
+    ("multiprocessing's workers", ["_workers"]),
     ("public surface", ["_hook"]),
+    ("a Dask worker plugin", ["_dask"]),
     ("pruning, status", ["_prune", "_status"]),
     ("the command line", ["_cli"]),
     ("entry points", ["__init__", "__main__", "_autostart.sitecustomize"]),
@@ -142,7 +145,9 @@ def test_install_documents_every_setting() -> None:
         assert f"    {row.name}: " in doc
 
 
-HEAVY = ["packaging", "tomllib", "tomli", "importlib.metadata", "subprocess", "logging", "json"]
+HEAVY = [
+    "packaging", "tomllib", "tomli", "importlib.metadata", "subprocess", "logging", "json", "multiprocessing",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("source", ["arguments", "pyproject"])

@@ -84,10 +84,10 @@ def project(tmp_path: Path, installer: str, allowlist: dict[str, str], **setting
 
 
 def cli(
-    tmp_path: Path, env: dict[str, str], *args: str, check: bool = True
+    tmp_path: Path, env: dict[str, str], *args: str, check: bool = True, python: str = sys.executable
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "lazy_import_hook", *args], cwd=tmp_path, env=env,
+        [python, "-m", "lazy_import_hook", *args], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     if check and proc.returncode != 0:
@@ -106,9 +106,9 @@ except ImportError as e:
 """
 
 
-def import_app(tmp_path: Path, env: dict[str, str]) -> list[str]:
+def import_app(tmp_path: Path, env: dict[str, str], python: str = sys.executable) -> list[str]:
     proc = subprocess.run(
-        [sys.executable, "-c", IMPORT], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [python, "-c", IMPORT], cwd=tmp_path, env=env, capture_output=True, text=True,
         timeout=180, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -206,6 +206,26 @@ def test_a_cooldown_excludes_a_too_new_release_from_lock_and_install(
     assert import_app(tmp_path, env) == ["ok", "1.1", "1.0"]
 
 
+NETWORK = os.environ.get("LAZY_IMPORT_HOOK_NETWORK_TESTS") == "1"
+
+
+@pytest.mark.skipif(not NETWORK, reason="network test: set LAZY_IMPORT_HOOK_NETWORK_TESTS=1")
+def test_the_cooldown_with_the_newest_pip_from_the_package_index(
+    index: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """pip >= 26.0 has --uploaded-prior-to: lock and install obey it."""
+    venv = tmp_path_factory.mktemp("newest-pip") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    needs = ["pip>=26", "packaging", "filelock", *(["tomli"] if sys.version_info < (3, 11) else [])]
+    subprocess.run([python, "-m", "pip", "install", "-q", "--upgrade", *needs], check=True, timeout=600)
+    env = index_env(index, tmp_path)
+    project(tmp_path, "pip", {"idxapp": "idx-app>=1.0"}, **{"min-release-age": "7 days"})
+    assert "idxapp: idx-app 1.1, idx-dep 1.0" in cli(tmp_path, env, "lock", python=python).stdout
+    os.remove(tmp_path / LOCK)
+    assert import_app(tmp_path, env, python=python) == ["ok", "1.1", "1.0"]
+
+
 @pytest.mark.skipif(PIP_HAS_COOLDOWN, reason="this pip has --uploaded-prior-to")
 def test_a_cooldown_with_an_old_pip_is_a_clear_error_not_ignored(index: str, tmp_path: Path) -> None:
     env = index_env(index, tmp_path)
@@ -228,7 +248,8 @@ def test_a_lock_for_another_python_is_refused_here_with_what_to_do(
     assert "idxapp: idx-app 2.0, idx-dep 1.1" in out
     environment = read_lock(str(tmp_path / LOCK)).environment
     assert environment == (
-        f"python_version == '{other}' and sys_platform == 'linux' and implementation_name == 'cpython'"
+        f"python_version == '{other}' and sys_platform == 'linux' and platform_machine == 'x86_64' and "
+        "implementation_name == 'cpython'"
     )
     startup = subprocess.run(
         [sys.executable, "-c", "import lazy_import_hook; lazy_import_hook.install()"], cwd=tmp_path, env=env,
@@ -238,3 +259,195 @@ def test_a_lock_for_another_python_is_refused_here_with_what_to_do(
     assert f"was made for {environment}" in startup.stderr
     assert "run `lazy-import-hook lock` with this Python" in startup.stderr
     assert installed(target) == set()
+
+
+# -- offline bundles ------------------------------------------------------------------
+
+
+def dead_index_env(tmp_path: Path) -> dict[str, str]:
+    """Every index the operator configured is unreachable, uv's own included."""
+    dead = "http://127.0.0.1:9/simple/"
+    return {**index_env(dead, tmp_path), "UV_INDEX_URL": dead, "UV_OFFLINE": "1"}
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_bundle_installs_with_every_index_unreachable(
+    installer: str, releases: Releases, tmp_path: Path
+) -> None:
+    built, host = tmp_path / "build", tmp_path / "host"
+    built.mkdir()
+    host.mkdir()
+    project(built, installer, {"idxapp": "idx-app>=1.0,<3"})
+    with serve_index(releases.wheelhouse, upload_times=releases.upload_times) as url:
+        out = cli(built, index_env(url, tmp_path), "bundle", str(tmp_path / "bundle")).stdout
+    assert "idxapp: idx-app 2.0, idx-dep 1.1" in out and "2 wheels in" in out
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == [APP_20, DEP_11, LOCK]
+
+    env = dead_index_env(tmp_path)
+    target = project(host, installer, {"idxapp": "idx-app>=1.0,<3"}, wheelhouse=str(tmp_path / "bundle"))
+    assert import_app(host, env) == ["ok", "2.0", "1.1"]
+    line = audit_lines(target)[-1]
+    assert str(line["index"]).startswith(f"no index (wheelhouse setting {tmp_path / 'bundle'})")
+    # The same bundle through the command line, into another target.
+    project(host, installer, {"idxapp": "idx-app>=1.0,<3"})  # no wheelhouse setting now
+    other = host / "target2"
+    out = cli(host, env, "--target", str(other), "prefetch", "--from", str(tmp_path / "bundle")).stdout
+    assert "idxapp: installed" in out
+    assert installed(other) == {"idx_app-2.0.dist-info", "idx_dep-1.1.dist-info"}
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_tampered_bundle_or_a_changed_entry_is_refused(
+    installer: str, releases: Releases, index: str, tmp_path: Path
+) -> None:
+    project(tmp_path, installer, {"idxapp": "idx-app==1.1"})
+    cli(tmp_path, index_env(index, tmp_path), "bundle", "bundle")
+    (tmp_path / LOCK).unlink(missing_ok=True)
+    (tmp_path / "bundle" / DEP_11).write_bytes(same_size_tamper(releases.wheelhouse / DEP_11))
+    env = dead_index_env(tmp_path)
+    target = project(tmp_path, installer, {"idxapp": "idx-app==1.1"}, wheelhouse="bundle")
+    reason, message = import_app(tmp_path, env)
+    assert reason == "hash-mismatch" and DEP_11 in message
+    assert installed(target) == set()
+
+    project(tmp_path, installer, {"idxapp": "idx-app==2.0"}, wheelhouse="bundle")
+    startup = cli(tmp_path, env, "prefetch", check=False)
+    assert startup.returncode == 2
+    assert f"run `lazy-import-hook bundle {tmp_path / 'bundle'}`" in startup.stderr
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_bundle_for_another_platform_and_python(installer: str, tmp_path: Path) -> None:
+    wheelhouse = tmp_path / "wheelhouse"
+    native = "cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64"
+    build_wheel(wheelhouse, "idx-native", "1.0", {"idxnative/__init__.py": ""}, tag=native)
+    build_wheel(wheelhouse, "idx-pure", "1.0", {"idxpure/__init__.py": ""}, requires=["idx-native"])
+    project(tmp_path, installer, {"idxpure": "idx-pure==1.0"})
+    platform = "aarch64-manylinux_2_28" if installer == "uv" else "manylinux2014_aarch64"
+    with serve_index(wheelhouse) as url:
+        out = cli(tmp_path, index_env(url, tmp_path), "bundle", "bundle", "--python-version", "3.12",
+                  "--platform", platform).stdout  # fmt: skip
+    assert "idxpure: idx-native 1.0, idx-pure 1.0" in out
+    files = sorted(p.name for p in (tmp_path / "bundle").iterdir())
+    assert files == [f"idx_native-1.0-{native}.whl", "idx_pure-1.0-py3-none-any.whl", LOCK]
+    environment = read_lock(str(tmp_path / "bundle" / LOCK)).environment
+    assert environment.startswith("python_version == '3.12' and sys_platform == 'linux'")
+    assert "platform_machine == 'aarch64'" in environment
+    # Here (not aarch64, maybe not 3.12) that bundle is refused before anything installs.
+    project(tmp_path, installer, {"idxpure": "idx-pure==1.0"}, wheelhouse="bundle")
+    refused = cli(tmp_path, dead_index_env(tmp_path), "prefetch", check=False)
+    assert refused.returncode == 2 and f"was made for {environment}, not for" in refused.stderr
+
+
+def test_an_allowlist_in_code_names_its_lock_file(index: str, tmp_path: Path) -> None:
+    """install(lock=...): locked through the plan the application recorded in its target."""
+    env = index_env(index, tmp_path)
+    target, lock = tmp_path / "target", tmp_path / "app.lock.toml"
+    start = (
+        "import json, lazy_import_hook\n"
+        f"lazy_import_hook.install({{'idxapp': 'idx-app>=1.0'}}, target={str(target)!r}, "
+        "installer='uv'LOCK)\n"
+        "import idxapp\nprint(json.dumps([idxapp.VERSION]))\n"
+    )
+    missing = subprocess.run(
+        [sys.executable, "-c", start.replace("LOCK", f", lock={str(lock)!r}")], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert f"lock file {lock} (install(lock={str(lock)!r})) does not exist" in missing.stderr
+    assert f"lazy-import-hook --target {target} lock --output {lock}" in missing.stderr
+    assert not target.exists()
+    # As the message says: one start without the lock records the plan; lock it; start with it.
+    first = subprocess.run([sys.executable, "-c", start.replace("LOCK", "")], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert json.loads(first.stdout) == ["2.0"]
+    out = cli(tmp_path, env, "--target", str(target), "lock", "--output", str(lock)).stdout
+    assert "idxapp: idx-app 2.0, idx-dep 1.1" in out
+    with_lock = start.replace("LOCK", f", lock={str(lock)!r}")
+    again = subprocess.run([sys.executable, "-c", with_lock], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert json.loads(again.stdout) == ["2.0"]
+
+
+# -- what is refused, and how it is said ------------------------------------------------
+
+
+def test_a_hand_edited_lock_loses_what_the_closure_does_not_need(
+    releases: Releases, index: str, tmp_path: Path
+) -> None:
+    """A package added to an entry's group by hand (a lockfile-injection
+    change) is not kept by the next lock: every closure is resolved again."""
+    env = index_env(index, tmp_path)
+    project(tmp_path, "uv", {"idxapp": "idx-app==1.1"})
+    cli(tmp_path, env, "lock")
+    text = (tmp_path / LOCK).read_text()
+    dep = text[text.index("[[packages]]") : text.index("[[packages]]", text.index("[[packages]]") + 1)]
+    (tmp_path / LOCK).write_text(text + "\n" + dep.replace('name = "idx-app"', 'name = "evil"'))
+    assert "evil" in {p.name for p in read_lock(str(tmp_path / LOCK)).entries["idxapp"].packages}
+    assert "idxapp: idx-app 1.1, idx-dep 1.1\n" in cli(tmp_path, env, "lock").stdout
+    assert "evil" not in (tmp_path / LOCK).read_text()
+
+
+def test_lock_under_a_cooldown_refuses_find_links(wheelhouse: Path, tmp_path: Path) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    project(tmp_path, "uv", {"toymod": "toy-dist>=1.0"}, **{"min-release-age": "7 days"})
+    refused = cli(tmp_path, env, "lock", check=False)
+    assert refused.returncode == 1
+    says = f"min-release-age cannot be checked for files found through find-links ({wheelhouse}): they carry"
+    assert says in refused.stderr
+    assert not (tmp_path / LOCK).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["lock", "--upgrade", "idx-app"], "--upgrade takes import names; not on the allowlist: idx-app "
+                                           "(allow-listed: idxapp)"),
+        (["lock", "--python-version", "banana"], "--python-version 'banana': write it as 3.12 (or 3.12.4)"),
+        (["lock", "--platform", "amiga"], "--platform 'amiga': cannot tell its operating system and machine"),
+        (["lock", "--output", "no/such/folder/x.toml"], "name a file in a folder that exists"),
+        (["lock", "--output", "."], "name a file in a folder that exists"),
+        (["bundle", "pyproject.toml"], "name a folder (it is made if it does not exist)"),
+        (["prefetch", "--from", "nowhere"], "prefetch --from nowhere: no such folder"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_clear_line(args: list[str], says: str, tmp_path: Path) -> None:
+    project(tmp_path, "uv", {"idxapp": "idx-app>=1.0"})
+    result = cli(tmp_path, installer_env(tmp_path, tmp_path), *args, check=False)
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("age", ["inf days", "1e12 days", "nan hours", "-1 days", "7 dayz"])
+def test_an_impossible_cooldown_is_a_config_error(age: str, tmp_path: Path) -> None:
+    project(tmp_path, "uv", {"idxapp": "idx-app>=1.0"}, **{"min-release-age": age})
+    result = cli(tmp_path, installer_env(tmp_path, tmp_path), "lock", check=False)
+    assert result.returncode == 2 and "expected a duration such as" in result.stderr
+
+
+def test_a_garbage_lock_is_replaced_by_lock_with_a_warning(index: str, tmp_path: Path) -> None:
+    project(tmp_path, "uv", {"idxapp": "idx-app==1.1"})
+    (tmp_path / LOCK).write_text("this is not toml [")
+    result = cli(tmp_path, index_env(index, tmp_path), "lock")
+    assert "replacing it: lock file" in result.stderr
+    assert read_lock(str(tmp_path / LOCK)).entries["idxapp"].packages[0].version == "1.1"
+
+
+def test_locks_and_bundles_others_could_write_are_refused(index: str, tmp_path: Path) -> None:
+    env = index_env(index, tmp_path)
+    project(tmp_path, "uv", {"idxapp": "idx-app==1.1"})
+    cli(tmp_path, env, "bundle", "bundle")
+    # Another user's lock beside the pyproject: neither install() nor bundle takes orders from it.
+    os.chown(tmp_path / "bundle" / LOCK, 65534, 65534)
+    os.rename(tmp_path / "bundle" / LOCK, tmp_path / LOCK)
+    for args in (["prefetch"], ["bundle", "bundle"]):
+        result = cli(tmp_path, env, *args, check=False)
+        assert result.returncode == 2, result.stderr
+        assert f"lock file {tmp_path / LOCK}: the file is owned by another user (uid 65534)" in result.stderr
+    os.remove(tmp_path / LOCK)
+    # A bundle folder others can write: not made, not installed from.
+    (tmp_path / "bundle").chmod(0o777)
+    result = cli(tmp_path, env, "bundle", "bundle", check=False)
+    assert result.returncode == 2 and "the folder is writable by every user" in result.stderr
+    project(tmp_path, "uv", {"idxapp": "idx-app==1.1"}, wheelhouse="bundle")
+    result = cli(tmp_path, env, "prefetch", check=False)
+    assert result.returncode == 2 and "is writable by every user (mode drwxrwxrwx" in result.stderr

@@ -1,0 +1,199 @@
+"""Processes that multiprocessing starts get the hook, without `child_env()`.
+
+`fork` needs nothing: the child is a copy of this process, hook included.
+`spawn` and `forkserver` start a fresh interpreter and send it, through a
+pipe, the "preparation data" of `multiprocessing.spawn.get_preparation_data()`
+(the parent's sys.path, its main module, ...), which the child unpickles
+first of all: before it sets sys.path, re-imports the parent's main module
+or unpickles the task. While a hook is installed, one more item goes along,
+and unpickling it in the child installs the hook from this process's
+validated plan (`_hook.install_plan`, as for `child_env()`). Why this way:
+
+- Only multiprocessing's children get it. `os.environ` is not touched, so a
+  subprocess the application starts itself (an installer above all, and any
+  other Python) gets nothing, as before.
+- The plan is the one in force when the child starts: after `uninstall()` a
+  child gets no hook, after another `install()` the new plan; a kill switch
+  set in this process by then goes along (and the child's own environment
+  is read too).
+- A worker's sys.path is the parent's (multiprocessing sets it), so the
+  target is where the parent has it: last. The hook in the child knows the
+  target is its own, so a main module that calls `install()` again in the
+  child (spawn re-imports it) does not take it for a folder put ahead of
+  the core environment.
+- The forkserver process itself gets at most sys.path and the main module
+  from the parent (recent patch releases of 3.12 and 3.13 use them, older
+  ones ignore them), never the item: each worker it forks gets its own.
+  That sys.path leaves out the folders the hook appended: the main
+  module's `install()` appends them again, and without the hook a version
+  there that the pins no longer allow must not be served.
+- Nothing of multiprocessing is imported for this (the warm start stays
+  light). If `multiprocessing.spawn` is loaded at `install()`, it is
+  patched then; if not, a watcher sits first on sys.meta_path, compares
+  each imported name with one string, and patches `multiprocessing.spawn`
+  once it has run. The watcher stays until `uninstall()`: removing the first
+  entry of sys.meta_path while another thread walks it (CPython walks it
+  outside any lock) would make that thread skip the next finder; an
+  `uninstall()` is the application's own, deliberate moment.
+
+The item imports lazy_import_hook in the child with the parent's sys.path
+(the one the child adopts a moment later anyway), so the child finds the
+package where the parent did; if it cannot start the hook, it says so on
+stderr and the worker runs without it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ._errors import ConfigError
+from ._finder import LazyFinder
+from ._plan import child_text
+from ._settings import Settings
+from ._target import ACTIVATED
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+SPAWN = "multiprocessing.spawn"
+KEY = "lazy_import_hook"  # the item's key; multiprocessing's prepare() ignores keys it does not know
+# The name forkserver's ensure_running() asks get_preparation_data() for (3.9
+# to 3.14): that data starts the forkserver process itself.
+_FORKSERVER = "ignore"
+
+# Runs in the child, while it unpickles the preparation data (see _Item).
+_START = """\
+import sys
+own, sys.path = sys.path, list(path)
+try:
+    from lazy_import_hook._hook import install_plan
+    sys.path = own
+    install_plan(plan, disabled_by=disabled_by)
+except Exception as e:
+    print(f"lazy-import-hook: not active in this worker: {e}", file=sys.stderr)
+finally:
+    sys.path = own
+"""
+
+
+def active_finder() -> LazyFinder | None:
+    """The hook installed in this process, if any (the last one counts)."""
+    return next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
+
+
+def follow() -> None:
+    """Called by install(): multiprocessing's future children get the hook."""
+    spawn = sys.modules.get(SPAWN)
+    if spawn is not None:
+        patch(spawn)
+    elif not any(isinstance(f, _Watcher) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Watcher())
+
+
+def unfollow() -> None:
+    """Called by uninstall(): remove the watcher (a patch stays: it adds
+    nothing while no hook is installed)."""
+    for watcher in [f for f in sys.meta_path if isinstance(f, _Watcher)]:
+        sys.meta_path.remove(watcher)
+
+
+def patch(spawn: ModuleType) -> None:
+    """Wrap `spawn.get_preparation_data` (once)."""
+    original = getattr(spawn, "get_preparation_data", None)
+    if original is not None and not isinstance(original, _WithHook):
+        # setattr: mypy knows no such attribute on a plain module.
+        setattr(spawn, "get_preparation_data", _WithHook(original))  # noqa: B010
+
+
+class _WithHook:
+    """`multiprocessing.spawn.get_preparation_data`, plus the hook's item."""
+
+    def __init__(self, original: Callable[[str], dict[str, object]]) -> None:
+        self.__wrapped__ = original
+
+    def __call__(self, name: str) -> dict[str, object]:
+        data = self.__wrapped__(name)
+        finder = active_finder()
+        if finder is None:
+            return data
+        if name == _FORKSERVER:
+            path = data.get("sys_path")
+            if isinstance(path, list):  # it is sys.path itself: replaced, never changed
+                data["sys_path"] = [p for p in path if p not in ACTIVATED]
+        else:
+            data[KEY] = _Item(child_text(finder.plan), _kill_switch())
+        return data
+
+
+def _kill_switch() -> str:
+    """What disables installs in this process's environment now ("" if nothing).
+    A forkserver's workers have the environment the forkserver started with."""
+    row = Settings.enabled
+    try:
+        off = row.env_value() is False
+    except ConfigError:  # a value that is neither on nor off: the safe reading
+        off = True
+    return f"{row.env}={os.environ.get(str(row.env))} (in the process that started this one)" if off else ""
+
+
+class _Item:
+    """Pickled into the preparation data; unpickling it runs `_START` in the child."""
+
+    __slots__ = ("disabled_by", "path", "plan")
+
+    def __init__(self, plan: str, disabled_by: str) -> None:
+        self.plan = plan
+        self.disabled_by = disabled_by
+        self.path = list(sys.path)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # exec, not a function of ours: the child may not find lazy_import_hook
+        # on its own sys.path yet, and a worker must start even then.
+        return (exec, (_START, {"plan": self.plan, "disabled_by": self.disabled_by, "path": self.path}))
+
+
+class _Watcher:
+    """First on sys.meta_path: patches `multiprocessing.spawn` once it has
+    run (and again if it is ever imported again). Finds nothing itself."""
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if name != SPAWN:
+            return None
+        try:
+            after = sys.meta_path[sys.meta_path.index(self) + 1 :]
+        except ValueError:  # uninstall() removed it meanwhile
+            return None
+        spec = None
+        for finder in after:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        if spec is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _ThenPatch(spec.loader)
+        return spec
+
+
+class _ThenPatch:
+    """The loader of `multiprocessing.spawn`, then the patch."""
+
+    def __init__(self, loader: object) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        create = getattr(self.loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        # The real loader again, for whoever looks (inspect, linecache).
+        module.__loader__ = self.loader  # type: ignore[assignment]
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader  # type: ignore[assignment]
+        self.loader.exec_module(module)  # type: ignore[attr-defined]
+        patch(module)
