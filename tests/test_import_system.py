@@ -204,7 +204,10 @@ def test_fork_during_an_install_neither_waits_nor_hands_the_lock_to_the_child(
             "    t = time.monotonic(); pid = os.fork()\n"
             "    if pid == 0:\n"
             "        try:\n"
-            "            import email.parser  # an import in the child\n"
+            # An import in the child, of a module no install imports: one the
+            # installing thread is importing at the fork stays locked in the
+            # child (fork() copies a module's lock, not the thread that frees it).
+            "            import colorsys\n"
             "            fds = os.listdir('/proc/self/fd')\n"
             "            held = [os.path.realpath(f'/proc/self/fd/{fd}') for fd in fds]\n"
             "            os._exit(3 if lock in held else 0)\n"
@@ -270,11 +273,10 @@ def test_the_installer_dies_with_a_killed_application(
         code = hook(target, installer, {"othermod": "other-dist==1.0"}) + "import othermod\n"
         app = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
-        while not _started(target):
-            assert time.monotonic() < deadline and app.poll() is None
+        # The staging folder exists just before the installer starts.
+        while not (_started(target) and (processes := _children(app.pid))):
+            assert time.monotonic() < deadline and app.poll() is None, "no installer process found"
             time.sleep(0.05)
-        processes = _children(app.pid)
-        assert processes, "no installer process found"
         os.kill(app.pid, signal.SIGKILL)
         app.wait(10)
         deadline = time.monotonic() + 10
