@@ -56,12 +56,19 @@ class Child:
             try:
                 line = self.lines[stream].get(timeout=BOUND)
             except queue.Empty:
-                raise AssertionError(f"no line with {text!r}; so far: {self.seen}") from None
+                raise AssertionError(f"no line with {text!r}; so far: {self._so_far()}") from None
             if line == "" and self.proc.poll() is not None and self.lines[stream].empty():
-                raise AssertionError(f"ended without {text!r}: {self.seen}, exit {self.proc.returncode}")
+                raise AssertionError(f"ended without {text!r}: {self._so_far()}, exit {self.proc.returncode}")
             self.seen[stream].append(line)
             if text in line:
                 return line
+
+    def _so_far(self) -> dict[str, list[str]]:
+        """What the child printed so far, on both streams, without waiting."""
+        for stream, lines in self.lines.items():
+            while not lines.empty():
+                self.seen[stream].append(lines.get())
+        return self.seen
 
     def tell(self) -> None:
         assert self.proc.stdin is not None
@@ -193,6 +200,10 @@ except KeyboardInterrupt:
 import othermod  # waits for the install that went on
 print(othermod.VERSION, flush=True)
 """,
+        # Ctrl-C as a program started at a terminal gets it: a background job
+        # of a script (as CI's lanes are) starts with SIGINT ignored, and so
+        # would this child.
+        before="import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n",
     )
     held.downloading(child)  # its main thread can only be waiting in prefetch() now
     child.proc.send_signal(signal.SIGINT)
