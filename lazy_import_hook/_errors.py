@@ -87,8 +87,9 @@ class InstallTimeoutError(LazyInstallError):
 
 class InstallInterruptedError(LazyInstallError):
     """A background prefetch that never finished here: the process began to
-    exit first, or was forked from the one running it. Only a prefetch's
-    future holds it; an import then installs on its own."""
+    exit first, was forked from the one running it, or install() or
+    uninstall() replaced the hook that queued it. Only a prefetch's future
+    holds it; an import then installs on its own."""
 
     reason = "interrupted"
 

@@ -115,13 +115,18 @@ class LazyFinder:
             entry = below[0]  # the one entry below: install it, then find this parent
         if getattr(self._local, "busy", False):
             return None  # the hook's own imports during an install never recurse
-        failed = self._failed.get(fullname)
+        failed = self._failure(fullname, entry)
         if failed is not None:
             return ModuleSpec(fullname, FailingLoader(failed)) if called_by_import(2) else None  # type: ignore[arg-type]
         if self._fails_at_once(entry) and not called_by_import(2):
             return None  # a probe: the import would raise at once
         loader = InstallingLoader(lambda: self.install(fullname, entry, path))
         return ModuleSpec(fullname, loader)  # type: ignore[arg-type]  # a Loader without importlib.abc's cost
+
+    def _failure(self, fullname: str, entry: Entry) -> LazyInstallError | None:
+        """The error of an earlier attempt: at `fullname`, or at the entry a
+        parent's import installs (a failed prefetch of `a.b` for `import a`)."""
+        return self._failed.get(fullname) or self._failed.get(entry.import_name)
 
     def _fails_at_once(self, entry: Entry) -> bool:
         """Cheap: whether an import would fail without running an installer."""
@@ -167,7 +172,7 @@ class LazyFinder:
         remembered for the next import. `prefetched_by`: see install_entry."""
         from . import _transaction
 
-        failed = self._failed.get(fullname)
+        failed = self._failure(fullname, entry)
         if failed is not None:
             raise failed.with_traceback(None)
         if path is None and "." in fullname:  # a prefetch: no parent was imported to say where
@@ -198,16 +203,20 @@ class LazyFinder:
     def findable(self, entry: Entry) -> bool:
         """Whether an import of `entry` needs no install: it is imported
         already, or the finders ahead of the hook find it (the core
-        environment, or the target at the pinned version). A dotted name's
-        parent is not imported to find out: the target is looked at."""
+        environment, a layer, or the target at the pinned version). A dotted
+        name's parent is not imported to find out: its folders are looked in."""
         name = entry.import_name
         if name in sys.modules:
             return True
-        if "." in name:
-            from ._transaction import satisfied
+        if "." not in name:
+            return self._ask_finders_ahead(name, None) is not None
+        from ._transaction import satisfied
 
-            return satisfied(self.target, entry)
-        return self._ask_finders_ahead(name, None) is not None
+        if satisfied(self.target, entry):
+            return True
+        parent = name.split(".")[:-1]  # where the parent would be, on every folder of sys.path
+        folders = [os.path.join(p, *parent) for p in sys.path if isinstance(p, str)]
+        return self._ask_finders_ahead(name, [f for f in folders if os.path.isdir(f)]) is not None
 
     def _after_install(self) -> None:
         """Re-scan the target and rewrite the startup cache, so other starts stay warm.
@@ -219,8 +228,7 @@ class LazyFinder:
 
         checked_at = _target.mtime(self.target)
         scan(self.plan)
-        self.guard.hidden.clear()
-        self.guard.hidden.update(self.plan.hidden)
+        self.guard.hidden = set(self.plan.hidden)  # one swap: no import sees an empty set meanwhile
         self.guard.verified = dict(self.plan.verified)
         if self.cache_path:
             write_cache(self.cache_path, self.plan, self.cache_key, checked_at)
@@ -246,6 +254,10 @@ class LazyFinder:
             parent = os.path.join(self.target, *fullname.split(".")[:-1])
             spec = PathFinder.find_spec(fullname, [parent])
         return spec
+
+    def found_ahead(self, name: str) -> bool:
+        """Whether a finder ahead of the hook finds top-level `name`."""
+        return self._ask_finders_ahead(name, None) is not None
 
     def _ask_finders_ahead(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
         for finder in list(sys.meta_path):

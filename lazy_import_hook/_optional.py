@@ -10,6 +10,7 @@ that exists but fails to import is an error, as it should be.
 from __future__ import annotations
 
 import importlib
+import sys
 
 from ._errors import LazyInstallError
 
@@ -50,4 +51,15 @@ def _missing(error: ModuleNotFoundError, name: str) -> bool:
         return False
     if missing == name or name.startswith(missing + "."):
         return True
-    return isinstance(error, LazyInstallError) and missing.startswith(name + ".")
+    below = isinstance(error, LazyInstallError) and missing.startswith(name + ".")
+    return below and not _exists_without_the_hook(name)
+
+
+def _exists_without_the_hook(name: str) -> bool:
+    """Whether the finders ahead of the hook find `name`: then the failed
+    install below it was asked for by its own code (a broken package), not
+    by an import of a parent that exists nowhere."""
+    from ._finder import LazyFinder
+
+    finder = next((f for f in sys.meta_path if isinstance(f, LazyFinder)), None)
+    return finder is not None and finder.found_ahead(name)

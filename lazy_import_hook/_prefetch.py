@@ -28,6 +28,7 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import overload
 
+from . import _transaction
 from ._audit import triggering_module
 from ._errors import InstallInterruptedError, LazyInstallError
 from ._finder import LazyFinder
@@ -52,7 +53,7 @@ class _Task:
         self.finder = finder
         self.entry = entry
         self.trigger = trigger  # the module that called prefetch(), for the notice and the audit line
-        self.key = (finder.target, entry.import_name)
+        self.key = (id(finder), entry.import_name)  # the task holds the finder: the id stays its own
         self.future: Future[str] = Future()
 
     def run(self) -> None:
@@ -85,6 +86,12 @@ def _settle(future: Future[str], result: str = "", *, error: BaseException | Non
 def _done(result: str) -> Future[str]:
     future: Future[str] = Future()
     future.set_result(result)
+    return future
+
+
+def _failed(error: BaseException) -> Future[str]:
+    future: Future[str] = Future()
+    future.set_exception(error)
     return future
 
 
@@ -133,7 +140,7 @@ class _Warmup:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.queue: deque[_Task] = deque()
-        self.tasks: dict[tuple[str, str], _Task] = {}  # queued or running, by (target, import name)
+        self.tasks: dict[tuple[int, str], _Task] = {}  # queued or running, by (finder, import name)
         self.gathers: set[_Gather] = set()  # prefetch() calls not finished yet
         self.worker: threading.Thread | None = None
         self.current: _Task | None = None  # the one the worker runs
@@ -144,9 +151,13 @@ class _Warmup:
         answer at once, or a new task for the worker."""
         if not entry.active:
             return _done(NOT_FOR_THIS_PLATFORM)
-        key = (finder.target, entry.import_name)
-        if key not in self.tasks and finder.findable(entry):
-            return _done(PRESENT)
+        key = (id(finder), entry.import_name)
+        if key not in self.tasks:
+            if finder.findable(entry):
+                return _done(PRESENT)
+            declined = _transaction.declined(finder.plan, entry, trigger)  # asked here, never on the worker
+            if declined is not None:
+                return _failed(declined)
         with self.lock:
             task = self.tasks.get(key)
             if task is None:
@@ -155,7 +166,7 @@ class _Warmup:
 
     def _add(self, task: _Task) -> _Task:
         """Queue `task` (under the lock), starting the worker if none runs."""
-        task.finder.await_prefetch = functools.partial(self.wait_for, task.finder.target)
+        task.finder.await_prefetch = functools.partial(self.wait_for, task.finder)
         if self.closing:
             task.interrupt("the process is exiting")
             return task
@@ -180,20 +191,46 @@ class _Warmup:
                     return
                 task = self.current = self.queue.popleft()
                 task.future.set_running_or_notify_cancel()  # under the lock: close() cannot finish it first
-            task.run()
+            self._run(task)
+
+    def _run(self, task: _Task) -> None:
+        """Run `task` on this thread. A done-callback's SystemExit is ignored
+        and any other BaseException reported, as in a thread of their own:
+        neither ends the queue."""
+        try:
+            if task.finder not in sys.meta_path:
+                task.interrupt("install() or uninstall() replaced the hook that asked for it")
+            else:
+                task.run()
+        except SystemExit:
+            pass  # ignored, as a thread's own SystemExit is
+        except BaseException as e:
+            report = (type(e), e, e.__traceback__, threading.current_thread())
+            threading.excepthook(threading.ExceptHookArgs(report))
+        finally:
             with self.lock:
-                self.current = None
+                if self.current is task:
+                    self.current = None
                 if self.tasks.get(task.key) is task:
                     del self.tasks[task.key]
 
-    def wait_for(self, target: str, name: str) -> LazyInstallError | None:
-        """For an import of `name`: wait for its prefetch, if one is queued or
-        runs, and return its error. Not on the worker itself (a callback
-        there that imports would wait for itself); and an interrupted
-        prefetch is no error: the import installs on its own."""
-        task = self.tasks.get((target, name))
-        if task is None or threading.current_thread() is self.worker:
-            return None
+    def wait_for(self, finder: LazyFinder, name: str) -> LazyInstallError | None:
+        """For an import of `name`: its prefetch's error, if one is queued or
+        runs. A queued one this thread runs itself, now: waiting for it could
+        wait on a done-callback that waits for this import's module lock.
+        Not on the worker itself (a callback there that imports would wait
+        for itself); and an interrupted prefetch is no error: the import
+        installs on its own."""
+        with self.lock:
+            task = self.tasks.get((id(finder), name))
+            if task is None or threading.current_thread() is self.worker:
+                return None
+            queued = task is not self.current and task in self.queue
+            if queued:
+                self.queue.remove(task)
+                task.future.set_running_or_notify_cancel()
+        if queued:
+            self._run(task)
         error = task.future.exception()
         if isinstance(error, LazyInstallError) and not isinstance(error, InstallInterruptedError):
             return error

@@ -89,7 +89,7 @@ def install(job: Job, *, since: float = 0.0, ignore_backoff: bool = False) -> bo
     if not ignore_backoff:
         for entry in job.entries:
             _failures.check(plan.target, entry, plan.settings.retry_after, job.command, since)
-    if plan.settings.confirm and not _confirmed(job):
+    if plan.settings.confirm and job.via != "prefetch" and not _confirmed(job):  # prefetch: see declined()
         raise job.error(InstallsDisabledError, f"installing {job.subject} was declined")
     with _locked_target(job):
         if all(satisfied(plan.target, e) for e in job.entries):
@@ -275,6 +275,18 @@ def still_missing(plan: Plan, entry: Entry) -> LazyInstallError:
         name=entry.import_name,
         command=prefetch_command(plan, [entry.import_name]),
     )
+
+
+def declined(plan: Plan, entry: Entry, prefetched_by: str) -> LazyInstallError | None:
+    """For prefetch(), on its caller's thread (a prompt from a background
+    thread would fight the application for the terminal): the error of an
+    install the user declined at the `confirm` prompt, else None."""
+    if not plan.settings.confirm:
+        return None
+    job = Job(plan, [entry], f"for prefetch({entry.import_name!r})", trigger=prefetched_by, via="prefetch")
+    if _confirmed(job):
+        return None
+    return job.error(InstallsDisabledError, f"installing {job.subject} was declined")
 
 
 def _confirmed(job: Job) -> bool:

@@ -106,3 +106,14 @@ def test_ctrl_c_and_other_errors_propagate(tmp_path: Path) -> None:
         lazy_import_hook.optional("interrupted_mod")
     with pytest.raises(RuntimeError, match="boom"):
         lazy_import_hook.optional("failing_mod")
+
+
+def test_a_package_whose_own_import_of_an_entry_fails_is_an_error(
+    fp: Any, target: Path, tmp_path: Path
+) -> None:
+    fp.register([*PIP, fp.any()], stdout="ERROR: No matching distribution\n", returncode=1)
+    on_path(tmp_path / "lib", {"corepkg/__init__.py": "import corepkg.accel\n"})
+    lazy_import_hook.install({"corepkg.accel": "corepkg-accel==1.0"}, target=target, installer="pip")
+    with pytest.raises(LazyInstallError) as info:
+        lazy_import_hook.optional("corepkg")  # there, and broken: not a missing feature
+    assert info.value.name == "corepkg.accel"

@@ -259,3 +259,106 @@ def test_a_probe_of_a_name_being_prefetched_does_not_wait(fp: Any, target: Path)
     assert importlib.util.find_spec("toymod") is not None  # answered at once
     go.set()
     assert future.result(60) == {"toymod": "installed"}
+
+
+# -- found in review: each failed before its fix ------------------------------
+
+
+def test_a_done_callback_that_exits_does_not_end_the_queue(fp: Any, target: Path) -> None:
+    fp.register([*PIP, fp.any()], stdout="ERROR: No matching distribution\n", returncode=1)
+    fp.register([*PIP, fp.any()], callback=installs("other-dist", "1.0", OTHER))
+    lazy_import_hook.install(ALLOWLIST, target=target, installer="pip")
+    first = lazy_import_hook.prefetch("toymod", wait=False)
+    first.add_done_callback(lambda f: sys.exit("warm-up failed") if f.exception() else None)
+    assert isinstance(first.exception(60), LazyInstallError)
+    idle()  # the worker ended cleanly, keeping nothing
+    assert lazy_import_hook.prefetch("othermod") == {"othermod": "installed"}
+    import othermod
+
+    assert othermod.X == 2
+
+
+def test_an_import_of_a_queued_name_installs_it_itself(fp: Any, target: Path, tmp_path: Path) -> None:
+    """A done-callback on the worker imports a module whose import, in
+    another thread, needs a name queued behind the one running: the import
+    must not wait for the worker, which waits for that module's lock."""
+    first, go = prefetching_toymod(fp, target)
+    fp.register([*PIP, fp.any()], callback=installs("other-dist", "1.0", OTHER))
+    queued = lazy_import_hook.prefetch("othermod", wait=False)
+    on_path = tmp_path / "lib"
+    on_path.mkdir()
+    (on_path / "appmod.py").write_text("import othermod\n")
+    sys.path.insert(0, str(on_path))
+    first.add_done_callback(lambda f: importlib.import_module("appmod"))
+    thread, box = importing("appmod")
+    wait_until(lambda: waits_in(thread, "wait_for"), "the import of othermod reached its prefetch")
+    go.set()  # toymod's callback now waits for appmod's module lock, which that thread holds
+    thread.join(60)
+    assert not thread.is_alive() and "error" not in box
+    assert queued.result(60) == {"othermod": "installed"} and first.result(60) == {"toymod": "installed"}
+    assert fp.call_count([*PIP, fp.any()]) == 2
+
+
+def test_a_prefetch_for_a_new_install_is_not_the_old_finders(fp: Any, target: Path) -> None:
+    old, go = prefetching_toymod(fp, target)
+    old_queued = lazy_import_hook.prefetch("othermod", wait=False)
+    lazy_import_hook.install({"toymod": "toy-dist==2.0"}, target=target, installer="pip")
+    toy_2 = {"toymod/__init__.py": "VERSION = '2.0'\n"}
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "2.0", toy_2))
+    new = lazy_import_hook.prefetch("toymod", wait=False)
+    assert new is not old
+    go.set()
+    assert new.result(60) == {"toymod": "installed"}
+    import toymod
+
+    assert toymod.VERSION == "2.0"
+    error = old_queued.exception(60)  # queued by the hook install() replaced: never run
+    assert isinstance(error, LazyInstallError) and error.reason == "interrupted"
+    assert fp.call_count([*PIP, fp.any()]) == 2
+
+
+def test_a_dotted_name_found_outside_the_target_is_present(fp: Any, target: Path, tmp_path: Path) -> None:
+    core = tmp_path / "core"
+    (core / "nsx" / "sub").mkdir(parents=True)
+    (core / "nsx" / "__init__.py").write_text("")
+    (core / "nsx" / "sub" / "__init__.py").write_text("WHERE = 'core'\n")
+    sys.path.insert(0, str(core))
+    lazy_import_hook.install({"nsx.sub": "nsx-sub==1.0"}, target=target, installer="pip")
+    assert lazy_import_hook.prefetch("nsx.sub") == {"nsx.sub": "present"}
+    assert fp.call_count([*PIP, fp.any()]) == 0
+
+
+@pytest.mark.parametrize("retry_after", [60.0, 0.05])
+def test_a_failed_prefetch_of_a_dotted_name_is_the_error_of_its_parents_import(
+    retry_after: float, fp: Any, target: Path
+) -> None:
+    fp.register([*PIP, fp.any()], stdout="ERROR: No matching distribution\n", returncode=1)
+    fp.register([*PIP, fp.any()], stdout="ERROR: No matching distribution\n", returncode=1)
+    lazy_import_hook.install({"nsroot.b": "ns-b==1.0"}, target=target, installer="pip",
+                             retry_after=retry_after)  # fmt: skip
+    error = lazy_import_hook.prefetch("nsroot.b", wait=False).exception(60)
+    time.sleep(0.1)  # with 0.05: the failure record on disk no longer holds the import back
+    with pytest.raises(LazyInstallError) as info:
+        import nsroot.b  # noqa: F401
+    assert info.value is error and fp.call_count([*PIP, fp.any()]) == 1
+
+
+def test_confirm_asks_on_the_thread_that_calls_prefetch(
+    fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    asked: list[str] = []
+
+    def answer(prompt: str) -> str:
+        asked.append(threading.current_thread().name)
+        return "n" if "other-dist" in prompt else "y"
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", answer)
+    lazy_import_hook.install(ALLOWLIST, target=target, installer="pip", confirm=True)
+    warm = lazy_import_hook.prefetch("toymod", "othermod", wait=False)
+    error = warm.exception(60)
+    assert isinstance(error, LazyInstallError) and "declined" in str(error) and error.name == "othermod"
+    assert asked == [threading.current_thread().name] * 2
+    assert fp.call_count([*PIP, fp.any()]) == 1  # toymod only
