@@ -163,6 +163,10 @@ def _index_options(pip: PipConfig, env: dict[str, str]) -> list[str]:
         env["UV_INDEX_URL"] = str(pip.get("index-url"))
     if pip.items("extra-index-url"):
         env["UV_EXTRA_INDEX_URL"] = " ".join(pip.items("extra-index-url"))
+        # pip takes the best version from all its indexes together; uv, by
+        # default, only from the first that has the project (a pin found
+        # only on an extra index would fail). Unless the operator chose.
+        _default(env, "UV_INDEX_STRATEGY", "unsafe-best-match")
     for link in pip.items("find-links"):
         # pip skips a folder that does not exist; uv would stop: skip it too.
         if "://" in link or os.path.isdir(link):

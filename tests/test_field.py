@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from _offline import installer_env
+from _simple_index import serve_index
 from _slow_index import serve_find_links
 from test_real_installers import INSTALLERS, audit_lines, hook
 
@@ -60,6 +61,29 @@ def test_pips_no_index_holds_for_both_installers(
         audit_lines(target)[-1]["index"]
         == "no index (PIP_NO_INDEX), find-links " + str(empty) + " (PIP_FIND_LINKS)"
     )
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_pips_extra_index_is_searched_as_pip_searches_it(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """The extra index has toy-dist 1.0 only; the pin, 2.0, is on the main
+    index. pip takes the best match across both; so must uv (which asks an
+    extra index first and, by default, stops at the first that has the
+    project)."""
+    first, extra = tmp_path / "first", tmp_path / "extra"
+    for folder, version in ((first, "2.0"), (extra, "1.0")):
+        folder.mkdir()
+        for wheel in [*wheelhouse.glob(f"toy_dist-{version}-*.whl"), *wheelhouse.glob("toy_dep-*.whl")]:
+            (folder / wheel.name).write_bytes(wheel.read_bytes())
+    with serve_index(first) as first_url, serve_index(extra) as extra_url:
+        indexes = {"PIP_INDEX_URL": first_url, "PIP_EXTRA_INDEX_URL": extra_url}
+        env = pip_only_env(tmp_path / "none", tmp_path, **indexes)
+        for name in ("PIP_NO_INDEX", "PIP_FIND_LINKS"):
+            env.pop(name, None)
+        code = hook(target, installer, {"toymod": "toy-dist==2.0"}) + report("toymod")
+        ok, where = json.loads(run_python(code, env).stdout)
+    assert ok == "ok" and Path(where).is_relative_to(target)
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)
