@@ -14,15 +14,12 @@ from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvir
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from . import _pth, _target
 from ._errors import ConfigError
-from ._plan import Entry, Layer, layer_stamps
+from ._plan import Entry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
-
-    from ._plan import Plan
+    from collections.abc import Iterable
 
 # Never needed by a PyPI requirement; refused so nothing shell-like or
 # multi-line can hide in one (markers need quotes and <>=, so those stay).
@@ -194,86 +191,3 @@ def _check_conflicts(entries: Iterable[Entry], where: str) -> None:
                     f"({by_dist[dist][1] or 'any'} vs {spec or 'any'}); make them agree"
                 )
             by_dist[dist] = (entry.import_name, spec)
-
-
-def installed_matches(requirement: str, version: str) -> bool:
-    """Whether `version` (from the target) satisfies `requirement`."""
-    return Requirement(requirement).specifier.contains(version, prereleases=True)
-
-
-def stale_versions(entry: Entry, versions: Mapping[str, str]) -> list[str]:
-    """`dist version` of each of the entry's distributions that `versions`
-    (canonical name -> version, e.g. of the target) holds at a version its
-    requirement does not allow."""
-    return [
-        f"{dist} {versions[dist]}"
-        for req, dist in entry.wanted()
-        if dist in versions and not installed_matches(req, versions[dist])
-    ]
-
-
-def matching_infos(target: str, entry: Entry) -> tuple[str, ...] | None:
-    """The dist-info folders of the entry's distributions in the target, if
-    none of them is at a version its requirement does not allow; None if
-    one is, or if the module is there without any of them (an interrupted
-    upgrade, the old dist-info goes first, or a hand-made copy: never serve
-    it as if it were the pinned version)."""
-    dists = _target.dist_folders(target)
-    have = {d: dists[d] for d in entry.dists if d in dists}
-    if not have:
-        return None if _target.on_disk(target, entry.import_name) else ()
-    if stale_versions(entry, {d: f.version for d, f in have.items()}):
-        return None
-    return tuple(f.info for f in have.values())
-
-
-def scan(plan: Plan) -> list[str]:
-    """Record in the plan what the target holds that startup must know about:
-    allow-listed modules present at a version the pin no longer matches
-    (hidden until reinstalled), the dist-info folders found to match (a
-    later import only checks they are still there), and the .pth path lines.
-    Returns the .pth path lines refused (see _pth.read_pth)."""
-    plan.hidden, plan.verified = _holdings(plan.target, plan.entries.values())
-    paths, _, refused = _pth.read_pth(plan.target, outside=plan.settings.pth_imports)
-    plan.pth_paths = tuple(paths)
-    return refused
-
-
-def _holdings(folder: str, entries: Iterable[Entry]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """(import names `folder` holds at a version their pins do not allow,
-    import name -> the dist-info folders found to match) of the active entries."""
-    hidden = []
-    verified: dict[str, tuple[str, ...]] = {}
-    for entry in entries:
-        if not entry.active:
-            continue
-        infos = matching_infos(folder, entry)
-        if infos is None:
-            hidden.append(entry.import_name)
-        elif infos:
-            verified[entry.import_name] = infos
-    return tuple(sorted(hidden)), verified
-
-
-def scan_layers(plan: Plan) -> list[str]:
-    """Check each read-only layer (see _layers) and record in the plan the
-    ones in use, what each holds as `scan` does for the target, and why any
-    other is left out (`plan.layer_problems`). Returns the .pth path lines
-    refused, as `scan` does."""
-    from ._layers import in_stack, unusable
-
-    # Before looking, so a change meanwhile invalidates the cache; of every
-    # folder named, so a warm start needs no realpath to tell which are used.
-    plan.layer_stamps = layer_stamps(plan.settings.read_only_targets)
-    folders = in_stack(plan.target, plan.settings.read_only_targets)
-    layers, problems, refused = [], [], []
-    for folder in folders:
-        why = unusable(folder)
-        if why:
-            problems.append(f"the read-only layer {folder} is not used: {why}")
-            continue
-        paths, _, dropped = _pth.read_pth(folder, outside=plan.settings.pth_imports)
-        refused += [f"{line} in the read-only layer {folder}" for line in dropped]
-        layers.append(Layer(folder, *_holdings(folder, plan.entries.values()), paths))
-    plan.layers, plan.layer_problems = tuple(layers), tuple(problems)
-    return refused

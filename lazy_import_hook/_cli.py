@@ -159,8 +159,8 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _config.Raw | None]:
 def _check_layers(plan: Plan, *, quiet: bool) -> None:
     """The read-only layers as they are now; why any is left out is a
     warning, except where `status` shows it."""
-    from ._allowlist import scan_layers
     from ._errors import warn
+    from ._holdings import scan_layers
 
     refused = [f"ignoring the .pth path line {line}" for line in scan_layers(plan)]
     for line in [] if quiet else [*plan.layer_problems, *refused]:

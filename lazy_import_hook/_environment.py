@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._files import atomic_write, dist_folders
+from ._files import atomic_write, canonical_name, dist_folders
 from ._target import meta, read_trusted
 
 TYPE_CHECKING = False
@@ -43,25 +43,29 @@ def core_distributions(exclude_paths: Sequence[str]) -> dict[str, str]:
 
 def core_constraints(exclude_paths: Sequence[str], exclude_dists: Sequence[str]) -> list[str]:
     """`name==version` lines pinning the core environment's distributions."""
-    from packaging.utils import canonicalize_name
-
-    skip = {canonicalize_name(d) for d in exclude_dists}
+    skip = {canonical_name(d) for d in exclude_dists}
     return pin_lines(core_distributions(exclude_paths), skip)
 
 
 def pin_lines(versions: dict[str, str], skip: Iterable[str] = ()) -> list[str]:
     """`name==version` lines for the versions an index can have, sorted."""
+    skip = set(skip)
+    return [f"{key}=={version}" for key, version in sorted(versions.items())
+            if key not in skip and _public(version)]  # fmt: skip
+
+
+def _public(version: str) -> bool:
+    """A valid PEP 440 version without a local part (a local build, +cpu, is
+    on no index). Most are plain releases (1.26.4): no `packaging` for those."""
+    parts = version.split(".")
+    if all(part.isdigit() and part.isascii() for part in parts):
+        return True
     from packaging.version import InvalidVersion, Version
 
-    lines = []
-    for key, version in sorted(versions.items()):
-        try:
-            parsed = Version(version)
-        except InvalidVersion:
-            continue
-        if key not in skip and parsed.local is None:  # a local build (+cpu) is on no index
-            lines.append(f"{key}=={version}")
-    return lines
+    try:
+        return Version(version).local is None
+    except InvalidVersion:
+        return False
 
 
 def layer_versions(plan: Plan) -> dict[str, tuple[str, str]]:

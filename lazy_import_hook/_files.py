@@ -1,6 +1,6 @@
 """Files the hook writes and the installers' metadata it reads: atomic writes,
-dist-info folder names and RECORD files. Standard library only (and
-`packaging` for names, imported when needed); not used by the warm start."""
+dist-info folder names and RECORD files. Standard library only; not used by
+the warm start."""
 
 from __future__ import annotations
 
@@ -71,11 +71,20 @@ class DistFolder:
         return record_paths(self.folder, self.info)
 
 
+def canonical_name(name: str) -> str:
+    """PEP 503's normalised name, `re.sub(r"[-_.]+", "-", name).lower()`, as
+    `packaging.utils.canonicalize_name` gives it (a test checks they agree).
+    Every install reads the target's dist-info names; importing
+    `packaging.utils` for this pulls in `packaging.tags` and `logging`."""
+    name = name.lower().replace("_", "-").replace(".", "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name
+
+
 def dist_folders(folder: str, suffixes: Iterable[str] = (".dist-info",)) -> dict[str, DistFolder]:
     """Canonical name -> DistFolder for the distributions installed in `folder`
     (read from folder names alone: no metadata file is opened)."""
-    from packaging.utils import canonicalize_name
-
     found: dict[str, DistFolder] = {}
     try:
         names = sorted(os.listdir(folder))
@@ -85,7 +94,7 @@ def dist_folders(folder: str, suffixes: Iterable[str] = (".dist-info",)) -> dict
     for name in names:
         parsed = parse_dist_folder(name) if name.endswith(wanted) else None
         if parsed is not None:
-            key = str(canonicalize_name(parsed[0]))
+            key = canonical_name(parsed[0])
             found.setdefault(key, DistFolder(folder, name, key, parsed[1]))
     return found
 

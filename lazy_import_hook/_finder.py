@@ -21,7 +21,6 @@ from time import time as _now  # bound at import: sys.modules["time"] may be rep
 from . import _target
 from ._errors import LazyInstallError
 from ._guard import Guard
-from ._loader import FailingLoader, InstallingLoader, called_by_import
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -106,6 +105,8 @@ class LazyFinder:
 
     def _decide(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
         from importlib.machinery import ModuleSpec
+
+        from ._loader import FailingLoader, InstallingLoader, called_by_import  # only when a name is ours
 
         entry = self._entries.get(fullname)
         if entry is None:
@@ -223,7 +224,7 @@ class LazyFinder:
 
         A dependency this install brought may be another entry's module at a
         version its pin does not allow: hide it too, never serve it."""
-        from ._allowlist import scan
+        from ._holdings import scan
         from ._plan import write_cache
 
         checked_at = _target.mtime(self.target)
@@ -288,7 +289,7 @@ class LazyFinder:
         """For a guard: the dist-info folders of `name` if `folder` (the
         target by default) holds versions its pins allow (imports packaging:
         called rarely)."""
-        from ._allowlist import matching_infos
+        from ._holdings import matching_infos
 
         entry = self._entries.get(name)
         return matching_infos(folder or self.target, entry) if entry is not None else ()

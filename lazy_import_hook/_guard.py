@@ -12,9 +12,8 @@ allow-listed package, so a package is never served half old, half new.
 from __future__ import annotations
 
 import os
-from importlib.machinery import FileFinder
 
-from ._target import ALL_LOADERS, SOURCE_ONLY
+from ._target import ALL_LOADERS, SOURCE_ONLY, FolderFinder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,14 +74,14 @@ class Guard:
     def covers(self, path: str) -> bool:
         return path == self.target or path.startswith(self.target + os.sep)
 
-    def path_hook(self, path: str) -> FileFinder:
+    def path_hook(self, path: str) -> FolderFinder:
         """For sys.path_hooks: a guarded finder for the target's folders."""
         if not self.covers(path):
             raise ImportError("not a folder of the lazy-import-hook target", path=path)
         return GuardedFinder(path, self, *(SOURCE_ONLY if self.source_only else ALL_LOADERS))
 
 
-class GuardedFinder(FileFinder):
+class GuardedFinder(FolderFinder):
     """A FileFinder for one folder of the target that asks the guard first."""
 
     def __init__(self, path: str, guard: Guard, *details: tuple[type, list[str]]) -> None:

@@ -270,7 +270,7 @@ def _settle(plan: _plan.Plan) -> int:
     """Check the read-only layers and the target, get the target ready
     (create, wipe, stamp) and record in the plan what each holds; returns
     the target's mtime as it was checked."""
-    from ._allowlist import scan, scan_layers
+    from ._holdings import scan, scan_layers
     from ._prepare import prepare
 
     refused = scan_layers(plan)

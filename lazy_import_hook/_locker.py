@@ -206,7 +206,7 @@ class _Resolver:
 def _installed(plan: Plan, entry: Entry) -> dict[str, str]:
     """The entry's own distributions the target holds at a version its
     requirements allow: a range already satisfied stays where it is."""
-    from ._allowlist import installed_matches
+    from ._holdings import installed_matches
 
     versions = _target.installed_versions(plan.target)
     return {

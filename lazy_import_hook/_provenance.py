@@ -15,6 +15,7 @@ import os
 import sys
 from urllib.parse import unquote, urlsplit
 
+from ._files import canonical_name
 from ._lockfile import Locked
 
 TYPE_CHECKING = False
@@ -28,15 +29,13 @@ PYPI = "https://pypi.org/simple"
 
 def from_pip_report(text: str) -> list[Locked]:
     """The files of a `pip install --report` (format 1, pip 23.0 and later)."""
-    from packaging.utils import canonicalize_name
-
     found = []
     for item in json.loads(text).get("install", []):
         info, meta = item.get("download_info", {}), item.get("metadata", {})
         url = str(info.get("url", ""))
         sha256 = str(info.get("archive_info", {}).get("hashes", {}).get("sha256", ""))
         found.append(Locked(
-            str(canonicalize_name(meta.get("name", ""))), str(meta.get("version", "")),
+            canonical_name(str(meta.get("name", ""))), str(meta.get("version", "")),
             filename=_filename(url), sha256=sha256, url=url,
         ))  # fmt: skip
     return found

@@ -88,14 +88,15 @@ def _in_use(rid: str, live: str) -> bool:
 def conflicts(plan: Plan, entry: Entry) -> list[str]:
     """Why installing `entry` now would break another live application: it
     would replace a version that application pins and the target holds."""
+    others = [r for r in recorded(plan.target) if r.live and r.record_id != plan.record_id]
+    if not others:
+        return []  # the usual case: no `packaging` needed
     from packaging.specifiers import SpecifierSet
 
     versions = _target.installed_versions(plan.target)
     mine = dict(entry.pins)
     found = []
-    for other in recorded(plan.target):
-        if not other.live or other.record_id == plan.record_id:
-            continue
+    for other in others:
         for dist, specifier in (p for e in other.plan.entries.values() if e.active for p in e.pins):
             have = versions.get(dist)
             if dist not in entry.dists or have is None:

@@ -156,9 +156,6 @@ def _preload_for_commit() -> None:
     import csv  # noqa: F401  (the commit reads RECORD files)
     import json  # noqa: F401  (_audit)
 
-    import packaging.requirements
-    import packaging.utils  # noqa: F401
-
 
 def _failed(
     job: Job, installer: Installer, failure: Failure, fields: dict[str, object], launch: Launch

@@ -19,8 +19,8 @@ def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> di
     """One allowlist entry as `status` shows it: its state, what backs it,
     and what looks wrong (an unpinned requirement, a core package at
     another version than the pin, an import name the distribution lacks)."""
-    from ._allowlist import installed_matches
     from ._environment import core_distributions
+    from ._holdings import installed_matches
 
     state: dict[str, object] = {
         "import_name": entry.import_name, "requirements": list(entry.requirements), "pinned": _pinned(entry),
@@ -47,7 +47,7 @@ def _in_target(
 ) -> dict[str, object]:
     """An entry no layer serves: what the target holds, and the stale
     copies the layers hide (the next import installs into the target)."""
-    from ._allowlist import stale_versions
+    from ._holdings import stale_versions
 
     hidden = [f"{stale} in the read-only layer {layer.folder} (hidden)"
               for layer in plan.layers if entry.import_name in layer.hidden

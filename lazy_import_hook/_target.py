@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.machinery import (
-    BYTECODE_SUFFIXES,
-    EXTENSION_SUFFIXES,
-    SOURCE_SUFFIXES,
-    ExtensionFileLoader,
-    FileFinder,
-    SourceFileLoader,
-    SourcelessFileLoader,
-)
+
+try:  # what importlib.machinery re-exports, without importing importlib (and warnings) at every start
+    import _frozen_importlib_external as _machinery
+except ImportError:  # an interpreter whose import system is not CPython's frozen one
+    import importlib.machinery as _machinery  # type: ignore[no-redef]
+
+BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES = (
+    _machinery.BYTECODE_SUFFIXES, _machinery.EXTENSION_SUFFIXES, _machinery.SOURCE_SUFFIXES,
+)  # fmt: skip
+ExtensionFileLoader = _machinery.ExtensionFileLoader
+SourceFileLoader = _machinery.SourceFileLoader
+SourcelessFileLoader = _machinery.SourcelessFileLoader
+FileFinder = _machinery.FileFinder
+FolderFinder = FileFinder  # the path-based finder of one folder (subclassed by _guard)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -45,7 +45,7 @@ def satisfied(target: str, entry: Entry) -> bool:
     version (so no `packaging`) needs to be looked at."""
     if not _target.on_disk(target, entry.import_name):
         return False
-    from ._allowlist import installed_matches
+    from ._holdings import installed_matches
 
     versions = _target.installed_versions(target)
     return all(
@@ -128,7 +128,7 @@ def _check_allowed(job: Job) -> None:
     """Installs disabled, or a target that must not be written: raise."""
     plan, target = job.plan, job.plan.target
     if not plan.settings.enabled:
-        from ._allowlist import stale_versions
+        from ._holdings import stale_versions
 
         versions = _target.installed_versions(target) if os.path.isdir(target) else {}
         stale = [s for e in job.entries for s in stale_versions(e, versions)]
@@ -148,7 +148,7 @@ def _check_allowed(job: Job) -> None:
 def _layer_notes(job: Job) -> list[str]:
     """What the read-only layers have to do with a needed install: a stale
     copy they hide, or a layer left out."""
-    from ._allowlist import stale_versions
+    from ._holdings import stale_versions
 
     notes = list(job.plan.layer_problems)
     for layer in job.plan.layers:

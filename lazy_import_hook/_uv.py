@@ -75,7 +75,7 @@ class Uv(Installer):
 
         probe = Probe(cmd, env=launch.env, cwd=os.path.dirname(request.target))
         self.probes.append(probe)
-        return lambda: _compiled(probe)
+        return _in_background(lambda: _compiled(probe))
 
     def resolve(
         self, requirements: Sequence[str], constraints: str, launch: Launch, *, work: str, cutoff: str,
@@ -133,6 +133,29 @@ def _requirements_in(request: InstallRequest) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.write("".join(f"{r}\n" for r in request.requirements))
     return path
+
+
+def _in_background(work: Callable[[], object]) -> Callable[[], object]:
+    """Run `work` on a thread now; the callable returned waits for its result.
+    Reading uv's answer (and importing tomllib for it) overlaps the install."""
+    import threading
+
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except Exception as e:  # reported as the provenance, never raised into an import
+            result.append(f"uv's resolution could not be read: {type(e).__name__}: {e}")
+
+    thread = threading.Thread(target=run, name="lazy-import-hook provenance", daemon=True)
+    thread.start()
+
+    def wait() -> object:
+        thread.join()
+        return result[0] if result else "uv's resolution could not be read"
+
+    return wait
 
 
 def _compiled(probe: Probe) -> object:

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("installer registry", ["_installers"]),
     ("settings table", ["_settings"]),
     ("plan and startup cache", ["_plan"]),
-    ("allowlist, failure records, startup", ["_allowlist", "_failures", "_prepare", "_records"]),
+    ("allowlist, failure records, startup", ["_allowlist", "_holdings", "_failures", "_prepare", "_records"]),
     ("configuration, core environment", ["_config", "_environment", "_job"]),
     ("locking", ["_locker"]),
     ("bundles", ["_bundle"]),

@@ -1,0 +1,71 @@
+"""The shortcuts that spare an install `packaging` (whose import, with
+`packaging.tags` and `logging` behind it, costs tens of milliseconds) give
+exactly `packaging`'s answers, and a cold install with exact pins needs no
+`packaging` at all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _offline import installer_env
+from hypothesis import example, given
+from hypothesis import strategies as st
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+from test_real_installers import INSTALLERS, hook
+
+from conftest import Runner
+from lazy_import_hook._environment import pin_lines
+from lazy_import_hook._files import canonical_name
+from lazy_import_hook._holdings import installed_matches
+
+NAME_CHARS = st.sampled_from("aAzZ09-_.İ")
+VERSIONS = st.one_of(
+    st.text(st.sampled_from("0123456789."), max_size=10),
+    st.text(st.sampled_from("0123456789.abcrpostdevl+-!_*"), max_size=14),
+    st.sampled_from(
+        ["1.0", "1.0.0", "1.0+cpu", "1!2.0", "1.0rc1", "1.0.post1", "01.0", "1..0", "\u0661.\u0660"]
+    ),
+)
+
+
+@given(st.text(NAME_CHARS, max_size=12))
+@example("Foo__Bar..baz-_-Qux")
+def test_canonical_name_is_packagings(name: str) -> None:
+    assert canonical_name(name) == canonicalize_name(name)
+
+
+def _packaging_public(version: str) -> bool:
+    try:
+        return Version(version).local is None
+    except InvalidVersion:
+        return False
+
+
+@given(VERSIONS)
+def test_the_core_versions_kept_as_constraints_are_packagings(version: str) -> None:
+    assert pin_lines({"x": version}) == (["x==" + version] if _packaging_public(version) else [])
+
+
+@given(st.sampled_from(["x==1.0", "x==1.0.0", "x>=1.0", "x==1.*", "x[a]==1.0", "x==1.0; python_version>'3'",
+                        "x===1.0", "x!=1.0", "x~=1.0", "x==1.0,!=1.1", "x==1.0rc1"]), VERSIONS)  # fmt: skip
+def test_a_version_matches_a_requirement_as_packaging_says(requirement: str, version: str) -> None:
+    try:
+        expected = Requirement(requirement).specifier.contains(version, prereleases=True)
+    except InvalidVersion:
+        return  # packaging 22+ raises for some invalid versions; never found in a dist-info name
+    assert installed_matches(requirement, version) == expected
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_cold_install_with_exact_pins_imports_no_packaging(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    env = installer_env(wheelhouse, tmp_path)
+    code = hook(target, installer, {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"})
+    run_python(code + "import othermod\n", env)  # a target used before: its caches are there
+    probe = "import toymod\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('packaging'))))\n"
+    assert json.loads(run_python(code + probe, env).stdout.splitlines()[-1]) == []
