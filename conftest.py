@@ -43,8 +43,8 @@ def _loaded_from(module: object, roots: Sequence[str]) -> bool:
 
 @contextlib.contextmanager
 def import_state_restored(owned: Sequence[Path]) -> Iterator[None]:
-    """Import state is global: put sys.meta_path, sys.path, sys.modules and the
-    path-importer cache back as they were, forgetting every module imported
+    """Import state is global: put sys.meta_path, sys.path_hooks, sys.path,
+    sys.modules and the path-importer cache back as they were, forgetting every module imported
     meanwhile from under *owned* (the tests' temporary folders: the toy
     packages a test installs, so no test sees another's).
 
@@ -58,6 +58,7 @@ def import_state_restored(owned: Sequence[Path]) -> Iterator[None]:
     """
     roots = [os.path.realpath(root) for root in owned]
     meta_path = list(sys.meta_path)
+    path_hooks = list(sys.path_hooks)
     path = list(sys.path)
     modules = dict(sys.modules)
     importer_cache = dict(sys.path_importer_cache)
@@ -65,6 +66,7 @@ def import_state_restored(owned: Sequence[Path]) -> Iterator[None]:
         yield
     finally:
         sys.meta_path[:] = meta_path
+        sys.path_hooks[:] = path_hooks
         sys.path[:] = path
         # Decide before deleting: a namespace package's folders are computed
         # from its parent's, which must still be there.

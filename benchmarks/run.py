@@ -288,8 +288,8 @@ class Bench:
         target = self.fresh_dir("misses")
         # One child per measurement. Each child runs install() once, then times
         # batches of MISSES distinct failing imports (no name is ever looked up
-        # twice) with the hook off (A: its finder and the workers' watcher
-        # removed from sys.meta_path), on (B),
+        # twice) with the hook off (A: its finder, all it puts on
+        # sys.meta_path, removed), on (B),
         # and replaced by a do-nothing finder (N, a reference: what CPython
         # charges any meta-path finder), in a rotating order. Same process,
         # same imported modules, same sys.path (the target stays on it): the
@@ -315,10 +315,9 @@ class Bench:
                     except ModuleNotFoundError:
                         pass
 
-            # Everything the hook puts on sys.meta_path is off for A: the
-            # finder, and the workers' watcher first on the list.
-            watchers = [f for f in sys.meta_path if type(f).__name__ == "_Watcher"]
-            assert watchers and sys.meta_path[0] is watchers[0]
+            # Everything the hook puts on sys.meta_path is off for A: the finder alone.
+            ours = [f for f in sys.meta_path if type(f).__module__.startswith("lazy_import_hook")]
+            assert ours == [finder], ours
             misses("warm_no_such_mod", {MISS_WARMUP})
             times = {{side: [] for side in states}}
             order = list(states)
@@ -327,13 +326,9 @@ class Bench:
                     del sys.meta_path[-1]
                     if states[side] is not None:
                         sys.meta_path.append(states[side])
-                    if side == "a":
-                        del sys.meta_path[0]
                     start = time.perf_counter()
                     misses(f"no_such_mod_{{batch}}_{{side}}", {MISSES})
                     times[side].append(time.perf_counter() - start)
-                    if side == "a":
-                        sys.meta_path.insert(0, watchers[0])
                     if states[side] is None:
                         sys.meta_path.append(None)  # a placeholder, replaced before the next batch
                 sys.meta_path[-1] = finder

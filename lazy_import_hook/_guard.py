@@ -1,4 +1,5 @@
-"""Which allow-listed modules the target may serve right now.
+"""The hook's path-entry finders: which allow-listed modules the target may
+serve right now, and a watch that runs code once a module has been imported.
 
 The path-based finder finds what the target holds without asking the hook,
 so every folder of the target gets a finder that asks this guard first. A
@@ -7,11 +8,17 @@ pin change, an interrupted upgrade, another process that upgraded a shared
 target since this one started): the import reaches the hook, which
 installs the pinned version or says why it cannot. Submodules follow their
 allow-listed package, so a package is never served half old, half new.
+
+The watch (see `after_import`) puts nothing on sys.meta_path, so no import
+pays for it: a path hook claims the package's folder when the package is
+first imported, and the path-based finder then uses, for that one folder, a
+finder that wraps the loader of the watched submodule.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from ._target import ALL_LOADERS, SOURCE_ONLY, FolderFinder
 
@@ -20,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from importlib.machinery import ModuleSpec
     from types import ModuleType
+
+    from _typeshed.importlib import PathEntryFinderProtocol
 
 class Guard:
     """`check(name)`: the dist-info folders of `name`'s distributions if the
@@ -93,3 +102,92 @@ class GuardedFinder(FolderFinder):
         if spec is None or self.guard.allows(fullname):
             return spec
         return None
+
+
+def after_import(name: str, then: Callable[[ModuleType], None]) -> None:
+    """Call `then(module)` once the submodule `name` has been executed: now if
+    it has been, at once (by importing it) if its package has been, else when
+    it is. Until `forget(name)`."""
+    package = name.rpartition(".")[0]
+    if name not in sys.modules and package in sys.modules:
+        try:
+            __import__(name)  # the package's folder has its finder already: no hook would see it
+        except ImportError:
+            return
+    module = sys.modules.get(name)
+    if module is not None:
+        then(module)
+    elif not any(isinstance(hook, _Watch) and hook.name == name for hook in sys.path_hooks):
+        sys.path_hooks.insert(0, _Watch(name, then))
+
+
+def forget(name: str) -> None:
+    """Stop watching for `name`. A finder the watch made keeps its wrapper,
+    and `then` has run for a module already imported."""
+    sys.path_hooks[:] = [h for h in sys.path_hooks if not (isinstance(h, _Watch) and h.name == name)]
+
+
+class _Watch:
+    """A path hook that claims the folder (or zip archive) of the watched
+    submodule's package, asked only for folders the path-based finder has
+    not seen before."""
+
+    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
+        self.name = name
+        self.package = name.rpartition(".")[0]
+        self.then = then
+
+    def __call__(self, path: str) -> PathEntryFinderProtocol:
+        package = sys.modules.get(self.package)
+        if package is None or path not in getattr(package, "__path__", ()):
+            raise ImportError("not the watched package's folder", path=path)
+        if os.path.isdir(path):
+            return _WatchingFinder(path, self, *ALL_LOADERS)
+        return _watching_zip(path, self)  # ImportError if it is not one either
+
+    def wrap(self, fullname: str, spec: ModuleSpec | None) -> ModuleSpec | None:
+        if fullname == self.name and spec is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _ThenCall(spec.loader, self.then)  # type: ignore[assignment]
+        return spec
+
+
+class _WatchingFinder(FolderFinder):
+    """The path-based finder of the watched package's folder."""
+
+    def __init__(self, path: str, watch: _Watch, *details: tuple[type, list[str]]) -> None:
+        super().__init__(path, *details)
+        self.watch = watch
+
+    def find_spec(self, fullname: str, target: ModuleType | None = None) -> ModuleSpec | None:
+        return self.watch.wrap(fullname, super().find_spec(fullname, target))
+
+
+def _watching_zip(path: str, watch: _Watch) -> PathEntryFinderProtocol:
+    """The watched package inside a zip archive: zipimport's own finder, watching."""
+    from zipimport import zipimporter
+
+    class WatchingZip(zipimporter):
+        def find_spec(self, fullname: str, target: ModuleType | None = None) -> ModuleSpec | None:
+            return watch.wrap(fullname, super().find_spec(fullname, target))
+
+    return WatchingZip(path)
+
+
+class _ThenCall:
+    """A module's own loader, then the watch's call."""
+
+    def __init__(self, loader: object, then: Callable[[ModuleType], None]) -> None:
+        self.loader = loader
+        self.then = then
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        create = getattr(self.loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        # The real loader again, for whoever looks (inspect, linecache).
+        module.__loader__ = self.loader  # type: ignore[assignment]
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader  # type: ignore[assignment]
+        self.loader.exec_module(module)  # type: ignore[attr-defined]
+        self.then(module)

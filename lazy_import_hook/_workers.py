@@ -27,14 +27,11 @@ validated plan (`_hook.install_plan`, as for `child_env()`). Why this way:
   That sys.path leaves out the folders the hook appended: the main
   module's `install()` appends them again, and without the hook a version
   there that the pins no longer allow must not be served.
-- Nothing of multiprocessing is imported for this (the warm start stays
-  light). If `multiprocessing.spawn` is loaded at `install()`, it is
-  patched then; if not, a watcher sits first on sys.meta_path, compares
-  each imported name with one string, and patches `multiprocessing.spawn`
-  once it has run. The watcher stays until `uninstall()`: removing the first
-  entry of sys.meta_path while another thread walks it (CPython walks it
-  outside any lock) would make that thread skip the next finder; an
-  `uninstall()` is the application's own, deliberate moment.
+- Nothing of multiprocessing is imported for this when the application has
+  not imported it (the warm start stays light), and no import pays for
+  the wait: `multiprocessing.spawn` is patched at `install()` if it is
+  loaded (imported then if only its package is), else once it has run
+  (see `_guard.after_import`: a path hook, nothing on sys.meta_path).
 
 The item imports lazy_import_hook in the child with the parent's sys.path
 (the one the child adopts a moment later anyway), so the child finds the
@@ -49,14 +46,14 @@ import sys
 
 from ._errors import ConfigError
 from ._finder import LazyFinder
+from ._guard import after_import, forget
 from ._plan import child_text
 from ._settings import Settings
 from ._target import ACTIVATED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-    from importlib.machinery import ModuleSpec
+    from collections.abc import Callable
     from types import ModuleType
 
 SPAWN = "multiprocessing.spawn"
@@ -87,18 +84,13 @@ def active_finder() -> LazyFinder | None:
 
 def follow() -> None:
     """Called by install(): multiprocessing's future children get the hook."""
-    spawn = sys.modules.get(SPAWN)
-    if spawn is not None:
-        patch(spawn)
-    elif not any(isinstance(f, _Watcher) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Watcher())
+    after_import(SPAWN, patch)
 
 
 def unfollow() -> None:
-    """Called by uninstall(): remove the watcher (a patch stays: it adds
-    nothing while no hook is installed)."""
-    for watcher in [f for f in sys.meta_path if isinstance(f, _Watcher)]:
-        sys.meta_path.remove(watcher)
+    """Called by uninstall(): stop watching (a patch stays: it adds nothing
+    while no hook is installed)."""
+    forget(SPAWN)
 
 
 def patch(spawn: ModuleType) -> None:
@@ -154,46 +146,3 @@ class _Item:
         # exec, not a function of ours: the child may not find lazy_import_hook
         # on its own sys.path yet, and a worker must start even then.
         return (exec, (_START, {"plan": self.plan, "disabled_by": self.disabled_by, "path": self.path}))
-
-
-class _Watcher:
-    """First on sys.meta_path: patches `multiprocessing.spawn` once it has
-    run (and again if it is ever imported again). Finds nothing itself."""
-
-    def find_spec(
-        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if name != SPAWN:
-            return None
-        try:
-            after = sys.meta_path[sys.meta_path.index(self) + 1 :]
-        except ValueError:  # uninstall() removed it meanwhile
-            return None
-        spec = None
-        for finder in after:
-            find = getattr(finder, "find_spec", None)
-            spec = find(name, path, target) if find is not None else None
-            if spec is not None:
-                break
-        if spec is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _ThenPatch(spec.loader)
-        return spec
-
-
-class _ThenPatch:
-    """The loader of `multiprocessing.spawn`, then the patch."""
-
-    def __init__(self, loader: object) -> None:
-        self.loader = loader
-
-    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
-        create = getattr(self.loader, "create_module", None)
-        return create(spec) if create is not None else None
-
-    def exec_module(self, module: ModuleType) -> None:
-        # The real loader again, for whoever looks (inspect, linecache).
-        module.__loader__ = self.loader  # type: ignore[assignment]
-        if module.__spec__ is not None:
-            module.__spec__.loader = self.loader  # type: ignore[assignment]
-        self.loader.exec_module(module)  # type: ignore[attr-defined]
-        patch(module)

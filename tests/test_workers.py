@@ -4,11 +4,13 @@ plugin. Real installers, offline, each scenario in a fresh interpreter."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import multiprocessing
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,7 @@ from test_real_installers import audit_lines, hook
 
 import lazy_import_hook
 from conftest import Runner
-from lazy_import_hook import _hook, _plan, _workers
+from lazy_import_hook import _guard, _hook, _plan, _workers
 
 # Imported by the parent and, by name, by its workers (a function defined in
 # a `python -c` program cannot be sent to a spawned worker).
@@ -168,13 +170,15 @@ def test_install_imports_no_multiprocessing_and_patches_it_once_it_is_imported(
 ) -> None:
     code = hook(target, "uv", TOY) + (
         "from lazy_import_hook import _workers\n"
-        "first = type(sys.meta_path[0]).__name__\n"
+        "ours = [type(f).__name__ for f in sys.meta_path\n"
+        "        if type(f).__module__.startswith('lazy_import_hook')]\n"
+        "hooks = [type(h).__name__ for h in sys.path_hooks]\n"
         "loaded = 'multiprocessing' in sys.modules\n"
         "import inspect, multiprocessing.spawn as spawn\n"
         "data = spawn.get_preparation_data('Process-1')\n"
         "server = spawn.get_preparation_data('ignore')\n"
         "lazy_import_hook.uninstall()\n"
-        "print(json.dumps([first, loaded, any(isinstance(f, _workers._Watcher) for f in sys.meta_path),\n"
+        "print(json.dumps([[ours, hooks], loaded, '_Watch' in [type(h).__name__ for h in sys.path_hooks],\n"
         "    type(spawn.__loader__).__name__, 'def spawn_main' in inspect.getsource(spawn),\n"
         "    _workers.KEY in data, data['sys_path'][-1], server['sys_path'][-1:],\n"
         "    _workers.KEY in spawn.get_preparation_data('Process-2')]))\n"
@@ -183,7 +187,8 @@ def test_install_imports_no_multiprocessing_and_patches_it_once_it_is_imported(
     first, loaded, watching, loader, source, item, last, server_last, after_uninstall = run_json(
         run_python, code, env
     )
-    assert first == "_Watcher" and not loaded
+    ours, hooks = first
+    assert ours == ["LazyFinder"] and "_Watch" in hooks and not loaded  # no import pays for the watch
     assert not watching  # uninstall() removed it
     assert loader == "SourceFileLoader" and source  # the module looks as it always does
     assert item and last == str(target)  # a worker gets the item, and the parent's sys.path
@@ -268,3 +273,45 @@ def test_dask_plugin_needs_install_first() -> None:
     lazy_import_hook.uninstall()
     with pytest.raises(RuntimeError, match="install"):
         lazy_import_hook.dask_plugin()
+
+
+# -- the watch that patches multiprocessing.spawn, on a package of our own ------------
+
+
+def _package(where: Path, name: str) -> None:
+    (where / name).mkdir(parents=True)
+    (where / name / "__init__.py").write_text("")
+    (where / name / "sub.py").write_text("VALUE = 1\n")
+
+
+def test_the_watch_runs_once_the_submodule_has_run_and_no_import_pays_for_it(tmp_path: Path) -> None:
+    _package(tmp_path, "watchedpkg")
+    sys.path.append(str(tmp_path))
+    seen: list[object] = []
+    meta_path = list(sys.meta_path)
+    _guard.after_import("watchedpkg.sub", seen.append)
+    assert sys.meta_path == meta_path and seen == []
+    importlib.import_module("watchedpkg.sub")
+    assert seen == [sys.modules["watchedpkg.sub"]] and sys.modules["watchedpkg.sub"].VALUE == 1
+    assert type(sys.modules["watchedpkg.sub"].__loader__).__name__ == "SourceFileLoader"
+    _guard.forget("watchedpkg.sub")
+    assert not [h for h in sys.path_hooks if type(h).__name__ == "_Watch"]
+
+
+def test_the_watch_imports_the_submodule_when_its_package_is_loaded_already(tmp_path: Path) -> None:
+    _package(tmp_path, "loadedpkg")
+    sys.path.append(str(tmp_path))
+    importlib.import_module("loadedpkg")
+    seen: list[object] = []
+    _guard.after_import("loadedpkg.sub", seen.append)
+    assert seen == [sys.modules["loadedpkg.sub"]]
+
+
+def test_the_watch_works_for_a_package_in_a_zip_archive(tmp_path: Path) -> None:
+    _package(tmp_path / "src", "zippedpkg")
+    archive = shutil.make_archive(str(tmp_path / "lib"), "zip", tmp_path / "src")
+    sys.path.append(archive)
+    seen: list[object] = []
+    _guard.after_import("zippedpkg.sub", seen.append)
+    module = importlib.import_module("zippedpkg.sub")
+    assert seen == [module] and str(module.__file__).startswith(archive)
