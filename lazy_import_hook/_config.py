@@ -12,7 +12,7 @@ import os
 import sys
 
 from ._errors import ConfigError, warn
-from ._plan import Plan, environment_tag
+from ._plan import Plan, environment_tag, lock_stamp
 from ._settings import LOCK_NAME, Setting, Settings, default_lock, env_names, folder_path
 from ._target import untrusted_input
 
@@ -270,8 +270,7 @@ def apply_lock(plan: Plan) -> None:
                 f"the allowlist changed since the lock; run {_remedy(plan)}"
             )
         entry.locked = tuple(p.line() for p in locked.packages)
-    st = os.stat(path)
-    plan.lock_stamp = f"{path}\t{st.st_mtime_ns}\t{st.st_size}"
+    plan.lock_stamp = lock_stamp(path)
 
 
 def _check_wheelhouse(plan: Plan) -> None:

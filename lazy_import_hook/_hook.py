@@ -249,12 +249,7 @@ def _same_lock(plan: _plan.Plan) -> bool:
     beside the pyproject since (a stat or two)."""
     if not plan.lock_stamp:
         return not (plan.pyproject and os.path.exists(default_lock(plan.pyproject)))
-    path, mtime, size = plan.lock_stamp.split("\t")
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (str(st.st_mtime_ns), str(st.st_size)) == (mtime, size)
+    return _plan.same_lock(plan.lock_stamp)
 
 
 def _slow_plan(raw: _config.Raw) -> _plan.Plan:

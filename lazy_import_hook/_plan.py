@@ -135,7 +135,7 @@ class Plan:
         self.record_id = ""
         self.origin = ""  # which application this is, for people reading status
         self.sources: dict[str, str] = {}  # setting -> where its value came from ("LAZY_IMPORT_HOOK_...=1")
-        # The lock file the closures came from: "path mtime_ns size", checked at a warm start.
+        # The lock file the closures came from (see lock_stamp), checked at a warm start.
         self.lock_stamp = ""
         # The read-only layers in use, in order, and why any other was left out
         # (a warning's words); their stat and stamps when checked (see layer_stamps).
@@ -429,6 +429,21 @@ def layer_stamps(folders: Iterable[str]) -> str:
             continue
         parts.append(f"{st.st_mtime_ns} {st.st_mode:o} {st.st_uid} {st.st_gid} {read_stamp(folder)}")
     return "|".join(parts)
+
+
+def lock_stamp(path: str) -> str:
+    """What the startup cache keeps of the lock file a plan was made from:
+    its path, mtime and size (OSError if it is gone)."""
+    st = os.stat(path)
+    return f"{path}\t{st.st_mtime_ns}\t{st.st_size}"
+
+
+def same_lock(stamp: str) -> bool:
+    """The lock file `stamp` names is as it was (a stat)."""
+    try:
+        return lock_stamp(stamp.rsplit("\t", 2)[0]) == stamp
+    except OSError:
+        return False
 
 
 def environment_tag() -> str:

@@ -271,3 +271,18 @@ def test_a_cache_of_another_shape_is_ignored_never_misread(
     assert again.plan.settings == first.plan.settings
     assert again.plan.entries == first.plan.entries
     assert cache.read_text().startswith(f"lazy-import-hook plan {lazy_import_hook.__version__}\n")
+
+
+def test_a_lock_stamp_sees_a_change_a_removal_and_survives_any_path(tmp_path: Path) -> None:
+    from lazy_import_hook._plan import lock_stamp, same_lock
+
+    folder = tmp_path / "a\tfolder"  # a tab in the path split the old stamp apart at every start
+    folder.mkdir()
+    lock = folder / "pylock.lazy-import-hook.toml"
+    lock.write_text("lock-version = '1.0'\n")
+    stamp = lock_stamp(str(lock))
+    assert same_lock(stamp)
+    lock.write_text("lock-version = '1.0'\n# changed\n")
+    assert not same_lock(stamp)
+    lock.unlink()
+    assert not same_lock(stamp)
