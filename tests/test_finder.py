@@ -48,6 +48,18 @@ def test_an_allowlisted_miss_installs_and_returns_the_module(
     assert "installed toy-dist==1.0 in" in err
 
 
+def test_the_notices_reach_the_applications_logging(
+    fp: Any, target: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="pip")
+    with caplog.at_level("INFO", logger="lazy_import_hook"):
+        import toymod  # noqa: F401
+    said = [r.getMessage() for r in caplog.records if r.name == "lazy_import_hook"]
+    assert any(m.startswith("installing toy-dist==1.0 for 'import toymod'") for m in said)
+    assert any(m.startswith("installed toy-dist==1.0 in") for m in said)
+
+
 def test_nothing_is_printed_when_nothing_is_installed(
     target: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
