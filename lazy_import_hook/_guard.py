@@ -106,19 +106,33 @@ class GuardedFinder(FolderFinder):
 
 def after_import(name: str, then: Callable[[ModuleType], None]) -> None:
     """Call `then(module)` once the submodule `name` has been executed: now if
-    it has been, at once (by importing it) if its package has been, else when
-    it is. Until `forget(name)`."""
-    package = name.rpartition(".")[0]
-    if name not in sys.modules and package in sys.modules:
-        try:
-            __import__(name)  # the package's folder has its finder already: no hook would see it
-        except ImportError:
-            return
+    it has been, else when it is; until `forget(name)`. `then` may be called
+    more than once for one module (a thread may import it while this runs):
+    it must not mind."""
+    if not any(isinstance(hook, _Watch) and hook.name == name for hook in sys.path_hooks):
+        sys.path_hooks.insert(0, _Watch(name, then))  # first, so an import meanwhile is seen
+    _forget_folder_finders(name.rpartition(".")[0])
     module = sys.modules.get(name)
     if module is not None:
         then(module)
-    elif not any(isinstance(hook, _Watch) and hook.name == name for hook in sys.path_hooks):
-        sys.path_hooks.insert(0, _Watch(name, then))
+
+
+def _forget_folder_finders(package: str) -> None:
+    """The finders cached for `package`'s folders (if it is loaded), or for
+    folders that may be its (pkgutil makes them without importing it): the
+    next lookup there asks the hooks again, the watch first."""
+    loaded = sys.modules.get(package)
+    folders = set(getattr(loaded, "__path__", ())) if loaded is not None else None
+    last = package.rpartition(".")[2]
+
+    def maybe_its(path: str, finder: object) -> bool:
+        if folders is not None:
+            return path in folders
+        return type(finder) is FolderFinder and os.path.basename(path) == last
+
+    cache = sys.path_importer_cache
+    for path in [p for p, f in list(cache.items()) if maybe_its(p, f)]:
+        cache.pop(path, None)
 
 
 def forget(name: str) -> None:
@@ -128,9 +142,9 @@ def forget(name: str) -> None:
 
 
 class _Watch:
-    """A path hook that claims the folder (or zip archive) of the watched
-    submodule's package, asked only for folders the path-based finder has
-    not seen before."""
+    """A path hook for the folder (or zip archive) of the watched submodule's
+    package, asked only for folders the path-based finder has not seen
+    before: it takes the finder the hooks after it would give, watching."""
 
     def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
         self.name = name
@@ -141,9 +155,21 @@ class _Watch:
         package = sys.modules.get(self.package)
         if package is None or path not in getattr(package, "__path__", ()):
             raise ImportError("not the watched package's folder", path=path)
-        if os.path.isdir(path):
+        inner = self._next_finder(path)
+        if type(inner) is FolderFinder:  # CPython's own: the same, watching (pkgutil still knows it)
             return _WatchingFinder(path, self, *ALL_LOADERS)
-        return _watching_zip(path, self)  # ImportError if it is not one either
+        if not hasattr(inner, "find_spec"):  # a legacy finder (zipimport before 3.10): not watched
+            return inner
+        return _Watching(inner, self)
+
+    def _next_finder(self, path: str) -> PathEntryFinderProtocol:
+        hooks = sys.path_hooks
+        for hook in hooks[hooks.index(self) + 1 :] if self in hooks else ():
+            try:
+                return hook(path)
+            except ImportError:
+                continue
+        raise ImportError("no path hook takes this folder", path=path)
 
     def wrap(self, fullname: str, spec: ModuleSpec | None) -> ModuleSpec | None:
         if fullname == self.name and spec is not None and hasattr(spec.loader, "exec_module"):
@@ -162,15 +188,19 @@ class _WatchingFinder(FolderFinder):
         return self.watch.wrap(fullname, super().find_spec(fullname, target))
 
 
-def _watching_zip(path: str, watch: _Watch) -> PathEntryFinderProtocol:
-    """The watched package inside a zip archive: zipimport's own finder, watching."""
-    from zipimport import zipimporter
+class _Watching:
+    """Another path hook's finder (a zip archive's, an application's own),
+    watching; everything else is the finder's own."""
 
-    class WatchingZip(zipimporter):
-        def find_spec(self, fullname: str, target: ModuleType | None = None) -> ModuleSpec | None:
-            return watch.wrap(fullname, super().find_spec(fullname, target))
+    def __init__(self, inner: PathEntryFinderProtocol, watch: _Watch) -> None:
+        self.inner = inner
+        self.watch = watch
 
-    return WatchingZip(path)
+    def find_spec(self, fullname: str, target: ModuleType | None = None) -> ModuleSpec | None:
+        return self.watch.wrap(fullname, self.inner.find_spec(fullname, target))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
 
 
 class _ThenCall:

@@ -144,8 +144,9 @@ class Probe:
             env=None if env is None else dict(env), cwd=cwd,
         )  # fmt: skip
 
-    def result(self, timeout: float = 60) -> tuple[int | None, str, str]:
-        """(exit code or None if it had to be stopped, stdout, stderr)."""
+    def result(self, timeout: float | None = 60) -> tuple[int | None, str, str]:
+        """(exit code or None if it had to be stopped, stdout, stderr); None:
+        wait as long as it runs."""
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except (subprocess.TimeoutExpired, OSError):

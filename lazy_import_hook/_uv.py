@@ -35,6 +35,7 @@ KEPT = frozenset((
     "UV_COMPILE_BYTECODE_TIMEOUT", "UV_NO_WRAP", "UV_LOG_CONTEXT", "UV_STACK_SIZE", "UV_GITHUB_TOKEN",
     "UV_BUILD_CONSTRAINT", "UV_REQUIRE_BUILD_HASHES", "UV_NO_CONFIG", "UV_NO_SYSTEM_CONFIG",
 ))  # fmt: skip
+PROVENANCE_WAIT = 60.0  # seconds uv's own resolution may take beyond the install
 _KEPT_PREFIXES = ("UV_INDEX_", "UV_CONCURRENT_")  # per-index credentials; parallelism
 
 
@@ -75,7 +76,7 @@ class Uv(Installer):
 
         probe = Probe(cmd, env=launch.env, cwd=os.path.dirname(request.target))
         self.probes.append(probe)
-        return _in_background(lambda: _compiled(probe))
+        return _in_background(lambda: _compiled(probe), give_up=probe.kill)
 
     def resolve(
         self, requirements: Sequence[str], constraints: str, launch: Launch, *, work: str, cutoff: str,
@@ -135,9 +136,10 @@ def _requirements_in(request: InstallRequest) -> str:
     return path
 
 
-def _in_background(work: Callable[[], object]) -> Callable[[], object]:
-    """Run `work` on a thread now; the callable returned waits for its result.
-    Reading uv's answer (and importing tomllib for it) overlaps the install."""
+def _in_background(work: Callable[[], object], give_up: Callable[[], None]) -> Callable[[], object]:
+    """Run `work` on a thread now; the callable returned waits for its result,
+    at most a minute once asked (then `give_up()`). Reading uv's answer (and
+    importing tomllib for it) overlaps the install, however long that takes."""
     import threading
 
     result: list[object] = []
@@ -152,7 +154,11 @@ def _in_background(work: Callable[[], object]) -> Callable[[], object]:
     thread.start()
 
     def wait() -> object:
-        thread.join()
+        thread.join(PROVENANCE_WAIT)
+        if thread.is_alive():
+            give_up()
+            thread.join()
+            return "it did not answer in time"
         return result[0] if result else "uv's resolution could not be read"
 
     return wait
@@ -161,7 +167,7 @@ def _in_background(work: Callable[[], object]) -> Callable[[], object]:
 def _compiled(probe: Probe) -> object:
     from ._provenance import from_pylock
 
-    code, out, err = probe.result()
+    code, out, err = probe.result(timeout=None)  # the waiting side decides when to give up
     if code != 0:
         return f"uv pip compile failed: {err.strip()[-300:]}"
     try:

@@ -27,11 +27,11 @@ validated plan (`_hook.install_plan`, as for `child_env()`). Why this way:
   That sys.path leaves out the folders the hook appended: the main
   module's `install()` appends them again, and without the hook a version
   there that the pins no longer allow must not be served.
-- Nothing of multiprocessing is imported for this when the application has
-  not imported it (the warm start stays light), and no import pays for
-  the wait: `multiprocessing.spawn` is patched at `install()` if it is
-  loaded (imported then if only its package is), else once it has run
-  (see `_guard.after_import`: a path hook, nothing on sys.meta_path).
+- Nothing of multiprocessing is imported for this (the warm start stays
+  light), and no import pays for the wait: `multiprocessing.spawn` is
+  patched at `install()` if it is loaded, else once it has run (see
+  `_guard.after_import`: a path hook, nothing on sys.meta_path; a
+  multiprocessing served by a meta-path finder of its own is not seen).
 
 The item imports lazy_import_hook in the child with the parent's sys.path
 (the one the child adopts a moment later anyway), so the child finds the

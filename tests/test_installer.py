@@ -184,3 +184,24 @@ def test_a_real_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 )
 def test_a_cached_core_constraint_line_must_be_a_plain_pin(line: str, ok: bool) -> None:
     assert _environment.pinned_line(line) is ok
+
+
+def test_uvs_provenance_may_take_the_whole_install_and_then_a_bounded_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+
+    from lazy_import_hook import _uv
+
+    monkeypatch.setattr(_uv, "PROVENANCE_WAIT", 0.2)
+    # Answered while the (longer) install ran: the answer counts, whenever it is asked for.
+    answered = _uv._in_background(lambda: ["a file"], give_up=lambda: None)
+    time.sleep(0.3)
+    assert answered() == ["a file"]
+    # Still running after the install: given up on after PROVENANCE_WAIT, and stopped.
+    stop = threading.Event()
+    stuck = _uv._in_background(lambda: stop.wait(30) and "late", give_up=stop.set)
+    started = time.monotonic()
+    assert stuck() == "it did not answer in time"
+    assert stop.is_set() and time.monotonic() - started < 5

@@ -298,13 +298,28 @@ def test_the_watch_runs_once_the_submodule_has_run_and_no_import_pays_for_it(tmp
     assert not [h for h in sys.path_hooks if type(h).__name__ == "_Watch"]
 
 
-def test_the_watch_imports_the_submodule_when_its_package_is_loaded_already(tmp_path: Path) -> None:
+def test_the_watch_sees_the_submodule_when_its_package_was_loaded_before(tmp_path: Path) -> None:
     _package(tmp_path, "loadedpkg")
     sys.path.append(str(tmp_path))
-    importlib.import_module("loadedpkg")
+    importlib.import_module("loadedpkg")  # its folder has a finder now
     seen: list[object] = []
     _guard.after_import("loadedpkg.sub", seen.append)
-    assert seen == [sys.modules["loadedpkg.sub"]]
+    assert seen == [] and "loadedpkg.sub" not in sys.modules  # nothing imported for it
+    module = importlib.import_module("loadedpkg.sub")
+    assert seen == [module]
+
+
+def test_the_watch_sees_a_folder_pkgutil_looked_at_before(tmp_path: Path) -> None:
+    import pkgutil
+
+    _package(tmp_path, "listedpkg")
+    sys.path.append(str(tmp_path))
+    assert pkgutil.get_importer(str(tmp_path / "listedpkg")) is not None  # cached, package not imported
+    seen: list[object] = []
+    _guard.after_import("listedpkg.sub", seen.append)
+    module = importlib.import_module("listedpkg.sub")
+    assert seen == [module]
+    assert [name for _, name, _ in pkgutil.iter_modules([str(tmp_path / "listedpkg")])] == ["sub"]
 
 
 def test_the_watch_works_for_a_package_in_a_zip_archive(tmp_path: Path) -> None:
@@ -314,4 +329,6 @@ def test_the_watch_works_for_a_package_in_a_zip_archive(tmp_path: Path) -> None:
     seen: list[object] = []
     _guard.after_import("zippedpkg.sub", seen.append)
     module = importlib.import_module("zippedpkg.sub")
-    assert seen == [module] and str(module.__file__).startswith(archive)
+    assert str(module.__file__).startswith(archive)
+    # zipimport has the finder interface the watch wraps from 3.10 on; before, the import still works
+    assert seen == ([module] if sys.version_info >= (3, 10) else [])
