@@ -13,6 +13,19 @@ if TYPE_CHECKING:
 DIST_SUFFIXES = (".dist-info", ".egg-info")
 
 
+def program_in(folder: str, name: str) -> str | None:
+    """`folder`'s executable `name` (`name.exe` on Windows), if there is one."""
+    candidate = os.path.join(folder, f"{name}.exe" if os.name == "nt" else name)
+    return candidate if os.access(candidate, os.X_OK) and not os.path.isdir(candidate) else None
+
+
+def on_path(name: str) -> str | None:
+    """shutil.which without importing shutil (which pulls in bz2 and lzma):
+    an install waits for every import made before its installer starts."""
+    folders = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    return next(filter(None, (program_in(folder, name) for folder in folders if folder)), None)
+
+
 def atomic_write(path: str, text: str, *, durable: bool = False) -> None:
     """Replace `path` with `text` in one rename: readers see the old or the new
     file, never a part. `durable` also syncs it, for files whose loss or

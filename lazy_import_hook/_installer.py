@@ -135,6 +135,15 @@ class Installer:
         the callable returns a list of `_lockfile.Locked`, or why not."""
         return lambda: "this installer reports no provenance"
 
+    def provenance_after(
+        self, request: InstallRequest, launch: Launch, committed: Sequence[str]
+    ) -> Callable[[], object] | None:
+        """A provenance that takes another command: built once `committed`
+        (dist-info folder names) is in the target, before the request's files
+        are removed; the callable runs it on a thread after the import has
+        returned, and gives what `provenance_probe`'s does. None: none."""
+        return None
+
     def source_only(self, output: str, timeout: float, cwd: str, env: Mapping[str, str]) -> str | None:
         """The distribution that failed only because it ships no wheel, if the
         installer's words alone cannot tell and it can be asked."""

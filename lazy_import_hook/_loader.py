@@ -12,6 +12,7 @@ sees this module too), keeping the module object `import` created.
 from __future__ import annotations
 
 import sys
+import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,17 +28,28 @@ class InstallingLoader:
     def __init__(self, install: Callable[[], ModuleSpec]) -> None:
         self._install = install
         self._real: ModuleSpec | None = None
+        self._deferred: list[Callable[[], None]] | None = None  # what the install left for later
 
     def __repr__(self) -> str:
         return "<lazy-import-hook installing loader>"
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         real = self.real_spec()
-        create = getattr(real.loader, "create_module", None)
-        module: ModuleType | None = create(real) if create is not None else None
+        try:
+            create = getattr(real.loader, "create_module", None)
+            module: ModuleType | None = create(real) if create is not None else None
+        except BaseException:
+            self._start_deferred()  # no exec_module follows
+            raise
         return module
 
     def exec_module(self, module: ModuleType) -> None:
+        try:
+            self._exec(module)
+        finally:
+            self._start_deferred()
+
+    def _exec(self, module: ModuleType) -> None:
         real = self.real_spec()  # installs here if create_module was skipped (LazyLoader)
         adopt(module, real)
         loader = real.loader
@@ -54,8 +66,38 @@ class InstallingLoader:
 
     def real_spec(self) -> ModuleSpec:
         if self._real is None:
-            self._real = self._install()
+            outer = getattr(_thread_state, "deferred", None)
+            self._deferred = _thread_state.deferred = [] if outer is None else outer
+            try:
+                self._real = self._install()
+            except BaseException:
+                self._start_deferred()
+                raise
+            finally:
+                if outer is None:
+                    del _thread_state.deferred
+            if outer is not None:
+                self._deferred = None  # the outer install's loader starts them
         return self._real
+
+    def _start_deferred(self) -> None:
+        work, self._deferred = self._deferred or [], None
+        for start in work:
+            start()
+
+
+_thread_state = threading.local()
+
+
+def after_this_import(start: Callable[[], None]) -> None:
+    """Call `start` once the module this thread is installing has run (its
+    own imports included), so that background work such as uv's provenance
+    does not compete with it; at once when no install is under way here."""
+    deferred: list[Callable[[], None]] | None = getattr(_thread_state, "deferred", None)
+    if deferred is None:
+        start()
+    else:
+        deferred.append(start)
 
 
 def adopt(module: ModuleType, spec: ModuleSpec) -> None:

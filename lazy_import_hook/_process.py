@@ -5,7 +5,6 @@ timeout that kills its whole process group, death with the application
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -186,7 +185,9 @@ _SETPRIV: list[str | None] = []  # found once per process
 
 def _setpriv() -> str | None:
     if not _SETPRIV:
-        found = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        from ._files import on_path
+
+        found = on_path("setpriv") if sys.platform.startswith("linux") else None
         try:
             with open(found or "", "rb") as f:
                 supported = b"pdeathsig" in f.read()  # its option table: no process to ask

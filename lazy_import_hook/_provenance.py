@@ -2,11 +2,11 @@
 sha256 and its index, read from what the installers report.
 
 pip writes it (`pip install --report`); uv reports nothing of the kind, so
-its resolution is asked for alongside the install (`uv pip compile --format
-pylock.toml`, same inputs) and checked against what was committed, for a
-locked entry too (the lock's URLs say where the files were when it was
-made, not where they came from now). The hash is the one the index published and
-the installer checked the download against."""
+its resolution of exactly the committed versions is asked for once the
+imported module has run (`uv pip compile --no-deps --format pylock.toml`),
+for a locked entry too (the lock's URLs say where the files were when it
+was made, not where they came from now). The hash is the one the index
+published and the installer checked the download against."""
 
 from __future__ import annotations
 

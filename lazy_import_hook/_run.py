@@ -14,7 +14,7 @@ from ._watch import InstallWatcher, notice
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import NoReturn
 
     from ._installer import Installer, Launch
@@ -25,13 +25,15 @@ if TYPE_CHECKING:
 class Outcome:
     """A finished run: exit code (None: timed out), output tail, and the audit fields."""
 
-    __slots__ = ("code", "fields", "output", "provenance")
+    __slots__ = ("code", "fields", "later", "output", "provenance")
 
     def __init__(self, code: int | None, output: str, fields: dict[str, object]) -> None:
         self.code = code
         self.output = output
         self.fields = fields
         self.provenance: Callable[[], list[dict[str, object]]] = list
+        # committed dist-infos -> the provenance to ask after the import, or None
+        self.later: Callable[[Sequence[str]], Callable[[], object] | None] = lambda committed: None
 
 
 def run(job: Job, installer: Installer, pip: PipConfig, staging: str) -> tuple[InstallRequest, Outcome]:
@@ -55,6 +57,7 @@ def run(job: Job, installer: Installer, pip: PipConfig, staging: str) -> tuple[I
         **({"not_passed_on": launch.dropped} if launch.dropped else {}),
         **({"exclude_newer": request.exclude_newer} if request.exclude_newer else {}),
     )
+    outcome.later = lambda committed: installer.provenance_after(request, launch, committed)
     if outcome.code != 0:
         installer.stop_probes()
         cleanup(staging, request)
@@ -118,10 +121,11 @@ def _execute(
     from ._process import run as run_process
 
     settings = job.plan.settings
+    known = _known_version(installer, job.plan.target)
     probes: list[Callable[[], object]] = []
 
     def while_it_runs() -> None:  # the user waits for the installer anyway
-        probes.append(installer.version_probe())
+        probes.append((lambda: known) if known else installer.version_probe())
         # Where the files really came from, locked or not: a lock's URLs say
         # where they were found when it was made, not where they are fetched.
         probes.append(installer.provenance_probe(request, launch))
@@ -139,10 +143,86 @@ def _execute(
     except OSError as e:
         code, output = -1, f"{type(e).__name__}: {e}"
     outcome = Outcome(code, output, {"installer": installer.name})
-    outcome.fields["installer_version"] = probes[0]() if probes else installer.name
+    outcome.fields["installer_version"] = str(probes[0]()) if probes else installer.name
+    if probes and not known:
+        _remember_version(installer, job.plan.target, str(probes[0]()))
     if len(probes) > 1:
         outcome.provenance = lambda: _attributed(probes[1], pip)
     return outcome
+
+
+VERSIONS = "installer-versions.json"  # in the target's meta folder
+
+
+def _executable_key(installer: Installer) -> list[object] | None:
+    """What identifies the installer's program: its path, size and mtime."""
+    try:
+        st = os.stat(installer.executable)
+    except OSError:
+        return None
+    return [installer.executable, st.st_size, st.st_mtime_ns]
+
+
+def _known_version(installer: Installer, target: str) -> str | None:
+    """The version an earlier install asked this very program for: asking it
+    again (`uv --version`, a process beside the install) cost about 15 ms of
+    a small install on two cores."""
+    import json
+
+    from ._target import meta, read_trusted
+
+    key = _executable_key(installer)
+    try:
+        known = json.loads(read_trusted(meta(target, VERSIONS)) or "[]")
+        return next((str(v[-1]) for v in known if v[:-1] == key), None) if key else None
+    except (ValueError, TypeError, LookupError):
+        return None
+
+
+def _remember_version(installer: Installer, target: str, version: str) -> None:
+    import json
+
+    from ._files import atomic_write
+    from ._target import meta, read_trusted
+
+    key = _executable_key(installer)
+    if key is None or not version or version == installer.name:  # unknown: ask again next time
+        return
+    try:
+        others = [v for v in json.loads(read_trusted(meta(target, VERSIONS)) or "[]") if v[0] != key[0]]
+    except (ValueError, TypeError, LookupError):
+        others = []
+    try:
+        atomic_write(meta(target, VERSIONS), json.dumps([[*key, version], *others[:3]]))
+    except OSError:
+        pass  # only a later install's speed depends on it
+
+
+FOLLOWS = "in a line of its own (event 'provenance'), once the installer's resolution answers"
+
+
+def record_provenance_later(
+    target: str, probe: Callable[[], object], pip: PipConfig, committed: Sequence[str],
+    fields: dict[str, object],
+) -> None:  # fmt: skip
+    """The provenance the installer gives only through another command: asked
+    on a thread once the imported module has run, written as its own audit
+    line. Not a daemon: the interpreter waits for it at exit (the command is
+    bounded)."""
+    import threading
+
+    def follow_up() -> None:
+        files = _attributed(probe, pip)
+        _audit.record(
+            target, event="provenance", status="unavailable" if files and "unavailable" in files[0] else 0,
+            committed=list(committed), provenance=files, import_name=fields.get("import_name"),
+            installer=fields.get("installer"),
+        )  # fmt: skip
+
+    from ._loader import after_this_import
+
+    thread = threading.Thread(target=follow_up, name="lazy-import-hook provenance", daemon=False)
+    after_this_import(thread.start)
 
 
 def _attributed(probe: Callable[[], object], pip: PipConfig) -> list[dict[str, object]]:
@@ -155,6 +235,7 @@ def _attributed(probe: Callable[[], object], pip: PipConfig) -> list[dict[str, o
 def _preload_for_commit() -> None:
     import csv  # noqa: F401  (the commit reads RECORD files)
     import json  # noqa: F401  (_audit)
+    import shutil  # noqa: F401  (the commit and the cleanup remove folders)
 
 
 def _failed(

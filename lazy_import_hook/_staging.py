@@ -27,7 +27,6 @@ left alone, so a package in use is never rewritten for nothing.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 
@@ -42,7 +41,16 @@ if TYPE_CHECKING:
 def clean_leftovers(target: str) -> None:
     """Remove staging and trash folders of crashed installs. Hold the lock."""
     for sub in ("staging", "trash"):
-        shutil.rmtree(meta(target, sub), ignore_errors=True)
+        _rmtree(meta(target, sub))
+
+
+def _rmtree(path: str) -> None:
+    """shutil.rmtree, imported when needed: an install waits for every
+    import made before its installer starts (shutil pulls in bz2 and lzma)."""
+    if os.path.lexists(path):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def staging_root(target: str) -> str:
@@ -144,8 +152,8 @@ def commit(staging: str, target: str, import_names: Sequence[str], requested: Se
     _remove_leftovers(target, leftovers)
     for info in requested_infos:
         committer.replace(info, ())
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(committer.trash, ignore_errors=True)
+    _rmtree(staging)
+    _rmtree(committer.trash)
     return infos
 
 
@@ -175,7 +183,7 @@ def _drop_kept_and_replaced(
         if old is not None and old.version == dist.version and _whole(old, old.record()):
             for rel in paths:
                 remove_file(os.path.join(dist.folder, rel))
-            shutil.rmtree(os.path.join(dist.folder, dist.info), ignore_errors=True)
+            _rmtree(os.path.join(dist.folder, dist.info))
         elif old is not None:
             old_paths = old.record()
             committer.discard(os.path.join(old.folder, old.info))

@@ -275,8 +275,9 @@ def _print_recent(recent: list[dict[str, object]]) -> None:
         return
     verified = any(r.get("event") == "verify" for r in recent)
     print("recent installs and verifications:" if verified else "recent installs:")
+    lines = {"verify": _verify_line, "provenance": _provenance_line}
     for r in recent:
-        print(f"  {r.get('time')}  {_verify_line(r) if r.get('event') == 'verify' else _install_line(r)}")
+        print(f"  {r.get('time')}  {lines.get(str(r.get('event')), _install_line)(r)}")
 
 
 def _install_line(r: dict[str, object]) -> str:
@@ -287,6 +288,19 @@ def _install_line(r: dict[str, object]) -> str:
     names = r.get("import_name")
     names = ", ".join(map(str, names)) if isinstance(names, list) else names
     return f"{names}: {what} with {tool} in {r.get('duration_s')} s: {outcome}"
+
+
+def _provenance_line(r: dict[str, object]) -> str:
+    """`toymod: where its wheels came from (uv's resolution): 2 recorded`."""
+    files = r.get("provenance")
+    names = r.get("import_name")
+    names = ", ".join(map(str, names)) if isinstance(names, list) else names
+    if isinstance(files, list) and r.get("status") == 0:
+        said = f"{len(files)} recorded"
+    else:
+        first = files[0] if isinstance(files, list) and files else None
+        said = f"unavailable ({first.get('unavailable') if isinstance(first, dict) else files})"
+    return f"{names}: where its wheels came from ({r.get('installer')}'s resolution): {said}"
 
 
 def _verify_line(r: dict[str, object]) -> str:

@@ -246,17 +246,20 @@ def _check_conflicts(job: Job, entry: Entry) -> None:
 
 def _run(job: Job, installer: Installer, pip: PipConfig) -> None:
     """Run the installer into a fresh staging folder and commit what it made."""
-    from ._run import cleanup, run
+    from ._run import FOLLOWS, cleanup, record_provenance_later, run
 
     staging = _staging.new_staging(job.plan.target)
     request, outcome = run(job, installer, pip, staging)
     target = job.plan.target
     try:
         committed = _staging.commit(staging, target, [e.import_name for e in job.entries], job.dists)
-        provenance = outcome.provenance()  # before the cleanup, which removes pip's report
+        later = outcome.later(committed)
+        provenance = FOLLOWS if later else outcome.provenance()  # before the cleanup (pip's report)
     finally:
         cleanup(staging, request)
     _audit.record(target, status=0, committed=committed, provenance=provenance, **outcome.fields)
+    if later:
+        record_provenance_later(target, later, pip, committed, outcome.fields)
     for entry in job.entries:
         _failures.forget(target, entry.import_name)
     notice(f"installed {job.what} in {outcome.fields['duration_s']:.1f} s")

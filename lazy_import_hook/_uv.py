@@ -11,7 +11,6 @@ and how uv works (cache, concurrency) are kept; any other (`UV_PYTHON`,
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 from ._installer import Installer, InstallRequest, Launch, base_environment, run_resolver
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 
     from ._lockfile import Locked
     from ._pipconf import PipConfig
-    from ._process import Probe
 
 # uv's own index settings: any one of them means the operator configured uv,
 # and pip's index settings are not translated.
@@ -35,7 +33,7 @@ KEPT = frozenset((
     "UV_COMPILE_BYTECODE_TIMEOUT", "UV_NO_WRAP", "UV_LOG_CONTEXT", "UV_STACK_SIZE", "UV_GITHUB_TOKEN",
     "UV_BUILD_CONSTRAINT", "UV_REQUIRE_BUILD_HASHES", "UV_NO_CONFIG", "UV_NO_SYSTEM_CONFIG",
 ))  # fmt: skip
-PROVENANCE_WAIT = 60.0  # seconds uv's own resolution may take beyond the install
+PROVENANCE_WAIT = 60.0  # seconds uv's resolution of what was committed may take
 _KEPT_PREFIXES = ("UV_INDEX_", "UV_CONCURRENT_")  # per-index credentials; parallelism
 
 
@@ -61,22 +59,23 @@ class Uv(Installer):
     def cutoff_options(self, cutoff: str) -> list[str]:
         return ["--exclude-newer", cutoff]
 
-    def provenance_probe(self, request: InstallRequest, launch: Launch) -> Callable[[], object]:
-        """uv reports no files: its own resolution of the same request, run
-        alongside the install, names them (the committed versions are checked
-        against it)."""
+    def provenance_after(
+        self, request: InstallRequest, launch: Launch, committed: Sequence[str]
+    ) -> Callable[[], object] | None:
+        """uv reports no files: its own resolution of exactly what was
+        committed names them. Asked after the import, not beside the install:
+        on few cores a second resolution beside the install slowed it by about
+        as long as it ran, and the import then waited for it as well."""
+        from ._files import parse_dist_folder
 
+        pins = [f"{nv[0]}=={nv[1]}" for nv in map(parse_dist_folder, committed) if nv]
+        if not pins:
+            return None
         cmd = [self.executable, "pip", "compile", "--python", sys.executable, "--no-config", "--quiet"]
-        cmd += ["--format", "pylock.toml", "--no-progress", "--color", "never"]
+        cmd += ["--format", "pylock.toml", "--no-progress", "--color", "never", "--no-deps"]
         cmd += ["--only-binary", ":all:"] if request.only_binary else []
-        cmd += [self.constraint_option, request.constraints] if request.constraints else []
         cmd += self.cutoff_options(request.exclude_newer) if request.exclude_newer else []
-        cmd += [*launch.options, request.requirements_file or _requirements_in(request)]
-        from ._process import Probe
-
-        probe = Probe(cmd, env=launch.env, cwd=os.path.dirname(request.target))
-        self.probes.append(probe)
-        return _in_background(lambda: _compiled(probe), give_up=probe.kill)
+        return lambda: _compiled([*cmd, *launch.options], launch.env, pins)
 
     def resolve(
         self, requirements: Sequence[str], constraints: str, launch: Launch, *, work: str, cutoff: str,
@@ -129,45 +128,22 @@ class Uv(Installer):
         return version
 
 
-def _requirements_in(request: InstallRequest) -> str:
-    path = f"{request.target}.in"
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("".join(f"{r}\n" for r in request.requirements))
-    return path
+def _compiled(cmd: list[str], env: Mapping[str, str], pins: Sequence[str]) -> object:
+    """Run uv's resolution of `pins` (at most PROVENANCE_WAIT seconds) and
+    read its files. Its input lives in a private folder of its own: the
+    target's staging folder is emptied by the next install."""
+    import tempfile
 
-
-def _in_background(work: Callable[[], object], give_up: Callable[[], None]) -> Callable[[], object]:
-    """Run `work` on a thread now; the callable returned waits for its result,
-    at most a minute once asked (then `give_up()`). Reading uv's answer (and
-    importing tomllib for it) overlaps the install, however long that takes."""
-    import threading
-
-    result: list[object] = []
-
-    def run() -> None:
-        try:
-            result.append(work())
-        except Exception as e:  # reported as the provenance, never raised into an import
-            result.append(f"uv's resolution could not be read: {type(e).__name__}: {e}")
-
-    thread = threading.Thread(target=run, name="lazy-import-hook provenance", daemon=True)
-    thread.start()
-
-    def wait() -> object:
-        thread.join(PROVENANCE_WAIT)
-        if thread.is_alive():
-            give_up()
-            thread.join()
-            return "it did not answer in time"
-        return result[0] if result else "uv's resolution could not be read"
-
-    return wait
-
-
-def _compiled(probe: Probe) -> object:
+    from ._process import Probe
     from ._provenance import from_pylock
 
-    code, out, err = probe.result(timeout=None)  # the waiting side decides when to give up
+    with tempfile.TemporaryDirectory(prefix="lazy-import-hook-provenance-") as work:
+        source = os.path.join(work, "committed.in")
+        with open(source, "w", encoding="utf-8") as f:
+            f.write("".join(f"{pin}\n" for pin in pins))
+        code, out, err = Probe([*cmd, source], env=env, cwd=work).result(timeout=PROVENANCE_WAIT)
+    if code is None:
+        return f"uv's resolution did not answer within {PROVENANCE_WAIT:g} s"
     if code != 0:
         return f"uv pip compile failed: {err.strip()[-300:]}"
     try:
@@ -229,13 +205,11 @@ def find_uv() -> str | None:
     """uv of the core environment (where the `uv` package puts it), beside
     the interpreter, or on PATH. Never by importing a module named `uv`:
     one in the working directory would choose the installer."""
-    beside = _executable(os.path.dirname(sys.executable))  # a stat: the usual venv case
-    return beside or next(filter(None, map(_executable, _script_folders())), None) or shutil.which("uv")
+    from ._files import on_path, program_in
 
-
-def _executable(folder: str) -> str | None:
-    candidate = os.path.join(folder, "uv.exe" if os.name == "nt" else "uv")
-    return candidate if os.access(candidate, os.X_OK) and not os.path.isdir(candidate) else None
+    beside = program_in(os.path.dirname(sys.executable), "uv")  # a stat: the usual venv case
+    in_scripts = (program_in(folder, "uv") for folder in _script_folders())
+    return beside or next(filter(None, in_scripts), None) or on_path("uv")
 
 
 def _script_folders() -> list[str]:

@@ -6,6 +6,7 @@ neither `packaging` nor `logging`."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,22 @@ def test_a_cold_install_with_exact_pins_imports_no_packaging_and_no_logging(
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('packaging', 'logging'))))\n"
     )
     assert json.loads(run_python(code + probe, env).stdout.splitlines()[-1]) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_on_path_finds_what_shutil_which_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from lazy_import_hook._files import on_path
+
+    plain, folder, program = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for d in (plain, folder, program):
+        d.mkdir()
+    (plain / "tool").write_text("not executable")
+    (folder / "tool").mkdir()  # a folder, executable bit and all
+    (program / "tool").write_text("#!/bin/sh\n")
+    (program / "tool").chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join(map(str, ["", plain, folder, program])))
+    for name in ("tool", "no-such-program-here"):
+        assert on_path(name) == shutil.which(name)
+    assert on_path("tool") == str(program / "tool")

@@ -307,3 +307,42 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_work_an_install_leaves_starts_once_the_installed_module_has_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv's provenance runs after the module's own code (and its imports),
+    not beside them; outside an install such work starts at once."""
+    import builtins
+
+    from lazy_import_hook._loader import InstallingLoader, after_this_import
+
+    events: list[str] = []
+    monkeypatch.setattr(builtins, "_lih_events", events, raising=False)
+    source = tmp_path / "deferredmod.py"
+    source.write_text("import builtins\nbuiltins._lih_events.append('module ran')\n")
+
+    def install() -> Any:
+        after_this_import(lambda: events.append("deferred work started"))
+        events.append("installed")
+        return importlib.util.spec_from_file_location("deferredmod", source)
+
+    loader = InstallingLoader(install)
+    spec = importlib.util.spec_from_loader("deferredmod", loader)  # type: ignore[arg-type]
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)  # create_module: the install
+    assert events == ["installed"]
+    loader.exec_module(module)
+    assert events == ["installed", "module ran", "deferred work started"]
+    after_this_import(lambda: events.append("at once"))
+    assert events[-1] == "at once"
+
+    # An install that fails still starts what it left.
+    def failing() -> Any:
+        after_this_import(lambda: events.append("started after a failure"))
+        raise ImportError("no")
+
+    with pytest.raises(ImportError):
+        InstallingLoader(failing).real_spec()
+    assert events[-1] == "started after a failure"

@@ -186,22 +186,45 @@ def test_a_cached_core_constraint_line_must_be_a_plain_pin(line: str, ok: bool) 
     assert _environment.pinned_line(line) is ok
 
 
-def test_uvs_provenance_may_take_the_whole_install_and_then_a_bounded_wait(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import threading
+def test_uvs_provenance_resolution_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from lazy_import_hook import _uv
-
-    monkeypatch.setattr(_uv, "PROVENANCE_WAIT", 0.2)
-    # Answered while the (longer) install ran: the answer counts, whenever it is asked for.
-    answered = _uv._in_background(lambda: ["a file"], give_up=lambda: None)
-    time.sleep(0.3)
-    assert answered() == ["a file"]
-    # Still running after the install: given up on after PROVENANCE_WAIT, and stopped.
-    stop = threading.Event()
-    stuck = _uv._in_background(lambda: stop.wait(30) and "late", give_up=stop.set)
+    monkeypatch.setattr(_uv, "PROVENANCE_WAIT", 0.3)
     started = time.monotonic()
-    assert stuck() == "it did not answer in time"
-    assert stop.is_set() and time.monotonic() - started < 5
+    stuck = [sys.executable, "-c", "import time; time.sleep(30)"]
+    answer = _uv._compiled(stuck, dict(os.environ), ["toy-dist==1.0"])
+    assert answer == "uv's resolution did not answer within 0.3 s"
+    assert time.monotonic() - started < 10
+    failing = [sys.executable, "-c", "import sys; sys.exit('no such index: ' + open(sys.argv[1]).read())"]
+    assert "no such index: toy-dist==1.0" in str(_uv._compiled(failing, dict(os.environ), ["toy-dist==1.0"]))
+
+
+def test_a_provenance_asked_after_the_import_is_written_before_the_process_ends(tmp_path: Path) -> None:
+    """Not a daemon thread: an application that exits right after the import
+    still gets its audit line; the import itself did not wait for it."""
+    import json
+    import subprocess
+
+    target = tmp_path / "target"
+    code = (
+        "import json, sys, time\n"
+        "from lazy_import_hook import _run\n"
+        "from lazy_import_hook._lockfile import Locked\n"
+        "def slow():\n"
+        "    time.sleep(1.0)\n"
+        "    wheel = 'toy_dist-1.0-py3-none-any.whl'\n"
+        "    return [Locked('toy-dist', '1.0', filename=wheel, sha256='ab', url='')]\n"
+        "started = time.monotonic()\n"
+        f"_run.record_provenance_later({str(target)!r}, slow, None, ['toy_dist-1.0.dist-info'],"
+        " {'import_name': 'toymod', 'installer': 'uv'})\n"
+        "print(time.monotonic() - started)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < 0.5  # the caller went on at once
+    (line,) = [json.loads(x) for x in (target / ".lazy-import-hook" / "audit.jsonl").read_text().splitlines()]
+    assert line["event"] == "provenance" and line["status"] == 0 and line["import_name"] == "toymod"
+    assert line["committed"] == ["toy_dist-1.0.dist-info"]
+    assert [(f["file"], f["sha256"]) for f in line["provenance"]] == [("toy_dist-1.0-py3-none-any.whl", "ab")]

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from _offline import installer_env
 from _wheelhouse import build_wheel
+from test_real_installers import audit_lines
 
 from conftest import ROOT
 
@@ -133,11 +134,6 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int, int, int]]:
     return found
 
 
-def audit(target: Path) -> list[dict[str, object]]:
-    path = target / ".lazy-import-hook" / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 @pytest.mark.parametrize("installer", INSTALLERS)
 @pytest.mark.parametrize("protection", ["read-only mount", "chmod"])
 def test_a_layer_built_at_image_build_serves_read_only_and_a_pin_change_goes_to_the_target(
@@ -159,7 +155,7 @@ def test_a_layer_built_at_image_build_serves_read_only_and_a_pin_change_goes_to_
     assert seen["path_tail"] == [layer, target]
     refused = "Read-only file system" if mount else "Permission denied"
     assert seen["writable"] == (None if not mount and os.geteuid() == 0 else refused)
-    assert audit(fleet.target) == []
+    assert audit_lines(fleet.target) == []
 
     # A new release pins toy-dist 2.0: the target gets it and serves it; the
     # layer's 1.0 stays hidden, its other entry and toy-dep keep serving.
@@ -169,7 +165,7 @@ def test_a_layer_built_at_image_build_serves_read_only_and_a_pin_change_goes_to_
     assert seen["toymod"][0] == "2.0" and all(p.startswith(target + "/") for p in seen["toymod"][1:])
     assert seen["othermod"].startswith(layer + "/")
     assert seen["toydep"][1].startswith(layer + "/")
-    (entry,) = audit(fleet.target)
+    (entry,) = audit_lines(fleet.target)
     assert entry["status"] == 0 and entry["requirements"] == ["toy-dist==2.0"]
 
     # The next start is warm: no installer, no validation.
@@ -182,7 +178,7 @@ def test_a_layer_built_at_image_build_serves_read_only_and_a_pin_change_goes_to_
     assert report["read_only_layers"][0]["hides"] == ["toymod"]
     out = fleet.cli("prefetch")
     assert f"othermod: served by the read-only layer {layer}" in out and "toymod: already present" in out
-    assert len(audit(fleet.target)) == 1
+    assert len(audit_lines(fleet.target)) == 1
     assert snapshot(fleet.layer) == before  # never written
 
 

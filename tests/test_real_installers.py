@@ -4,6 +4,8 @@ each scenario in a fresh interpreter."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,9 +26,12 @@ def hook(target: Path, installer: str, allowlist: Mapping[str, object], **option
     )
 
 
-def audit_lines(target: Path) -> list[dict[str, object]]:
+def audit_lines(target: Path, *, follow_ups: bool = False) -> list[dict[str, object]]:
+    """The audit log's lines; without uv's provenance lines, which follow an
+    install after its import returned, unless `follow_ups`."""
     path = target / ".lazy-import-hook" / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [e for e in lines if follow_ups or e.get("event") != "provenance"]
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)
@@ -54,12 +59,52 @@ def test_install_then_a_warm_second_process_runs_no_installer(
     (entry,) = audit_lines(target)
     assert entry["status"] == 0 and entry["installer"] == installer
     assert entry["requirements"] == ["toy-dist==1.0"] and entry["import_name"] == "toymod"
+    wheels = ["toy_dep-2.0-py3-none-any.whl", "toy_dist-1.0-py3-none-any.whl"]
+    assert_provenance(target, wheelhouse, installer, wheels)
+    status = subprocess.run(
+        [sys.executable, "-m", "lazy_import_hook", "--target", str(target), "status"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert f"toymod: toy-dist==1.0 with {entry['installer_version']}" in status
+    follow_up = "toymod: where its wheels came from (uv's resolution): 2 recorded"
+    assert (follow_up in status) == (installer == "uv")
 
     second = run_python(code, env)
     assert second.stderr == ""
     *_, subprocess_loaded, packaging_loaded, _ = json.loads(second.stdout)
     assert not subprocess_loaded and not packaging_loaded  # the warm path stays light
     assert len(audit_lines(target)) == 1
+
+
+def last_provenance(target: Path, installer: str) -> list[dict[str, str]]:
+    """The files of the last install: pip's from its own audit line, uv's
+    from the line that follows it (written before the process ended)."""
+    lines = audit_lines(target, follow_ups=True)
+    install = [e for e in lines if e.get("event") != "provenance"][-1]
+    if installer == "uv":
+        assert str(install["provenance"]).startswith("in a line of its own")
+        follow = lines[-1]
+        assert follow["event"] == "provenance" and follow["status"] == 0, follow
+        assert follow["committed"] == install["committed"] and follow["import_name"] == install["import_name"]
+        files = follow["provenance"]
+    else:
+        assert lines[-1] == install
+        files = install["provenance"]
+    assert isinstance(files, list)
+    return files
+
+
+def assert_provenance(target: Path, wheelhouse: Path, installer: str, wheels: list[str]) -> None:
+    """Each installed wheel with its sha256 and where it came from: pip's in
+    the install's line; uv's in a line of its own, asked after the import
+    returned and written before the process ended."""
+    import hashlib
+
+    files = last_provenance(target, installer)
+    assert sorted(f["file"] for f in files) == wheels
+    for f in files:
+        assert f["sha256"] == hashlib.sha256((wheelhouse / f["file"]).read_bytes()).hexdigest()
+        assert f["index"] == f"find-links {wheelhouse}"
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)
@@ -165,3 +210,43 @@ def test_the_try_except_import_error_fallback_idiom_keeps_working(
     )
     results = json.loads(run_python(code, env).stdout)
     assert results == ["installer-failed", "still-missing", "plain"]
+
+
+def test_uvs_version_is_asked_once_per_program_and_target(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """`uv --version` beside every install cost a small install about 15 ms:
+    the target remembers the answer for that very program (path, size, mtime)."""
+    env = installer_env(wheelhouse, tmp_path)
+    allowlist = {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0", "pthpkg": "pth-dist==1.0"}
+    counted = (
+        "from lazy_import_hook import _uv\n"
+        "asked = []\n"
+        "real = _uv.Uv.version_probe\n"
+        "_uv.Uv.version_probe = lambda self: asked.append(1) or real(self)\n"
+    )
+    report = "print(len(asked))\n"
+    first = run_python(counted + hook(target, "uv", allowlist) + "import toymod\n" + report, env)
+    second = run_python(counted + hook(target, "uv", allowlist) + "import othermod\n" + report, env)
+    assert (first.stdout.strip(), second.stdout.strip()) == ("1", "0")
+    versions = [line["installer_version"] for line in audit_lines(target)]
+    assert versions[0] == versions[1] and str(versions[0]).startswith("uv ")
+    # Another program at that path (here: another mtime) is asked again.
+    cache = target / ".lazy-import-hook" / "installer-versions.json"
+    ((path, size, mtime, version),) = json.loads(cache.read_text())
+    cache.write_text(json.dumps([[path, size, mtime + 1, "uv 0.0.1"]]))
+    third = run_python(counted + hook(target, "uv", allowlist) + "import pthpkg\n" + report, env)
+    assert third.stdout.strip() == "1" and audit_lines(target)[-1]["installer_version"] == version
+
+
+def test_back_to_back_uv_installs_each_get_their_provenance(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """The second install empties the staging folder while the first one's
+    provenance may still be starting: that one keeps its input elsewhere."""
+    env = installer_env(wheelhouse, tmp_path)
+    allowlist = {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"}
+    run_python(hook(target, "uv", allowlist) + "import toymod, othermod\n", env)
+    follow = [e for e in audit_lines(target, follow_ups=True) if e.get("event") == "provenance"]
+    assert sorted(str(e["import_name"]) for e in follow) == ["othermod", "toymod"]
+    assert all(e["status"] == 0 and e["provenance"] for e in follow), follow

@@ -21,7 +21,7 @@ import pytest
 from _offline import installer_env
 from _simple_index import same_size_tamper, serve_index
 from _wheelhouse import build_wheel
-from test_real_installers import INSTALLERS, audit_lines
+from test_real_installers import INSTALLERS, audit_lines, last_provenance
 
 from lazy_import_hook._lockfile import read as read_lock
 from lazy_import_hook._pip import pip_version
@@ -139,9 +139,7 @@ def test_lock_then_install_exactly_the_locked_closure(
     finally:
         (releases.wheelhouse / "idx_app-2.5-py3-none-any.whl").unlink()
     assert installed(target) == {"idx_app-2.0.dist-info", "idx_dep-1.1.dist-info"}
-    provenance = audit_lines(target)[-1]["provenance"]
-    assert isinstance(provenance, list)
-    files = {f["file"]: f for f in provenance}
+    files = {f["file"]: f for f in last_provenance(target, installer)}
     assert sorted(files) == [APP_20, DEP_11]
     assert files[APP_20]["sha256"] == releases.sha256(APP_20)
     assert str(files[APP_20]["url"]).endswith(f"/files/{APP_20}")
