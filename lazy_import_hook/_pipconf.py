@@ -156,12 +156,12 @@ def read(env: Mapping[str, str] | None = None, cwd: str | None = None, command: 
 
 def _file_layers(files: list[str], command: str) -> list[dict[str, Value]]:
     """[global] then [command] values, each merged over the files (later wins)."""
-    import configparser
-
     sections: dict[str, dict[str, Value]] = {"global": {}, command: {}}
     for path in files:
         if not os.path.isfile(path):
             continue
+        import configparser  # only for a file that is there: an install waits for it
+
         parser = configparser.RawConfigParser()
         try:
             parser.read(path, encoding="utf-8")

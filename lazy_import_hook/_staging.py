@@ -45,12 +45,16 @@ def clean_leftovers(target: str) -> None:
 
 
 def _rmtree(path: str) -> None:
-    """shutil.rmtree, imported when needed: an install waits for every
-    import made before its installer starts (shutil pulls in bz2 and lzma)."""
-    if os.path.lexists(path):
-        import shutil
+    """shutil.rmtree, imported only for a folder that is not empty: an
+    install waits for every import made before its installer starts, and
+    shutil pulls in bz2 and lzma (the staging folder is usually empty)."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        if os.path.lexists(path):
+            import shutil
 
-        shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def staging_root(target: str) -> str:

@@ -208,8 +208,10 @@ def find_uv() -> str | None:
     from ._files import on_path, program_in
 
     beside = program_in(os.path.dirname(sys.executable), "uv")  # a stat: the usual venv case
+    if beside:
+        return beside  # without sysconfig
     in_scripts = (program_in(folder, "uv") for folder in _script_folders())
-    return beside or next(filter(None, in_scripts), None) or on_path("uv")
+    return next(filter(None, in_scripts), None) or on_path("uv")
 
 
 def _script_folders() -> list[str]:
