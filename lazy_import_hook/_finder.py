@@ -104,8 +104,6 @@ class LazyFinder:
         return self._decide(fullname, path)
 
     def _decide(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
-        from importlib.machinery import ModuleSpec
-
         from ._loader import FailingLoader, InstallingLoader, called_by_import  # only when a name is ours
 
         entry = self._entries.get(fullname)
@@ -118,11 +116,12 @@ class LazyFinder:
             return None  # the hook's own imports during an install never recurse
         failed = self._failure(fullname, entry)
         if failed is not None:
-            return ModuleSpec(fullname, FailingLoader(failed)) if called_by_import(2) else None  # type: ignore[arg-type]
+            spec = _target.ModuleSpec(fullname, FailingLoader(failed))  # type: ignore[arg-type]
+            return spec if called_by_import(2) else None
         if self._fails_at_once(entry) and not called_by_import(2):
             return None  # a probe: the import would raise at once
         loader = InstallingLoader(lambda: self.install(fullname, entry, path))
-        return ModuleSpec(fullname, loader)  # type: ignore[arg-type]  # a Loader without importlib.abc's cost
+        return _target.ModuleSpec(fullname, loader)  # type: ignore[arg-type]  # a Loader without importlib.abc's cost
 
     def _failure(self, fullname: str, entry: Entry) -> LazyInstallError | None:
         """The error of an earlier attempt: at `fullname`, or at the entry a
@@ -149,9 +148,7 @@ class LazyFinder:
     def _namespace(self, fullname: str) -> ModuleSpec:
         """A parent of a dotted allow-listed name that exists nowhere yet: a
         namespace package on the target, so the import reaches the real name."""
-        from importlib.machinery import ModuleSpec
-
-        spec = ModuleSpec(fullname, None, is_package=True)
+        spec = _target.ModuleSpec(fullname, None, is_package=True)
         spec.submodule_search_locations = [os.path.join(self.target, *fullname.split("."))]
         return spec
 

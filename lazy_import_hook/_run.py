@@ -151,49 +151,48 @@ def _execute(
     return outcome
 
 
-VERSIONS = "installer-versions.json"  # in the target's meta folder
+VERSIONS = "installer-versions"  # in the target's meta folder: "size<TAB>mtime<TAB>version<TAB>path" lines
 
 
-def _executable_key(installer: Installer) -> list[object] | None:
-    """What identifies the installer's program: its path, size and mtime."""
+def _executable_key(installer: Installer) -> tuple[str, str, str] | None:
+    """What identifies the installer's program: its size, mtime and path."""
     try:
         st = os.stat(installer.executable)
     except OSError:
         return None
-    return [installer.executable, st.st_size, st.st_mtime_ns]
+    return str(st.st_size), str(st.st_mtime_ns), installer.executable
+
+
+def _known_versions(target: str) -> dict[tuple[str, str, str], str]:
+    from ._target import meta, read_trusted
+
+    found = {}
+    for line in (read_trusted(meta(target, VERSIONS)) or "").splitlines():
+        fields = line.split("\t", 3)
+        if len(fields) == 4 and fields[2]:
+            found[fields[0], fields[1], fields[3]] = fields[2]
+    return found
 
 
 def _known_version(installer: Installer, target: str) -> str | None:
     """The version an earlier install asked this very program for: asking it
     again (`uv --version`, a process beside the install) cost about 15 ms of
     a small install on two cores."""
-    import json
-
-    from ._target import meta, read_trusted
-
     key = _executable_key(installer)
-    try:
-        known = json.loads(read_trusted(meta(target, VERSIONS)) or "[]")
-        return next((str(v[-1]) for v in known if v[:-1] == key), None) if key else None
-    except (ValueError, TypeError, LookupError):
-        return None
+    return _known_versions(target).get(key) if key else None
 
 
 def _remember_version(installer: Installer, target: str, version: str) -> None:
-    import json
-
     from ._files import atomic_write
-    from ._target import meta, read_trusted
+    from ._target import meta
 
     key = _executable_key(installer)
-    if key is None or not version or version == installer.name:  # unknown: ask again next time
-        return
+    if key is None or not version or version == installer.name or "\n" in version or "\t" in version:
+        return  # unknown or unusable: asked again next time
+    kept = [(k, v) for k, v in _known_versions(target).items() if k[2] != key[2]][:3]
+    lines = [f"{size}\t{mtime}\t{v}\t{path}\n" for (size, mtime, path), v in [(key, version), *kept]]
     try:
-        others = [v for v in json.loads(read_trusted(meta(target, VERSIONS)) or "[]") if v[0] != key[0]]
-    except (ValueError, TypeError, LookupError):
-        others = []
-    try:
-        atomic_write(meta(target, VERSIONS), json.dumps([[*key, version], *others[:3]]))
+        atomic_write(meta(target, VERSIONS), "".join(lines))
     except OSError:
         pass  # only a later install's speed depends on it
 

@@ -21,6 +21,11 @@ BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES = (
     _machinery.BYTECODE_SUFFIXES, _machinery.EXTENSION_SUFFIXES, _machinery.SOURCE_SUFFIXES,
 )  # fmt: skip
 ExtensionFileLoader = _machinery.ExtensionFileLoader
+try:
+    import _frozen_importlib as _bootstrap
+except ImportError:
+    import importlib.machinery as _bootstrap  # type: ignore[no-redef]
+ModuleSpec = _bootstrap.ModuleSpec
 SourceFileLoader = _machinery.SourceFileLoader
 SourcelessFileLoader = _machinery.SourcelessFileLoader
 FileFinder = _machinery.FileFinder

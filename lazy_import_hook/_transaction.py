@@ -185,25 +185,22 @@ def _locked_target(job: Job) -> Iterator[None]:
 
 
 def _say_waiting(target: str) -> None:
-    import json
-
-    text = _target.read_trusted(_target.meta(target, INSTALLING))
+    text = _target.read_trusted(_target.meta(target, INSTALLING)) or ""
+    pid, since, subject = [*text.split("\n", 2), "", ""][:3]
     try:
-        holder = json.loads(text) if text else None
-    except ValueError:
-        holder = None
-    if isinstance(holder, dict):
-        waiting(target, holder)
+        waiting(target, {"pid": int(pid), "subject": subject, "since": float(since)})
+    except ValueError:  # gone, or cut short: nothing to say
+        pass
 
 
 def _mark_installing(target: str, subject: str) -> Callable[[], None]:
-    """Tell processes that wait for the lock who holds it and since when."""
-    import json
-
+    """Tell processes that wait for the lock who holds it and since when:
+    pid, time and subject on three lines (json would be one more import
+    the install waits for before its installer starts)."""
     from ._files import atomic_write, remove_quietly
 
     path = _target.meta(target, INSTALLING)
-    atomic_write(path, json.dumps({"pid": os.getpid(), "subject": subject, "since": time.time()}))
+    atomic_write(path, f"{os.getpid()}\n{time.time()!r}\n{subject}")
     return lambda: remove_quietly(path)
 
 

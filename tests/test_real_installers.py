@@ -232,9 +232,9 @@ def test_uvs_version_is_asked_once_per_program_and_target(
     versions = [line["installer_version"] for line in audit_lines(target)]
     assert versions[0] == versions[1] and str(versions[0]).startswith("uv ")
     # Another program at that path (here: another mtime) is asked again.
-    cache = target / ".lazy-import-hook" / "installer-versions.json"
-    ((path, size, mtime, version),) = json.loads(cache.read_text())
-    cache.write_text(json.dumps([[path, size, mtime + 1, "uv 0.0.1"]]))
+    cache = target / ".lazy-import-hook" / "installer-versions"
+    size, mtime, version, path = cache.read_text().rstrip("\n").split("\t")
+    cache.write_text(f"{size}\t{int(mtime) + 1}\tuv 0.0.1\t{path}\n")
     third = run_python(counted + hook(target, "uv", allowlist) + "import pthpkg\n" + report, env)
     assert third.stdout.strip() == "1" and audit_lines(target)[-1]["installer_version"] == version
 
