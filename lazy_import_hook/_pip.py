@@ -16,6 +16,7 @@ from ._installer import Installer, InstallRequest, Launch, base_environment, run
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from importlib.machinery import ModuleSpec
 
     from ._lockfile import Locked
     from ._pipconf import PipConfig
@@ -26,9 +27,7 @@ class Pip(Installer):
 
     @classmethod
     def find(cls) -> Pip | None:
-        import importlib.util
-
-        return cls(sys.executable) if importlib.util.find_spec("pip") is not None else None
+        return cls(sys.executable) if _pip_spec() is not None else None
 
     def command(self, request: InstallRequest, launch: Launch | None = None) -> list[str]:
         cmd = [self.executable, "-m", "pip", "install", "--target", request.target]
@@ -120,9 +119,7 @@ class Pip(Installer):
 
 def pip_version() -> str:
     """pip's version from its own source, without importing pip or importlib.metadata."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("pip")
+    spec = _pip_spec()
     try:
         if spec is not None and spec.origin:
             with open(spec.origin, encoding="utf-8") as f:
@@ -132,3 +129,13 @@ def pip_version() -> str:
     except OSError:
         pass
     return "pip"
+
+
+def _pip_spec() -> ModuleSpec | None:
+    """Where `python -m pip` finds pip: on sys.path, asked of the path-based
+    finder itself (importlib.util would import traceback, tokenize and
+    textwrap, about 7 ms an install waits for before its installer starts)."""
+    from ._target import PathFinder
+
+    spec: ModuleSpec | None = PathFinder.find_spec("pip")
+    return spec

@@ -26,6 +26,7 @@ try:
 except ImportError:
     import importlib.machinery as _bootstrap  # type: ignore[no-redef]
 ModuleSpec = _bootstrap.ModuleSpec
+PathFinder = _machinery.PathFinder
 SourceFileLoader = _machinery.SourceFileLoader
 SourcelessFileLoader = _machinery.SourcelessFileLoader
 FileFinder = _machinery.FileFinder
