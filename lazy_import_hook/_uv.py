@@ -59,6 +59,9 @@ class Uv(Installer):
     def cutoff_options(self, cutoff: str) -> list[str]:
         return ["--exclude-newer", cutoff]
 
+    def provenance_probe(self, request: InstallRequest, launch: Launch) -> Callable[[], object]:
+        return list  # nothing beside the install: what it committed is asked for after it
+
     def provenance_after(
         self, request: InstallRequest, launch: Launch, committed: Sequence[str]
     ) -> Callable[[], object] | None:
