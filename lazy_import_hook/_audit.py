@@ -1,4 +1,5 @@
-"""The audit trail: one JSON line per install attempt, kept inside the target."""
+"""The audit trail, kept inside the target: one JSON line per install
+attempt, verification and, for uv, provenance (written after the import)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,18 @@ def record(target: str, **fields: object) -> None:
     import json
 
     line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(), **fields}
+    data = (json.dumps(line, sort_keys=True) + "\n").encode("utf-8")
     try:
         os.makedirs(meta(target), exist_ok=True)
-        with open(meta(target, AUDIT), "a", encoding="utf-8") as f:
-            f.write(json.dumps(line, sort_keys=True) + "\n")
+        # One write on an append-only descriptor: lines written by other
+        # processes (uv's provenance comes outside the target's lock) never
+        # interleave with this one, however long it is.
+        fd = os.open(meta(target, AUDIT), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
     except OSError as e:
         print(f"lazy-import-hook: could not write the audit log: {e}", file=sys.stderr)
 

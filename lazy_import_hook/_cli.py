@@ -380,7 +380,7 @@ def _missing_module(module: str) -> str | None:
     try:
         spec = importlib.util.find_spec(module)
         if spec is not None and isinstance(spec.loader, InstallingLoader):
-            spec = spec.loader.real_spec()
+            spec = spec.loader.install_now()
         package = spec is not None and spec.submodule_search_locations is not None
         if package and importlib.util.find_spec(f"{module}.__main__") is None:
             return f"No module named {module}.__main__; {module!r} is a package and cannot be run"

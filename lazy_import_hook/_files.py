@@ -21,9 +21,11 @@ def program_in(folder: str, name: str) -> str | None:
 
 def on_path(name: str) -> str | None:
     """shutil.which without importing shutil (which pulls in bz2 and lzma):
-    an install waits for every import made before its installer starts."""
-    folders = os.environ.get("PATH", os.defpath).split(os.pathsep)
-    return next(filter(None, (program_in(folder, name) for folder in folders if folder)), None)
+    an install waits for every import made before its installer starts.
+    Unlike it, never the current directory (an empty entry), and an
+    absolute path (installers run in another directory)."""
+    folders = [os.path.abspath(f) for f in os.environ.get("PATH", os.defpath).split(os.pathsep) if f]
+    return next(filter(None, (program_in(folder, name) for folder in folders)), None)
 
 
 def atomic_write(path: str, text: str, *, durable: bool = False) -> None:

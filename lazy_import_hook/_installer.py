@@ -97,6 +97,9 @@ class Installer:
 
     name = ""
     constraint_option = "--constraint"  # uv before 0.5.4 knows only the singular too
+    # Whether the target may remember the version of this very program (its
+    # path, size, mtime, ctime) instead of asking it beside every install.
+    remembers_version = False
 
     def __init__(self, executable: str) -> None:
         self.executable = executable

@@ -66,24 +66,38 @@ class InstallingLoader:
 
     def real_spec(self) -> ModuleSpec:
         if self._real is None:
-            outer = getattr(_thread_state, "deferred", None)
-            self._deferred = _thread_state.deferred = [] if outer is None else outer
-            try:
-                self._real = self._install()
-            except BaseException:
-                self._start_deferred()
-                raise
-            finally:
-                if outer is None:
-                    del _thread_state.deferred
-            if outer is not None:
-                self._deferred = None  # the outer install's loader starts them
+            if getattr(_thread_state, "deferred", None) is not None:
+                self._real = self._install()  # nested: the outer install's loader starts what it leaves
+            else:
+                self._real = self._install_owning_deferred()
         return self._real
+
+    def install_now(self) -> ModuleSpec:
+        """The real spec, for a caller that will not run this loader's
+        exec_module (`lazy-import-hook run -m`): what the install left for
+        later starts now."""
+        try:
+            return self.real_spec()
+        finally:
+            self._start_deferred()
+
+    def _install_owning_deferred(self) -> ModuleSpec:
+        self._deferred = _thread_state.deferred = []
+        try:
+            return self._install()
+        except BaseException:
+            self._start_deferred()
+            raise
+        finally:
+            del _thread_state.deferred
 
     def _start_deferred(self) -> None:
         work, self._deferred = self._deferred or [], None
         for start in work:
-            start()
+            try:
+                start()
+            except Exception:  # never turn a finished import into a failure (see after_this_import)
+                pass
 
 
 _thread_state = threading.local()
@@ -92,7 +106,9 @@ _thread_state = threading.local()
 def after_this_import(start: Callable[[], None]) -> None:
     """Call `start` once the module this thread is installing has run (its
     own imports included), so that background work such as uv's provenance
-    does not compete with it; at once when no install is under way here."""
+    does not compete with it; at once when no install is under way here.
+    `start` must report its own failures: one raised later is dropped, as
+    the import it follows has succeeded."""
     deferred: list[Callable[[], None]] | None = getattr(_thread_state, "deferred", None)
     if deferred is None:
         start()

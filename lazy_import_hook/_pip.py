@@ -138,4 +138,8 @@ def _pip_spec() -> ModuleSpec | None:
     from ._target import PathFinder
 
     spec: ModuleSpec | None = PathFinder.find_spec("pip")
+    if spec is None:  # served by another finder (an editable pip): ask them all
+        import importlib.util
+
+        spec = importlib.util.find_spec("pip")
     return spec

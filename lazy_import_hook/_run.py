@@ -121,7 +121,7 @@ def _execute(
     from ._process import run as run_process
 
     settings = job.plan.settings
-    known = _known_version(installer, job.plan.target)
+    known = _known_version(installer, job.plan.target) if installer.remembers_version else None
     probes: list[Callable[[], object]] = []
 
     def while_it_runs() -> None:  # the user waits for the installer anyway
@@ -143,34 +143,36 @@ def _execute(
     except OSError as e:
         code, output = -1, f"{type(e).__name__}: {e}"
     outcome = Outcome(code, output, {"installer": installer.name})
-    outcome.fields["installer_version"] = str(probes[0]()) if probes else installer.name
-    if probes and not known:
-        _remember_version(installer, job.plan.target, str(probes[0]()))
+    version = str(probes[0]()) if probes else installer.name
+    outcome.fields["installer_version"] = version
+    if probes and not known and installer.remembers_version:
+        _remember_version(installer, job.plan.target, version)
     if len(probes) > 1:
         outcome.provenance = lambda: _attributed(probes[1], pip)
     return outcome
 
 
-VERSIONS = "installer-versions"  # in the target's meta folder: "size<TAB>mtime<TAB>version<TAB>path" lines
+VERSIONS = "installer-versions"  # in the target's meta folder: size, mtime, ctime, version, path
 
 
-def _executable_key(installer: Installer) -> tuple[str, str, str] | None:
-    """What identifies the installer's program: its size, mtime and path."""
+def _executable_key(installer: Installer) -> tuple[str, str, str, str] | None:
+    """What identifies the installer's program: size, mtime, ctime (a copy
+    that kept the mtime still gets a new ctime) and path."""
     try:
         st = os.stat(installer.executable)
     except OSError:
         return None
-    return str(st.st_size), str(st.st_mtime_ns), installer.executable
+    return str(st.st_size), str(st.st_mtime_ns), str(st.st_ctime_ns), installer.executable
 
 
-def _known_versions(target: str) -> dict[tuple[str, str, str], str]:
+def _known_versions(target: str) -> dict[tuple[str, str, str, str], str]:
     from ._target import meta, read_trusted
 
     found = {}
-    for line in (read_trusted(meta(target, VERSIONS)) or "").splitlines():
-        fields = line.split("\t", 3)
-        if len(fields) == 4 and fields[2]:
-            found[fields[0], fields[1], fields[3]] = fields[2]
+    for line in (read_trusted(meta(target, VERSIONS)) or "").split("\n"):
+        fields = line.split("\t", 4)
+        if len(fields) == 5 and fields[3]:
+            found[fields[0], fields[1], fields[2], fields[4]] = fields[3]
     return found
 
 
@@ -187,10 +189,10 @@ def _remember_version(installer: Installer, target: str, version: str) -> None:
     from ._target import meta
 
     key = _executable_key(installer)
-    if key is None or not version or version == installer.name or "\n" in version or "\t" in version:
+    if key is None or version == installer.name or any(c in "".join((*key, version)) for c in "\t\n"):
         return  # unknown or unusable: asked again next time
-    kept = [(k, v) for k, v in _known_versions(target).items() if k[2] != key[2]][:3]
-    lines = [f"{size}\t{mtime}\t{v}\t{path}\n" for (size, mtime, path), v in [(key, version), *kept]]
+    kept = [(k, v) for k, v in _known_versions(target).items() if k[3] != key[3]][:3]
+    lines = ["\t".join((*k[:3], v, k[3])) + "\n" for k, v in [(key, version), *kept]]
     try:
         atomic_write(meta(target, VERSIONS), "".join(lines))
     except OSError:
@@ -210,18 +212,29 @@ def record_provenance_later(
     bounded)."""
     import threading
 
-    def follow_up() -> None:
-        files = _attributed(probe, pip)
+    def write(files: list[dict[str, object]]) -> None:
         _audit.record(
             target, event="provenance", status="unavailable" if files and "unavailable" in files[0] else 0,
             committed=list(committed), provenance=files, import_name=fields.get("import_name"),
             installer=fields.get("installer"),
         )  # fmt: skip
 
+    def follow_up() -> None:
+        try:
+            files = _attributed(probe, pip)
+        except Exception as e:  # no temporary folder, uv gone since the install: said, not raised
+            files = [{"unavailable": f"{type(e).__name__}: {e}"}]
+        write(files)
+
+    def start() -> None:
+        try:
+            threading.Thread(target=follow_up, name="lazy-import-hook provenance", daemon=False).start()
+        except RuntimeError as e:  # no thread to be had (a process limit, interpreter shutdown)
+            write([{"unavailable": f"no thread to ask it on: {e}"}])
+
     from ._loader import after_this_import
 
-    thread = threading.Thread(target=follow_up, name="lazy-import-hook provenance", daemon=False)
-    after_this_import(thread.start)
+    after_this_import(start)
 
 
 def _attributed(probe: Callable[[], object], pip: PipConfig) -> list[dict[str, object]]:

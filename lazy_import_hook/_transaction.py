@@ -188,8 +188,11 @@ def _say_waiting(target: str) -> None:
     text = _target.read_trusted(_target.meta(target, INSTALLING)) or ""
     pid, since, subject = [*text.split("\n", 2), "", ""][:3]
     try:
-        waiting(target, {"pid": int(pid), "subject": subject, "since": float(since)})
-    except ValueError:  # gone, or cut short: nothing to say
+        when = float(since)
+        if not 0 < when < 1e11:  # inf, nan, nonsense: time.localtime would raise
+            raise ValueError(since)
+        waiting(target, {"pid": int(pid), "subject": subject, "since": when})
+    except ValueError:  # gone, cut short, or another version's format: nothing to say
         pass
 
 

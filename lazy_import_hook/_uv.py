@@ -39,6 +39,7 @@ _KEPT_PREFIXES = ("UV_INDEX_", "UV_CONCURRENT_")  # per-index credentials; paral
 
 class Uv(Installer):
     name = "uv"
+    remembers_version = True  # `uv --version` is a process; pip's version is read from a file
 
     @classmethod
     def find(cls) -> Uv | None:

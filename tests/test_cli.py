@@ -241,3 +241,20 @@ def test_prune_keeps_files_a_remaining_distribution_also_owns(
     out = cli(["prune"], env, project).stdout
     assert "removed cvx_full-1.0" in out and "cvx_headless" not in out
     assert (target / "cvx" / "__init__.py").exists()
+
+
+def test_run_m_of_an_allow_listed_module_installs_it_and_its_provenance_follows(
+    project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    """`run -m` installs through the loader without running its exec_module:
+    what the install left for later (uv's provenance) still starts."""
+    (project / "pyproject.toml").write_text(ALLOWLIST.format(installer="uv"))
+    env = installer_env(wheelhouse, tmp_path)
+    proc = cli(["run", "-m", "othermod"], env, project, check=False)
+    assert proc.returncode != 0
+    assert "No module named othermod.__main__; 'othermod' is a package and cannot be run" in proc.stderr
+    audit = project / "lazy-target" / ".lazy-import-hook" / "audit.jsonl"
+    lines = [json.loads(x) for x in audit.read_text().splitlines()]
+    follow = [e for e in lines if e.get("event") == "provenance"]
+    assert [(e["import_name"], e["status"]) for e in follow] == [("othermod", 0)]
+

@@ -104,7 +104,9 @@ def test_before_the_installer_starts_an_install_imports_only_what_it_needs(
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
-def test_on_path_finds_what_shutil_which_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_path_finds_what_shutil_which_finds_but_never_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     from lazy_import_hook._files import on_path
@@ -120,3 +122,33 @@ def test_on_path_finds_what_shutil_which_finds(tmp_path: Path, monkeypatch: pyte
     for name in ("tool", "no-such-program-here"):
         assert on_path(name) == shutil.which(name)
     assert on_path("tool") == str(program / "tool")
+    # Unlike shutil.which: never the current directory, and always an
+    # absolute path (the installers run in another directory).
+    monkeypatch.chdir(program)
+    monkeypatch.setenv("PATH", os.pathsep.join(["", "."]))
+    assert shutil.which("tool") is not None and on_path("tool") == str(program / "tool")
+    monkeypatch.setenv("PATH", "")
+    assert on_path("tool") is None
+
+
+def test_pips_whereabouts_need_no_importlib_util() -> None:
+    """Without site (so without an editable install's own finder, which
+    imports importlib.util at startup): finding pip and its version imports
+    neither importlib.util nor tokenize."""
+    import subprocess
+    import sysconfig
+
+    from conftest import ROOT
+
+    code = (
+        "import json, sys\n"
+        f"sys.path[:0] = [{str(ROOT)!r}, {sysconfig.get_path('purelib')!r}]\n"
+        "from lazy_import_hook import _pip\n"
+        "before = set(sys.modules)\n"
+        "found = _pip.Pip.find() is not None, _pip.pip_version()\n"
+        "print(json.dumps([found, sorted(set(sys.modules) - before)]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    (found, version), imported = json.loads(proc.stdout)
+    assert found and version.startswith("pip ")
+    assert not {"importlib.util", "tokenize", "traceback"} & set(imported), imported

@@ -346,3 +346,34 @@ def test_work_an_install_leaves_starts_once_the_installed_module_has_run(
     with pytest.raises(ImportError):
         InstallingLoader(failing).real_spec()
     assert events[-1] == "started after a failure"
+
+
+def test_work_left_for_later_never_fails_an_import_nor_starts_early() -> None:
+    """A start that raises (no thread to be had) is dropped, the import
+    stands; a nested install that fails leaves the outer install's work to
+    the outer loader; a caller that runs no exec_module starts it itself."""
+    from lazy_import_hook._loader import InstallingLoader, after_this_import
+
+    events: list[str] = []
+    real = importlib.util.find_spec("json")
+    assert real is not None
+
+    def refusing() -> None:
+        raise RuntimeError("can't start new thread")
+
+    def outer_install() -> Any:
+        after_this_import(refusing)
+        after_this_import(lambda: events.append("outer's work"))
+        with pytest.raises(ImportError):
+            InstallingLoader(nested_install).real_spec()
+        assert events == []  # the nested failure started nothing of the outer's
+        return real
+
+    def nested_install() -> Any:
+        after_this_import(lambda: events.append("nested's work"))
+        raise ImportError("nested")
+
+    loader = InstallingLoader(outer_install)
+    assert loader.install_now() is real  # `lazy-import-hook run -m`: no exec_module follows
+    assert events == ["outer's work", "nested's work"]  # in order, the refusing start dropped
+

@@ -228,3 +228,25 @@ def test_a_provenance_asked_after_the_import_is_written_before_the_process_ends(
     assert line["event"] == "provenance" and line["status"] == 0 and line["import_name"] == "toymod"
     assert line["committed"] == ["toy_dist-1.0.dist-info"]
     assert [(f["file"], f["sha256"]) for f in line["provenance"]] == [("toy_dist-1.0-py3-none-any.whl", "ab")]
+
+
+@pytest.mark.parametrize(
+    "marker",
+    ["", "1234\n", '{"pid": 1, "subject": "x", "since": 1.0}', "1234\ninf\nx", "1234\nnan\nx", "x\n1.0\ny"],
+)
+def test_a_waiting_process_says_nothing_rather_than_fail_on_an_odd_marker(
+    marker: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cut short, another version's JSON, a time no clock shows."""
+    from lazy_import_hook import _target, _transaction
+
+    os.makedirs(_target.meta(str(tmp_path)))
+    with open(_target.meta(str(tmp_path), _transaction.INSTALLING), "w") as f:
+        f.write(marker)
+    _transaction._say_waiting(str(tmp_path))
+    assert "waiting for" not in capsys.readouterr().err
+    with open(_target.meta(str(tmp_path), _transaction.INSTALLING), "w") as f:
+        f.write("1234\n1700000000.5\ntoy-dist==1.0 for 'import toymod'")
+    _transaction._say_waiting(str(tmp_path))
+    assert "waiting for process 1234, installing toy-dist==1.0 for 'import toymod'" in capsys.readouterr().err
+

@@ -83,12 +83,13 @@ def last_provenance(target: Path, installer: str) -> list[dict[str, str]]:
     install = [e for e in lines if e.get("event") != "provenance"][-1]
     if installer == "uv":
         assert str(install["provenance"]).startswith("in a line of its own")
-        follow = lines[-1]
-        assert follow["event"] == "provenance" and follow["status"] == 0, follow
+        later, committed = lines[lines.index(install) + 1 :], install["committed"]
+        (follow,) = [e for e in later if e.get("event") == "provenance" and e["committed"] == committed]
+        assert follow["status"] == 0, follow
         assert follow["committed"] == install["committed"] and follow["import_name"] == install["import_name"]
         files = follow["provenance"]
     else:
-        assert lines[-1] == install
+        assert not [e for e in lines if e.get("event") == "provenance"]
         files = install["provenance"]
     assert isinstance(files, list)
     return files
