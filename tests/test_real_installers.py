@@ -68,6 +68,8 @@ def test_install_then_a_warm_second_process_runs_no_installer(
     assert f"toymod: toy-dist==1.0 with {entry['installer_version']}" in status
     follow_up = "toymod: where its wheels came from (uv's resolution): 2 recorded"
     assert (follow_up in status) == (installer == "uv")
+    # Only uv's version is remembered: pip's program is the interpreter, the same after a pip upgrade.
+    assert (target / ".lazy-import-hook" / "installer-versions").exists() == (installer == "uv")
 
     second = run_python(code, env)
     assert second.stderr == ""
@@ -234,8 +236,8 @@ def test_uvs_version_is_asked_once_per_program_and_target(
     assert versions[0] == versions[1] and str(versions[0]).startswith("uv ")
     # Another program at that path (here: another mtime) is asked again.
     cache = target / ".lazy-import-hook" / "installer-versions"
-    size, mtime, version, path = cache.read_text().rstrip("\n").split("\t")
-    cache.write_text(f"{size}\t{int(mtime) + 1}\tuv 0.0.1\t{path}\n")
+    size, mtime, ctime, version, path = cache.read_text().rstrip("\n").split("\t")
+    cache.write_text(f"{size}\t{int(mtime) + 1}\t{ctime}\tuv 0.0.1\t{path}\n")
     third = run_python(counted + hook(target, "uv", allowlist) + "import pthpkg\n" + report, env)
     assert third.stdout.strip() == "1" and audit_lines(target)[-1]["installer_version"] == version
 
