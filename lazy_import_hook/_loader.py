@@ -84,12 +84,13 @@ class InstallingLoader:
     def _install_owning_deferred(self) -> ModuleSpec:
         self._deferred = _thread_state.deferred = []
         try:
-            return self._install()
+            spec = self._install()
         except BaseException:
+            del _thread_state.deferred  # first: what starts now is not under this install
             self._start_deferred()
             raise
-        finally:
-            del _thread_state.deferred
+        del _thread_state.deferred
+        return spec
 
     def _start_deferred(self) -> None:
         work, self._deferred = self._deferred or [], None

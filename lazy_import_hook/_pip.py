@@ -142,4 +142,4 @@ def _pip_spec() -> ModuleSpec | None:
         import importlib.util
 
         spec = importlib.util.find_spec("pip")
-    return spec
+    return spec if spec is not None and spec.origin else None  # not the hook's own (allow-listed) pip

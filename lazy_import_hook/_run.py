@@ -189,7 +189,7 @@ def _remember_version(installer: Installer, target: str, version: str) -> None:
     from ._target import meta
 
     key = _executable_key(installer)
-    if key is None or version == installer.name or any(c in "".join((*key, version)) for c in "\t\n"):
+    if key is None or version == installer.name or any(c in "".join((*key, version)) for c in "\t\n\r"):
         return  # unknown or unusable: asked again next time
     kept = [(k, v) for k, v in _known_versions(target).items() if k[3] != key[3]][:3]
     lines = ["\t".join((*k[:3], v, k[3])) + "\n" for k, v in [(key, version), *kept]]

@@ -192,7 +192,7 @@ def _say_waiting(target: str) -> None:
         if not 0 < when < 1e11:  # inf, nan, nonsense: time.localtime would raise
             raise ValueError(since)
         waiting(target, {"pid": int(pid), "subject": subject, "since": when})
-    except ValueError:  # gone, cut short, or another version's format: nothing to say
+    except (ValueError, OverflowError, OSError):  # gone, cut short, another format: nothing to say
         pass
 
 

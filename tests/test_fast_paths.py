@@ -122,13 +122,13 @@ def test_on_path_finds_what_shutil_which_finds_but_never_the_current_directory(
     for name in ("tool", "no-such-program-here"):
         assert on_path(name) == shutil.which(name)
     assert on_path("tool") == str(program / "tool")
-    # Unlike shutil.which: never the current directory, and always an
-    # absolute path (the installers run in another directory).
+    # Unlike shutil.which: never the current directory (an empty entry),
+    # and an absolute path for a relative entry (installers run elsewhere).
     monkeypatch.chdir(program)
-    monkeypatch.setenv("PATH", os.pathsep.join(["", "."]))
-    assert shutil.which("tool") is not None and on_path("tool") == str(program / "tool")
-    monkeypatch.setenv("PATH", "")
-    assert on_path("tool") is None
+    monkeypatch.setenv("PATH", os.pathsep)
+    assert shutil.which("tool") is not None and on_path("tool") is None
+    monkeypatch.setenv("PATH", ".")
+    assert shutil.which("tool") == "./tool" and on_path("tool") == str(program / "tool")
 
 
 def test_pips_whereabouts_need_no_importlib_util() -> None:

@@ -376,4 +376,10 @@ def test_work_left_for_later_never_fails_an_import_nor_starts_early() -> None:
     loader = InstallingLoader(outer_install)
     assert loader.install_now() is real  # `lazy-import-hook run -m`: no exec_module follows
     assert events == ["outer's work", "nested's work"]  # in order, the refusing start dropped
+    after_this_import(lambda: events.append("at once"))  # nothing of those installs is left under way
+    assert events[-1] == "at once"
+    with pytest.raises(ImportError):
+        InstallingLoader(nested_install).real_spec()  # a failed install, on its own
+    after_this_import(lambda: events.append("at once, again"))
+    assert events[-2:] == ["nested's work", "at once, again"]
 

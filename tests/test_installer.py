@@ -250,3 +250,57 @@ def test_a_waiting_process_says_nothing_rather_than_fail_on_an_odd_marker(
     _transaction._say_waiting(str(tmp_path))
     assert "waiting for process 1234, installing toy-dist==1.0 for 'import toymod'" in capsys.readouterr().err
 
+
+def _provenance_lines(target: Path) -> list[dict[str, Any]]:
+    import json
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "lazy-import-hook provenance":
+            thread.join(30)
+    audit = target / ".lazy-import-hook" / "audit.jsonl"
+    return [json.loads(line) for line in audit.read_text().splitlines()]
+
+
+def test_a_provenance_that_fails_or_finds_no_thread_says_why_in_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a traceback in the application, never a missing line."""
+    import threading
+
+    from lazy_import_hook import _run
+
+    def broken() -> object:
+        raise FileNotFoundError("uv is gone")
+
+    fields = {"import_name": "toymod", "installer": "uv"}
+    _run.record_provenance_later(str(tmp_path), broken, None, ["toy_dist-1.0.dist-info"], fields)  # type: ignore[arg-type]
+    (line,) = _provenance_lines(tmp_path)
+    assert line["status"] == "unavailable"
+    assert line["provenance"] == [{"unavailable": "FileNotFoundError: uv is gone"}]
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    _run.record_provenance_later(str(tmp_path), list, None, ["toy_dist-1.0.dist-info"], fields)  # type: ignore[arg-type]
+    line = _provenance_lines(tmp_path)[-1]
+    assert line["status"] == "unavailable"
+    assert "no thread to ask it on" in line["provenance"][0]["unavailable"]
+
+
+def test_pip_is_found_through_the_path_and_never_as_the_hooks_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import types
+
+    from lazy_import_hook import _pip, _target
+
+    assert _pip._pip_spec() is not None  # this environment's pip, on sys.path
+    monkeypatch.setattr(_target.PathFinder, "find_spec", classmethod(lambda cls, name: None))
+    hooks = types.SimpleNamespace(origin=None, name="pip")  # what the hook's finder gives: no file yet
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: hooks)
+    assert _pip._pip_spec() is None
+    elsewhere = types.SimpleNamespace(origin="/editable/pip/__init__.py", name="pip")  # another finder's
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: elsewhere)
+    assert _pip._pip_spec() is elsewhere  # type: ignore[comparison-overlap]
+
