@@ -106,7 +106,9 @@ def assert_provenance(target: Path, wheelhouse: Path, installer: str, wheels: li
     files = last_provenance(target, installer)
     assert sorted(f["file"] for f in files) == wheels
     for f in files:
-        assert f["sha256"] == hashlib.sha256((wheelhouse / f["file"]).read_bytes()).hexdigest()
+        # pip 23.0 (3.9 and 3.10 here) reports no hash for a local file; when one is given, it is the file's.
+        if f["sha256"] or installer == "uv":
+            assert f["sha256"] == hashlib.sha256((wheelhouse / f["file"]).read_bytes()).hexdigest()
         assert f["index"] == f"find-links {wheelhouse}"
 
 
