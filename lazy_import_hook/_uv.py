@@ -75,8 +75,7 @@ class Uv(Installer):
         pins = [f"{nv[0]}=={nv[1]}" for nv in map(parse_dist_folder, committed) if nv]
         if not pins:
             return None
-        cmd = [self.executable, "pip", "compile", "--python", sys.executable, "--no-config", "--quiet"]
-        cmd += ["--format", "pylock.toml", "--no-progress", "--color", "never", "--no-deps"]
+        cmd = [*self._pylock_command(), "--no-deps"]
         cmd += ["--only-binary", ":all:"] if request.only_binary else []
         cmd += self.cutoff_options(request.exclude_newer) if request.exclude_newer else []
         return lambda: _compiled([*cmd, *launch.options], launch.env, pins)
@@ -90,12 +89,18 @@ class Uv(Installer):
         source = os.path.join(work, "requirements.in")
         with open(source, "w", encoding="utf-8") as f:
             f.write("".join(f"{r}\n" for r in requirements))
-        cmd = [self.executable, "pip", "compile", "--python", sys.executable, "--no-config", "--quiet"]
-        cmd += ["--format", "pylock.toml", "--no-progress", "--color", "never", "--only-binary", ":all:"]
+        cmd = [*self._pylock_command(), "--only-binary", ":all:"]
         cmd += [self.constraint_option, constraints, *(self.cutoff_options(cutoff) if cutoff else [])]
         cmd += ["--python-version", python_version] if python_version else []
         cmd += ["--python-platform", platform] if platform else []
         return from_pylock(run_resolver([*cmd, *launch.options, source], launch, work))
+
+    def _pylock_command(self) -> list[str]:
+        """uv's resolution for this interpreter, as a pylock.toml on stdout."""
+        return [
+            self.executable, "pip", "compile", "--python", sys.executable, "--no-config", "--quiet",
+            "--format", "pylock.toml", "--no-progress", "--color", "never",
+        ]  # fmt: skip
 
     def launch(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> Launch:
         result, dropped = base_environment(env)
