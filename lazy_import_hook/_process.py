@@ -172,12 +172,22 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
         pass
 
 
+# Run by the child once its parent-death signal is set: a parent that died
+# before that (between fork and setpriv's prctl) left it to another parent,
+# and no signal would ever come.
+_STILL_OURS = 'if [ "$PPID" != "$0" ]; then exit 1; fi; exec "$@"'
+
+
 def die_with_parent(cmd: list[str]) -> list[str]:
     """On Linux, `cmd` run so that it is killed when this process dies, even by
-    SIGKILL: util-linux's setpriv (2.33 or later) sets the parent-death signal
-    and execs it. Elsewhere an orphaned installer runs until its timeout."""
+    SIGKILL: util-linux's setpriv (2.33 or later) sets the parent-death signal,
+    then a shell checks that its parent is still this process and execs `cmd`
+    (same pid, same session). Elsewhere an orphaned installer runs until its
+    timeout."""
     setpriv = _setpriv()
-    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
+    if not setpriv:
+        return cmd
+    return [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _STILL_OURS, str(os.getpid()), *cmd]
 
 
 _SETPRIV: list[str | None] = []  # found once per process
@@ -193,5 +203,5 @@ def _setpriv() -> str | None:
                 supported = b"pdeathsig" in f.read()  # its option table: no process to ask
         except OSError:
             supported = False
-        _SETPRIV.append(found if supported else None)
+        _SETPRIV.append(found if supported and os.access("/bin/sh", os.X_OK) else None)
     return _SETPRIV[0]

@@ -288,6 +288,43 @@ def test_the_installer_dies_with_a_killed_application(
     assert not survivors, "the installer outlived the application"
 
 
+ORPHAN = """
+import os, sys, time
+from lazy_import_hook._process import die_with_parent
+cmd = die_with_parent([sys.executable, "-c", "import sys; open(sys.argv[1], 'w').close()", sys.argv[1]])
+child = os.fork()
+if child == 0:
+    if sys.argv[2] == "dies":
+        time.sleep(0.5)  # the parent is gone before setpriv sets the signal
+    os.execv(cmd[0], cmd)
+if sys.argv[2] == "waits":
+    os.waitpid(child, 0)
+os._exit(0)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+@pytest.mark.parametrize("parent", ["waits", "dies"])
+def test_an_installer_whose_application_died_as_it_started_never_runs(
+    parent: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An application killed between the fork and the parent-death signal's
+    setting: no signal would ever come, so the child must see it and stop."""
+    from lazy_import_hook import _process
+
+    monkeypatch.setattr(_process, "_SETPRIV", [])  # looked for again, as the child will
+    if not _process._setpriv():
+        pytest.skip("no setpriv with --pdeathsig on PATH")
+    ran = tmp_path / "ran"
+    read_end, write_end = os.pipe()  # open in the child until it ends, whatever it runs
+    argv = [sys.executable, "-c", ORPHAN, str(ran), parent]
+    subprocess.run(argv, pass_fds=[write_end], check=True, timeout=30)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as until_the_child_ends:
+        until_the_child_ends.read()
+    assert ran.exists() == (parent == "waits")
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
