@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from distributed import WorkerPlugin
 
+from ._finder import active_finder
 from ._hook import install_on_worker, uninstall
 from ._plan import child_text
-from ._workers import active_finder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -301,3 +301,8 @@ def _forget_folders(guard: Guard) -> None:
     path hooks make them afresh."""
     for folder in [p for p in sys.path_importer_cache if isinstance(p, str) and guard.covers(p)]:
         del sys.path_importer_cache[folder]
+
+
+def active_finder() -> LazyFinder | None:
+    """The hook installed in this process, if any (the last one counts)."""
+    return next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _config, _plan, _target, _workers
+from . import _config, _guard, _plan, _target
 from ._errors import warn
-from ._finder import LazyFinder
+from ._finder import LazyFinder, active_finder
 from ._settings import Settings, default_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from types import ModuleType
 
     from ._verify import Verification
 
@@ -100,8 +101,19 @@ def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
     sys.meta_path.append(finder)
     finder.attach()
     _register_abc()
-    _workers.follow()  # multiprocessing's children get it too
+    _guard.after_import(SPAWN, _patch_spawn)  # multiprocessing's children get it too
     return finder
+
+
+SPAWN = "multiprocessing.spawn"
+
+
+def _patch_spawn(spawn: ModuleType) -> None:
+    """Once multiprocessing.spawn is loaded: its future children get the
+    hook (`_workers`, which a warm start does not import)."""
+    from ._workers import patch
+
+    patch(spawn)
 
 
 def _run_pth_imports(plan: _plan.Plan) -> None:
@@ -119,7 +131,7 @@ def uninstall() -> None:
     Processes multiprocessing starts from now on get no hook.
     """
     _remove_finders()
-    _workers.unfollow()
+    _guard.forget(SPAWN)  # a patch already made stays: it adds nothing without a hook
 
 
 def _remove_finders() -> None:
@@ -140,7 +152,7 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     from ._child import with_child_hook
 
-    finder = _workers.active_finder()
+    finder = active_finder()
     if finder is None:
         raise RuntimeError("lazy_import_hook.child_env() needs install() to have run first")
     return with_child_hook(os.environ if env is None else env, _plan.child_text(finder.plan))
@@ -162,7 +174,7 @@ def verify(target: str | os.PathLike[str] | None = None) -> Verification:
     from ._verify import verify as check
 
     if target is None:
-        finder = _workers.active_finder()
+        finder = active_finder()
         if finder is None or not finder.target:
             raise RuntimeError("lazy_import_hook.verify() needs a target, or install() to have run first")
         target = finder.target

@@ -45,8 +45,7 @@ import os
 import sys
 
 from ._errors import ConfigError
-from ._finder import LazyFinder
-from ._guard import after_import, forget
+from ._finder import active_finder
 from ._plan import child_text
 from ._settings import Settings
 from ._target import ACTIVATED
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import ModuleType
 
-SPAWN = "multiprocessing.spawn"
 KEY = "lazy_import_hook"  # the item's key; multiprocessing's prepare() ignores keys it does not know
 # The name forkserver's ensure_running() asks get_preparation_data() for (3.9
 # to 3.14): that data starts the forkserver process itself.
@@ -77,24 +75,9 @@ finally:
 """
 
 
-def active_finder() -> LazyFinder | None:
-    """The hook installed in this process, if any (the last one counts)."""
-    return next((f for f in reversed(sys.meta_path) if isinstance(f, LazyFinder)), None)
-
-
-def follow() -> None:
-    """Called by install(): multiprocessing's future children get the hook."""
-    after_import(SPAWN, patch)
-
-
-def unfollow() -> None:
-    """Called by uninstall(): stop watching (a patch stays: it adds nothing
-    while no hook is installed)."""
-    forget(SPAWN)
-
-
 def patch(spawn: ModuleType) -> None:
-    """Wrap `spawn.get_preparation_data` (once)."""
+    """Wrap `spawn.get_preparation_data` (once); `install()` asks for it
+    once `multiprocessing.spawn` is loaded."""
     original = getattr(spawn, "get_preparation_data", None)
     if original is not None and not isinstance(original, _WithHook):
         # setattr: mypy knows no such attribute on a plain module.

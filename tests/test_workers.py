@@ -22,7 +22,7 @@ from test_real_installers import audit_lines, hook
 
 import lazy_import_hook
 from conftest import Runner
-from lazy_import_hook import _guard, _hook, _plan, _workers
+from lazy_import_hook import _finder, _guard, _hook, _plan, _workers
 
 # Imported by the parent and, by name, by its workers (a function defined in
 # a `python -c` program cannot be sent to a spawned worker).
@@ -217,7 +217,7 @@ def test_a_worker_on_another_host_settles_its_own_target_and_kill_switch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lazy_import_hook.install(TOY, target=tmp_path / "client")
-    finder = _workers.active_finder()
+    finder = _finder.active_finder()
     assert finder is not None
     text = _plan.child_text(finder.plan)
     there = tmp_path / "worker-host"
