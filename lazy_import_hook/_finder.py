@@ -235,8 +235,6 @@ class LazyFinder:
         """After an install: find the module as a later start would, asking
         the finders ahead of the hook first (so whatever instruments imports
         sees it), then the path-based finder on the target."""
-        from importlib.machinery import PathFinder
-
         self.guard.unhide(entry.import_name, self.plan.verified.get(entry.import_name))
         self.refresh_import_caches()
         places: list[str] = list(path) if path is not None else []
@@ -247,10 +245,10 @@ class LazyFinder:
             _target.activate(places)
         spec = self._ask_finders_ahead(fullname, path)
         if spec is None:
-            spec = PathFinder.find_spec(fullname, places)
+            spec = _target.PathFinder.find_spec(fullname, places)
         if spec is None and path is not None:
             parent = os.path.join(self.target, *fullname.split(".")[:-1])
-            spec = PathFinder.find_spec(fullname, [parent])
+            spec = _target.PathFinder.find_spec(fullname, [parent])
         return spec
 
     def found_ahead(self, name: str) -> bool:
