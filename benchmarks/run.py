@@ -442,11 +442,11 @@ class Bench:
 
             return one
 
-        def hooked(kind: str) -> Callable[[], float]:
+        def hooked(kind: str, prelude: str = "") -> Callable[[], float]:
             def one() -> float:
                 target = self.fresh_dir(f"cold-{kind}-b")
                 start = (
-                    "import sys, time, lazy_import_hook\n"
+                    f"import sys, time, lazy_import_hook\n{prelude}"
                     "lazy_import_hook.install({'toymod': 'toy-dist==1.0', 'othermod': 'other-dist==1.0'},"
                     f" target={str(target)!r}, installer={kind!r})\n"
                 )
@@ -479,7 +479,18 @@ class Bench:
         sa, sb = self.alternate(manual("uv"), hooked("uv"), max(5, self.rounds // 2), warmup=2)
         self.spread("3b cold install, uv (ms)", sa, sb, 1e3, "ms")
         self.add_difference("3b cold install, uv", sa, sb, 30.0, paired=True)
+        self.subprocess_share(manual("uv"), hooked("uv", prelude="import subprocess\n"))
         self.diagnose_cold("uv")
+
+    def subprocess_share(self, manual: Callable[[], float], hooked: Callable[[], float]) -> None:
+        """3b again, the hooked application having imported subprocess before
+        the clock as A has (informative: how much of 3b is that import)."""
+        sa, sb = self.alternate(manual, hooked, max(5, self.rounds // 2), warmup=1)
+        diff = statistics.median(b - a for a, b in zip(sa, sb)) * 1e3
+        self.details.append(
+            f"3b with subprocess already imported by the hooked application too (as A imports it "
+            f"before its clock): B - A {diff:+.1f} ms, paired, n={len(sa)} (informative)"
+        )
 
     def diagnose_cold(self, kind: str) -> None:
         """Where a cold install's time goes besides the installer (untimed, informative)."""
