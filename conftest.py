@@ -106,11 +106,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def installer_commands_as_built(monkeypatch: pytest.MonkeyPatch) -> None:
     """In this process the fake installers (pytest-subprocess) see the command
-    as the installer object built it, without the setpriv wrapper that makes
-    a real installer die with its parent (tested in a real child instead)."""
+    as the installer object built it, through subprocess.Popen (which they
+    replace), without the setpriv wrapper that makes a real installer die
+    with its parent (tested in a real child instead)."""
     from lazy_import_hook import _process
 
     monkeypatch.setattr(_process, "_SETPRIV", [None])
+    monkeypatch.setattr(_process, "POSIX_SPAWN", False)
 
 
 @pytest.fixture

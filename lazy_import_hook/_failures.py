@@ -13,6 +13,8 @@ from ._target import meta
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._plan import Entry
 
 FAILED = "failed"  # folder in the target's meta folder: one file per failed import name
@@ -57,9 +59,10 @@ def recent(target: str, entry: Entry, retry_after: float, since: float) -> bool:
     return _read(target, entry, retry_after, since) is not None
 
 
-def check(target: str, entry: Entry, retry_after: float, command: str, since: float) -> None:
+def check(target: str, entry: Entry, retry_after: float, command: Callable[[], str], since: float) -> None:
     """Raise the recorded failure if it is recent; `since`: failures recorded
-    before this time are not a reason to wait (importlib.invalidate_caches())."""
+    before this time are not a reason to wait (importlib.invalidate_caches());
+    `command()`: what to run by hand, asked only then."""
     found = _read(target, entry, retry_after, since)
     if found is None:
         return
@@ -71,5 +74,5 @@ def check(target: str, entry: Entry, retry_after: float, command: str, since: fl
         "(setting 'retry-after'), or run: lazy-import-hook prefetch " + name
         + "\nThe earlier failure was:\n" + message,
         name=name,
-        command=command,
+        command=command(),
     )

@@ -4,6 +4,7 @@ the warm start."""
 
 from __future__ import annotations
 
+import _thread
 import os
 
 TYPE_CHECKING = False
@@ -32,9 +33,7 @@ def atomic_write(path: str, text: str, *, durable: bool = False) -> None:
     """Replace `path` with `text` in one rename: readers see the old or the new
     file, never a part. `durable` also syncs it, for files whose loss or
     truncation after a power cut would be taken as evidence (the ABI stamp)."""
-    import threading
-
-    tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+    tmp = f"{path}.{os.getpid()}-{_thread.get_ident()}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)

@@ -35,7 +35,12 @@ class Job:
         self.name = entries[0].import_name  # the ImportError's name
         self.subject = f"{self.what} {why}"
         self.only_binary = not (plan.settings.allow_sdist or any(e.allow_sdist for e in entries))
-        self.command = prefetch_command(plan, [e.import_name for e in entries])
+
+    @property
+    def command(self) -> str:
+        """What a person runs to do the same by hand: only needed when said
+        (shlex imports re, before the installer could start)."""
+        return prefetch_command(self.plan, [e.import_name for e in self.entries])
 
     @property
     def cutoff(self) -> str:

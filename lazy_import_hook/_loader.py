@@ -11,8 +11,8 @@ sees this module too), keeping the module object `import` created.
 
 from __future__ import annotations
 
+import _thread
 import sys
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class InstallingLoader:
                 pass
 
 
-_thread_state = threading.local()
+_thread_state = _thread._local()
 
 
 def after_this_import(start: Callable[[], None]) -> None:

@@ -21,10 +21,10 @@ never pulls it from under a waiting process.
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import sys
-import threading
 
 from ._target import LOCK
 
@@ -84,7 +84,7 @@ class TargetLock:
     def __init__(self, target: str) -> None:
         os.makedirs(target, exist_ok=True)
         self.path = os.path.join(target, LOCK)
-        self._thread_lock = threading.RLock()
+        self._thread_lock = _thread.RLock()
         self._depth = 0  # changed only while holding _thread_lock
         self._held: list[int] = []  # the fd of the fast path, while it holds the lock
         self._owner = 0  # the pid that took the fast path's flock
@@ -140,7 +140,7 @@ class TargetLock:
         not in the child, and its descriptors would keep the parent's lock
         held after the parent is gone, so they are closed (never unlocked:
         the lock belongs to the parent)."""
-        self._thread_lock = threading.RLock()
+        self._thread_lock = _thread.RLock()
         self._depth = 0
         while self._held:
             _close(self._held.pop())
@@ -164,10 +164,10 @@ class _Registry:
 
     def __init__(self) -> None:
         self.locks: dict[str, TargetLock] = {}
-        self.guard = threading.Lock()
+        self.guard = _thread.allocate_lock()
 
     def after_fork_in_child(self) -> None:
-        self.guard = threading.Lock()  # another thread may have held it at the fork
+        self.guard = _thread.allocate_lock()  # another thread may have held it at the fork
         for held in self.locks.values():
             held.forget_after_fork()
 

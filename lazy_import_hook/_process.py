@@ -1,22 +1,42 @@
 """Running an installer: stdin closed, output captured, its own session, a
 timeout that kills its whole process group, death with the application
-(Linux), and someone watching so that no wait is ever silent."""
+(Linux), and someone watching so that no wait is ever silent.
+
+The installer is started with `os.posix_spawn` and watched from a `_thread`:
+`subprocess` and `threading`, with what they import, take about 20 ms, and
+the first install of a process would pay them before its installer starts.
+Where posix_spawn cannot start a session, `subprocess` does it."""
 
 from __future__ import annotations
 
+import _thread
 import os
-import signal
-import subprocess
 import sys
-import threading
 import time
-from collections import deque
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Mapping, Sequence
+    from typing import IO, Protocol, Union
+
+    class _Spawned(Protocol):
+        pid: int
+        stdout: IO[str] | None
+
+        def wait(self) -> int: ...
+
+        def poll(self) -> int | None: ...
+
+        def kill(self) -> None: ...
+
+    Process = Union["subprocess.Popen[str]", _Spawned]
 
 TAIL_LINES = 25
+SIGKILL = 9  # fixed by POSIX (`kill -9`); the signal module would import enum
+# pytest-subprocess's fake installers replace subprocess.Popen: the test
+# suite turns this off in its own process.
+POSIX_SPAWN = hasattr(os, "posix_spawn")
 
 
 class Watcher:
@@ -42,15 +62,21 @@ class _Output:
     """The installer's output so far, and when it last said something."""
 
     def __init__(self) -> None:
-        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.lines: list[str] = []  # not a deque: collections costs ~5 ms before the installer starts
         self.last_time = time.monotonic()
 
     @property
     def last_line(self) -> str:
-        return self.tail[-1] if self.tail else ""
+        return self.lines[-1] if self.lines else ""
+
+    @property
+    def tail(self) -> list[str]:
+        return self.lines[-TAIL_LINES:]
 
     def add(self, line: str) -> None:
-        self.tail.append(line)
+        self.lines.append(line)
+        if len(self.lines) > 2 * TAIL_LINES:
+            del self.lines[:-TAIL_LINES]
         self.last_time = time.monotonic()
 
 
@@ -69,13 +95,9 @@ def run(
     in the working directory, and a requirement such as
     `x-1.0-py3-none-any.whl` names a file there."""
     watcher = watcher or Watcher()
-    proc = subprocess.Popen(
-        die_with_parent(list(cmd)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
-        env=dict(env), cwd=cwd,
-    )  # fmt: skip
+    proc = start(list(cmd), env, cwd)
     output = _Output()
-    timed_out = threading.Event()
+    timed_out = _Flag()
     watching = _watch(proc, output, timeout, stall_after, watcher=watcher, timed_out=timed_out)
     try:
         watcher.started(proc.pid)
@@ -86,7 +108,121 @@ def run(
     return (None if timed_out.is_set() else code), "\n".join(output.tail)
 
 
-def _collect(proc: subprocess.Popen[str], output: _Output, watcher: Watcher) -> int:
+def start(cmd: list[str], env: Mapping[str, str], cwd: str | None) -> Process:
+    """`cmd` in a session of its own, stdin closed, stdout and stderr on one pipe."""
+    if POSIX_SPAWN and os.path.isabs(cmd[0]):  # posix_spawn searches no PATH
+        try:
+            return SpawnedProcess(cmd, env, cwd)
+        except NotImplementedError:  # a posix_spawn without setsid
+            pass
+    import subprocess
+
+    return subprocess.Popen(
+        die_with_parent(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
+        env=dict(env), cwd=cwd,
+    )  # fmt: skip
+
+
+class SpawnedProcess:
+    """What run() needs of a Popen (pid, stdout, wait, poll), started by
+    os.posix_spawn. posix_spawn has no working directory: the shell that
+    die_with_parent() puts before the command changes to it."""
+
+    def __init__(self, cmd: list[str], env: Mapping[str, str], cwd: str | None) -> None:
+        argv = die_with_parent(cmd, cwd=cwd or "")
+        closed = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _passed_on()]
+        read_end, write_end = os.pipe()  # both close on exec; the child gets dup2 copies
+        try:
+            self.pid = os.posix_spawn(
+                argv[0], argv, dict(env), setsid=True, setsigdef=_python_ignores(), file_actions=[
+                    *closed, (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, write_end, 1), (os.POSIX_SPAWN_DUP2, write_end, 2),
+                ],
+            )  # fmt: skip
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        self.stdout: IO[str] | None = open(read_end, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._reap(os.WNOHANG)
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.returncode is None:
+            self._reap(0)
+        if self.stdout is not None:
+            self.stdout.close()
+            self.stdout = None
+        return self.returncode
+
+    def kill(self) -> None:
+        os.kill(self.pid, SIGKILL)
+
+    def _reap(self, options: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, options)
+        except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): as subprocess does
+            pid, status = self.pid, 0
+        if pid == self.pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+
+
+def _passed_on() -> list[int]:
+    """The inheritable descriptors above 2, which subprocess would close in
+    the child and posix_spawn would pass on (to be closed there)."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            fds = [int(name) for name in os.listdir(folder)]
+        except (OSError, ValueError):
+            continue
+        return [fd for fd in fds if fd > 2 and _inheritable(fd)]
+    raise NotImplementedError("no list of this process's open descriptors")
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # the listing's own descriptor, closed by now
+        return False
+
+
+def _python_ignores() -> tuple[int, ...]:
+    """The signals Python ignores and subprocess sets back to their default
+    in the child (SIGPIPE, SIGXFSZ), from _signal: signal imports enum."""
+    numbers = sys.modules.get("signal") or __import__("_signal")
+    return tuple(getattr(numbers, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(numbers, name))
+
+
+class _Flag:
+    """threading.Event's set, is_set and wait, on a bare lock."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        """True once set; False after `timeout` seconds."""
+        if self._lock.acquire(timeout=timeout):
+            self._lock.release()
+        return self._set
+
+
+def _collect(proc: Process, output: _Output, watcher: Watcher) -> int:
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -100,17 +236,17 @@ def _collect(proc: subprocess.Popen[str], output: _Output, watcher: Watcher) -> 
 
 
 def _watch(
-    proc: subprocess.Popen[str],
+    proc: Process,
     output: _Output,
     timeout: float,
     stall_after: float,
     *,
     watcher: Watcher,
-    timed_out: threading.Event,
-) -> threading.Event:
+    timed_out: _Flag,
+) -> _Flag:
     """A thread that kills the installer at the timeout and reports silences;
-    returns the event that stops it."""
-    stop = threading.Event()
+    returns the flag that stops it."""
+    stop = _Flag()
     started = time.monotonic()
 
     def watch() -> None:
@@ -127,7 +263,7 @@ def _watch(
                 watcher.silent(quiet, output.last_line)
             watcher.tick(now - started, output.last_line)
 
-    threading.Thread(target=watch, name="lazy-import-hook installer watch", daemon=True).start()
+    _thread.start_new_thread(watch, ())  # dies with the process, as a daemon thread
     return stop
 
 
@@ -137,6 +273,8 @@ class Probe:
     waits for it, `kill()` gives up on it."""
 
     def __init__(self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None):
+        import subprocess  # not before an installer: a probe starts beside it, or after the import
+
         self.proc = subprocess.Popen(
             die_with_parent(list(cmd)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
@@ -146,6 +284,8 @@ class Probe:
     def result(self, timeout: float | None = 60) -> tuple[int | None, str, str]:
         """(exit code or None if it had to be stopped, stdout, stderr); None:
         wait as long as it runs."""
+        import subprocess
+
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except (subprocess.TimeoutExpired, OSError):
@@ -159,35 +299,40 @@ class Probe:
             self.proc.wait()
 
 
-def kill_group(proc: subprocess.Popen[str]) -> None:
+def kill_group(proc: Process) -> None:
     try:
         # The installer leads its own session, so its group id is its pid; a
         # pid <= 0 (a test double) must never reach killpg, which would
         # signal our own group.
         if hasattr(os, "killpg") and proc.pid > 0:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, SIGKILL)
         else:
             proc.kill()
     except (ProcessLookupError, PermissionError):
         pass
 
 
-# Run by the child once its parent-death signal is set: a parent that died
-# before that (between fork and setpriv's prctl) left it to another parent,
-# and no signal would ever come.
-_STILL_OURS = 'if [ "$PPID" != "$0" ]; then exit 1; fi; exec "$@"'
+# The shell between setpriv and the command. $0: this process's pid, once
+# the parent-death signal is set (a parent that died before, between fork and
+# setpriv's prctl, left the child to another parent, and no signal would ever
+# come), or "-"; $1: the folder to run in (posix_spawn has none), or "".
+_LAUNCH = (
+    'if [ "$0" != - ] && [ "$PPID" != "$0" ]; then exit 1; fi; '
+    'if [ -n "$1" ]; then cd "$1" || exit 1; fi; shift; exec "$@"'
+)
 
 
-def die_with_parent(cmd: list[str]) -> list[str]:
+def die_with_parent(cmd: list[str], cwd: str = "") -> list[str]:
     """On Linux, `cmd` run so that it is killed when this process dies, even by
     SIGKILL: util-linux's setpriv (2.33 or later) sets the parent-death signal,
-    then a shell checks that its parent is still this process and execs `cmd`
-    (same pid, same session). Elsewhere an orphaned installer runs until its
-    timeout."""
+    then a shell checks that its parent is still this process, changes to
+    `cwd` if given, and execs `cmd` (same pid, same session). Elsewhere an
+    orphaned installer runs until its timeout."""
     setpriv = _setpriv()
-    if not setpriv:
+    if not setpriv and not cwd:
         return cmd
-    return [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _STILL_OURS, str(os.getpid()), *cmd]
+    head = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+    return [*head, "/bin/sh", "-c", _LAUNCH, str(os.getpid()) if setpriv else "-", cwd, *cmd]
 
 
 _SETPRIV: list[str | None] = []  # found once per process

@@ -26,8 +26,8 @@ left alone, so a package in use is never rewritten for nothing.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 import time
 
 from ._files import DistFolder, dist_folders
@@ -64,7 +64,7 @@ def staging_root(target: str) -> str:
 
 def new_staging(target: str) -> str:
     # Unique without uuid (an import the wait for the installer need not pay).
-    path = os.path.join(staging_root(target), f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
+    path = os.path.join(staging_root(target), f"{os.getpid()}-{_thread.get_ident()}-{time.monotonic_ns()}")
     os.makedirs(path)
     return path
 

@@ -9,7 +9,6 @@ afterwards (the finder unhides the module and rewrites the startup cache).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ from ._watch import notice, waiting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from ._installer import Installer
     from ._pipconf import PipConfig
@@ -88,16 +87,16 @@ def install(job: Job, *, since: float = 0.0, ignore_backoff: bool = False) -> bo
     pip = _pip_config(job, installer)
     if not ignore_backoff:
         for entry in job.entries:
-            _failures.check(plan.target, entry, plan.settings.retry_after, job.command, since)
+            _failures.check(plan.target, entry, plan.settings.retry_after, lambda: job.command, since)
     if plan.settings.confirm and job.via != "prefetch" and not _confirmed(job):  # prefetch: see declined()
         raise job.error(InstallsDisabledError, f"installing {job.subject} was declined")
-    with _locked_target(job):
+    with _LockedTarget(job):
         if all(satisfied(plan.target, e) for e in job.entries):
             return False  # another process installed it while we waited
         for entry in job.entries:
             _check_conflicts(job, entry)
             if not ignore_backoff:  # a process that waited for the lock may find a fresh failure
-                _failures.check(plan.target, entry, plan.settings.retry_after, job.command, since)
+                _failures.check(plan.target, entry, plan.settings.retry_after, lambda: job.command, since)
         _run(job, installer, pip)
     return True
 
@@ -165,23 +164,40 @@ _TARGET_HINT = (
 )
 
 
-@contextlib.contextmanager
-def _locked_target(job: Job) -> Iterator[None]:
+class _LockedTarget:
     """The target locked (saying so once if another process holds it),
     stamped for this Python, cleaned of crashed installs' leftovers, and
     marked with what this process installs; a target that cannot even be
-    that (a read-only or virtual file system) is refused."""
-    target = job.plan.target
-    with contextlib.ExitStack() as stack:
+    that (a read-only or virtual file system) is refused. (A class, not
+    contextlib: that imports functools and collections before the installer
+    could start.)"""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.undo: list[Callable[[], object]] = []  # run last first, on the way out
+
+    def __enter__(self) -> None:
+        job, target = self.job, self.job.plan.target
         try:
-            stack.push(_lock.lock(target).acquire(on_wait=lambda: _say_waiting(target)))
+            held = _lock.lock(target).acquire(on_wait=lambda: _say_waiting(target))
+            self.undo.append(lambda: held.__exit__(None, None, None))
             _check_stamp(job)
             _staging.clean_leftovers(target)
-            stack.callback(_mark_installing(target, job.subject))
-        except OSError as e:
+            self.undo.append(_mark_installing(target, job.subject))
+        except BaseException as e:
+            self.__exit__()
+            if not isinstance(e, OSError):
+                raise
             message = f"cannot install {job.subject}: {target} cannot be used: {e}{_TARGET_HINT}"
             raise job.error(TargetRefusedError, message) from e
-        yield
+
+    def __exit__(self, *exc: object) -> None:
+        if self.undo:
+            undo = self.undo.pop()
+            try:
+                undo()
+            finally:
+                self.__exit__()
 
 
 def _say_waiting(target: str) -> None:

@@ -82,8 +82,10 @@ def test_before_the_installer_starts_an_install_imports_only_what_it_needs(
 ) -> None:
     """The import waits for everything imported before the installer runs:
     shutil (bz2, lzma), configparser without a pip configuration file,
-    sysconfig when uv sits beside the interpreter, and importlib.util with
-    tokenize (pip's whereabouts) come later or never."""
+    sysconfig when uv sits beside the interpreter, importlib.util with
+    tokenize (pip's whereabouts), and subprocess, threading, contextlib,
+    collections and re (about 20 ms together: posix_spawn, _thread and a
+    list do) come later or never."""
     env = installer_env(wheelhouse, tmp_path)  # PIP_CONFIG_FILE=os.devnull: no file to read
     code = hook(target, installer, {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"})
     run_python(code + "import othermod\n", env)  # a target used before: its staging folder is there
@@ -91,11 +93,12 @@ def test_before_the_installer_starts_an_install_imports_only_what_it_needs(
         "already = set(sys.modules)\n"  # an editable install's finder imports importlib.util at startup
         "before = []\n"
         "def spy(event, args):\n"
-        "    if event == 'subprocess.Popen' and not before:\n"
+        "    if event in ('subprocess.Popen', 'os.posix_spawn') and not before:\n"
         "        before.extend(sys.modules)\n"
         "sys.addaudithook(spy)\n"
         "import toymod\n"
-        "late = ('shutil', 'configparser', 'sysconfig', 'bz2', 'importlib.util', 'tokenize')\n"
+        "late = ('shutil', 'configparser', 'sysconfig', 'bz2', 'importlib.util', 'tokenize',\n"
+        "        'subprocess', 'threading', 'contextlib', 'collections', 're')\n"
         "print(json.dumps(sorted(m for m in before if m in late and m not in already)))\n"
     )
     beside = (Path(sys.executable).parent / "uv").exists()

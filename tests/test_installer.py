@@ -146,8 +146,16 @@ def test_failures_are_classified_from_the_installers_words(output: str, reason: 
         assert "toy-dist" in str(error)
 
 
-def test_a_real_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+SPAWNERS = pytest.mark.parametrize("posix_spawn", [True, False], ids=["posix_spawn", "subprocess"])
+
+
+@SPAWNERS
+def test_a_real_timeout_kills_the_whole_process_group(
+    posix_spawn: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import time
+
+    monkeypatch.setattr(_process, "POSIX_SPAWN", posix_spawn and hasattr(os, "posix_spawn"))
 
     marker = tmp_path / "grandchild-survived"
     grandchild = tmp_path / "grandchild.py"
@@ -165,6 +173,70 @@ def test_a_real_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     time.sleep(2)
     assert not marker.exists()  # the installer's own children died with it
+
+
+@SPAWNERS
+@pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "no-setpriv"])
+def test_an_installer_runs_in_its_folder_with_no_stdin_and_both_streams_captured(
+    posix_spawn: bool, setpriv: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_process, "POSIX_SPAWN", posix_spawn and hasattr(os, "posix_spawn"))
+    monkeypatch.setattr(_process, "_SETPRIV", [] if setpriv else [None])  # [] : looked for again
+    folder = tmp_path / "a folder with 'quotes' and $(echo spaces)"
+    folder.mkdir()
+    script = (
+        "import functools, os, sys\n"
+        "print = functools.partial(print, flush=True)  # stdout and stderr in the order written\n"
+        "print('cwd', os.getcwd())\n"
+        "print('stdin', repr(sys.stdin.read()))\n"
+        "print('env', os.environ.get('PROBE_VALUE'))\n"
+        "print('args', sys.argv[1:])\n"
+        "print('to stderr', file=sys.stderr)\n"
+        "print('sid', os.getsid(0) == os.getpid())\n"
+        "sys.exit(3)\n"
+    )
+    env = {**os.environ, "PROBE_VALUE": "é $HOME"}
+    cmd = [sys.executable, "-c", script, "-", "$1", "a b"]
+    code, output = _process.run(cmd, env=env, timeout=60, cwd=str(folder))
+    assert code == 3, output
+    assert output.splitlines() == [
+        f"cwd {folder}", "stdin ''", "env é $HOME", "args ['-', '$1', 'a b']", "to stderr", "sid True",
+    ]  # fmt: skip
+
+
+@SPAWNERS
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_an_installer_inherits_no_descriptor_and_no_ignored_signal(
+    posix_spawn: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As subprocess does: inheritable descriptors above 2 are closed, and
+    the signals Python ignores (SIGPIPE, SIGXFSZ) are back to their default."""
+    monkeypatch.setattr(_process, "POSIX_SPAWN", posix_spawn)
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)  # as a descriptor handed down to the application
+    try:
+        shell = "grep SigIgn /proc/$$/status; ls /proc/$$/fd"
+        code, output = _process.run(["/bin/sh", "-c", shell], env=os.environ, timeout=60, cwd=str(tmp_path))
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    lines = output.splitlines()
+    ignored = int(lines[0].split()[1], 16)  # bit n-1: signal n (glibc's own 32 and 33 may be set)
+    assert code == 0 and not ignored & (1 << 12 | 1 << 24), output  # SIGPIPE, SIGXFSZ
+    assert str(write_end) not in lines[1:] and "1" in lines[1:], output
+
+
+def test_an_installer_posix_spawn_cannot_start_runs_through_subprocess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_session(*args: object, **kwargs: object) -> int:
+        raise NotImplementedError("setsid")  # as os.posix_spawn says where it lacks POSIX_SPAWN_SETSID
+
+    monkeypatch.setattr(_process, "POSIX_SPAWN", True)
+    monkeypatch.setattr(os, "posix_spawn", no_session, raising=False)
+    cmd = [sys.executable, "-c", "print('ran')"]
+    code, output = _process.run(cmd, env=os.environ, timeout=60, cwd=str(tmp_path))
+    assert (code, output) == (0, "ran")
 
 
 @pytest.mark.parametrize(
