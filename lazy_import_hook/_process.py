@@ -2,10 +2,11 @@
 timeout that kills its whole process group, death with the application
 (Linux), and someone watching so that no wait is ever silent.
 
-The installer is started with `os.posix_spawn` and watched from a `_thread`:
-`subprocess` and `threading`, with what they import, take about 20 ms, and
-the first install of a process would pay them before its installer starts.
-Where posix_spawn cannot start a session, `subprocess` does it."""
+On Linux the installer is started with `os.posix_spawn` and watched from a
+`_thread`: `subprocess` and `threading`, with what they import, take about
+20 ms, and the first install of a process would pay them before its
+installer starts. Elsewhere, or where posix_spawn cannot start a session,
+`subprocess` does it."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ if TYPE_CHECKING:
 
 TAIL_LINES = 25
 SIGKILL = 9  # fixed by POSIX (`kill -9`); the signal module would import enum
-# pytest-subprocess's fake installers replace subprocess.Popen: the test
-# suite turns this off in its own process.
-POSIX_SPAWN = hasattr(os, "posix_spawn")
+# Linux only: /proc lists the descriptors to close in the child (elsewhere
+# that list can be short, or go stale and fail the spawn). pytest-subprocess's
+# fake installers replace subprocess.Popen: the test suite turns this off in
+# its own process.
+POSIX_SPAWN = sys.platform.startswith("linux") and hasattr(os, "posix_spawn")
 
 
 class Watcher:
@@ -96,14 +99,17 @@ def run(
     `x-1.0-py3-none-any.whl` names a file there."""
     watcher = watcher or Watcher()
     proc = start(list(cmd), env, cwd)
-    output = _Output()
-    timed_out = _Flag()
-    watching = _watch(proc, output, timeout, stall_after, watcher=watcher, timed_out=timed_out)
+    output, timed_out, stop = _Output(), _Flag(), _Flag()
     try:
+        _watch(proc, output, timeout, stall_after, watcher=watcher, timed_out=timed_out, stop=stop)
         watcher.started(proc.pid)
         code = _collect(proc, output, watcher)
+    except BaseException:  # Ctrl-C, a watcher's error: never leave the installer behind
+        kill_group(proc)
+        proc.wait()
+        raise
     finally:
-        watching.set()
+        stop.set()
         watcher.finished()
     return (None if timed_out.is_set() else code), "\n".join(output.tail)
 
@@ -130,14 +136,14 @@ class SpawnedProcess:
     die_with_parent() puts before the command changes to it."""
 
     def __init__(self, cmd: list[str], env: Mapping[str, str], cwd: str | None) -> None:
-        argv = die_with_parent(cmd, cwd=cwd or "")
-        closed = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _passed_on()]
+        argv = die_with_parent(cmd, cwd=os.path.abspath(cwd) if cwd else "")  # absolute: no CDPATH
         read_end, write_end = os.pipe()  # both close on exec; the child gets dup2 copies
         try:
             self.pid = os.posix_spawn(
                 argv[0], argv, dict(env), setsid=True, setsigdef=_python_ignores(), file_actions=[
-                    *closed, (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, write_end, 1), (os.POSIX_SPAWN_DUP2, write_end, 2),
+                    *_close_the_rest(),
                 ],
             )  # fmt: skip
         except BaseException:
@@ -173,16 +179,18 @@ class SpawnedProcess:
             self.returncode = os.waitstatus_to_exitcode(status)
 
 
-def _passed_on() -> list[int]:
-    """The inheritable descriptors above 2, which subprocess would close in
-    the child and posix_spawn would pass on (to be closed there)."""
-    for folder in ("/proc/self/fd", "/dev/fd"):
-        try:
-            fds = [int(name) for name in os.listdir(folder)]
-        except (OSError, ValueError):
-            continue
-        return [fd for fd in fds if fd > 2 and _inheritable(fd)]
-    raise NotImplementedError("no list of this process's open descriptors")
+def _close_the_rest() -> list[tuple[int, ...]]:
+    """File actions that close every descriptor above 2 in the child, as
+    subprocess does: closefrom(3) where Python and the C library have it,
+    else each inheritable one /proc lists now."""
+    closefrom = getattr(os, "POSIX_SPAWN_CLOSEFROM", None)
+    if closefrom is not None:
+        return [(closefrom, 3)]
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except (OSError, ValueError) as e:
+        raise NotImplementedError("no list of this process's open descriptors") from e
+    return [(os.POSIX_SPAWN_CLOSE, fd) for fd in fds if fd > 2 and _inheritable(fd)]
 
 
 def _inheritable(fd: int) -> bool:
@@ -200,7 +208,8 @@ def _python_ignores() -> tuple[int, ...]:
 
 
 class _Flag:
-    """threading.Event's set, is_set and wait, on a bare lock."""
+    """threading.Event's set, is_set and wait, on a bare lock. One thread
+    sets it (two at once could release the lock twice)."""
 
     def __init__(self) -> None:
         self._set = False
@@ -223,16 +232,11 @@ class _Flag:
 
 
 def _collect(proc: Process, output: _Output, watcher: Watcher) -> int:
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.add(line.rstrip("\n"))
-            watcher.output(line)
-        return proc.wait()
-    except BaseException:  # Ctrl-C, a watcher's error: never leave the installer behind
-        kill_group(proc)
-        proc.wait()
-        raise
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        output.add(line.rstrip("\n"))
+        watcher.output(line)
+    return proc.wait()
 
 
 def _watch(
@@ -243,10 +247,10 @@ def _watch(
     *,
     watcher: Watcher,
     timed_out: _Flag,
-) -> _Flag:
-    """A thread that kills the installer at the timeout and reports silences;
-    returns the flag that stops it."""
-    stop = _Flag()
+    stop: _Flag,
+) -> None:
+    """A thread that kills the installer at the timeout and reports silences
+    until `stop` is set."""
     started = time.monotonic()
 
     def watch() -> None:
@@ -264,7 +268,6 @@ def _watch(
             watcher.tick(now - started, output.last_line)
 
     _thread.start_new_thread(watch, ())  # dies with the process, as a daemon thread
-    return stop
 
 
 class Probe:
@@ -312,13 +315,14 @@ def kill_group(proc: Process) -> None:
         pass
 
 
-# The shell between setpriv and the command. $0: this process's pid, once
-# the parent-death signal is set (a parent that died before, between fork and
-# setpriv's prctl, left the child to another parent, and no signal would ever
-# come), or "-"; $1: the folder to run in (posix_spawn has none), or "".
+# The shell between setpriv and the command (its $0 names it in messages).
+# $1: this process's pid, once the parent-death signal is set (a parent that
+# died before, between fork and setpriv's prctl, left the child to another
+# parent, and no signal would ever come), or "-"; $2: the folder to run in
+# (posix_spawn has none), or "".
 _LAUNCH = (
-    'if [ "$0" != - ] && [ "$PPID" != "$0" ]; then exit 1; fi; '
-    'if [ -n "$1" ]; then cd "$1" || exit 1; fi; shift; exec "$@"'
+    'if [ "$1" != - ] && [ "$PPID" != "$1" ]; then exit 1; fi; '
+    'if [ -n "$2" ]; then cd "$2" || exit 1; fi; shift 2; exec "$@"'
 )
 
 
@@ -332,7 +336,8 @@ def die_with_parent(cmd: list[str], cwd: str = "") -> list[str]:
     if not setpriv and not cwd:
         return cmd
     head = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
-    return [*head, "/bin/sh", "-c", _LAUNCH, str(os.getpid()) if setpriv else "-", cwd, *cmd]
+    pid = str(os.getpid()) if setpriv else "-"
+    return [*head, "/bin/sh", "-c", _LAUNCH, "lazy-import-hook", pid, cwd, *cmd]
 
 
 _SETPRIV: list[str | None] = []  # found once per process

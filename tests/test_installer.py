@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,16 +147,30 @@ def test_failures_are_classified_from_the_installers_words(output: str, reason: 
         assert "toy-dist" in str(error)
 
 
-SPAWNERS = pytest.mark.parametrize("posix_spawn", [True, False], ids=["posix_spawn", "subprocess"])
+@pytest.fixture(params=["posix_spawn", "subprocess"])
+def spawner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The test once with each way of starting an installer, and a check
+    that it was that way (a silent fallback would pass them all)."""
+    fast = request.param == "posix_spawn"
+    if fast and not (sys.platform.startswith("linux") and hasattr(os, "posix_spawn")):
+        pytest.skip("the installer starts with posix_spawn on Linux only")
+    spawned: list[str] = []
+    real = getattr(os, "posix_spawn", None)
+
+    def spy(path: str, *args: Any, **kwargs: Any) -> int:
+        spawned.append(path)
+        assert real is not None
+        pid: int = real(path, *args, **kwargs)
+        return pid
+
+    monkeypatch.setattr(os, "posix_spawn", spy, raising=False)
+    monkeypatch.setattr(_process, "POSIX_SPAWN", fast)
+    yield request.param
+    assert bool(spawned) == fast, spawned
 
 
-@SPAWNERS
-def test_a_real_timeout_kills_the_whole_process_group(
-    posix_spawn: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_real_timeout_kills_the_whole_process_group(spawner: str, tmp_path: Path) -> None:
     import time
-
-    monkeypatch.setattr(_process, "POSIX_SPAWN", posix_spawn and hasattr(os, "posix_spawn"))
 
     marker = tmp_path / "grandchild-survived"
     grandchild = tmp_path / "grandchild.py"
@@ -175,12 +190,10 @@ def test_a_real_timeout_kills_the_whole_process_group(
     assert not marker.exists()  # the installer's own children died with it
 
 
-@SPAWNERS
 @pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "no-setpriv"])
 def test_an_installer_runs_in_its_folder_with_no_stdin_and_both_streams_captured(
-    posix_spawn: bool, setpriv: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spawner: str, setpriv: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_process, "POSIX_SPAWN", posix_spawn and hasattr(os, "posix_spawn"))
     monkeypatch.setattr(_process, "_SETPRIV", [] if setpriv else [None])  # [] : looked for again
     folder = tmp_path / "a folder with 'quotes' and $(echo spaces)"
     folder.mkdir()
@@ -204,14 +217,10 @@ def test_an_installer_runs_in_its_folder_with_no_stdin_and_both_streams_captured
     ]  # fmt: skip
 
 
-@SPAWNERS
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_an_installer_inherits_no_descriptor_and_no_ignored_signal(
-    posix_spawn: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_installer_inherits_no_descriptor_and_no_ignored_signal(spawner: str, tmp_path: Path) -> None:
     """As subprocess does: inheritable descriptors above 2 are closed, and
     the signals Python ignores (SIGPIPE, SIGXFSZ) are back to their default."""
-    monkeypatch.setattr(_process, "POSIX_SPAWN", posix_spawn)
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, True)  # as a descriptor handed down to the application
     try:
@@ -224,6 +233,24 @@ def test_an_installer_inherits_no_descriptor_and_no_ignored_signal(
     ignored = int(lines[0].split()[1], 16)  # bit n-1: signal n (glibc's own 32 and 33 may be set)
     assert code == 0 and not ignored & (1 << 12 | 1 << 24), output  # SIGPIPE, SIGXFSZ
     assert str(write_end) not in lines[1:] and "1" in lines[1:], output
+
+
+def test_an_installer_whose_watcher_fails_as_it_starts_is_killed_and_reaped(
+    spawner: str, tmp_path: Path
+) -> None:
+    class Interrupted(_process.Watcher):
+        pid = 0
+
+        def started(self, pid: int) -> None:
+            self.pid = pid
+            raise KeyboardInterrupt  # a Ctrl-C while the probes start
+
+    watcher = Interrupted()
+    cmd = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(KeyboardInterrupt):
+        _process.run(cmd, env=os.environ, timeout=120, cwd=str(tmp_path), watcher=watcher)
+    with pytest.raises(ChildProcessError):  # reaped: neither running nor a zombie
+        os.waitpid(watcher.pid, os.WNOHANG)
 
 
 def test_an_installer_posix_spawn_cannot_start_runs_through_subprocess(
