@@ -40,6 +40,7 @@ SIGKILL = 9  # fixed by POSIX (`kill -9`); the signal module would import enum
 # fake installers replace subprocess.Popen: the test suite turns this off in
 # its own process.
 POSIX_SPAWN = sys.platform.startswith("linux") and hasattr(os, "posix_spawn")
+SHELL = "/bin/sh"  # between setpriv and the installer; it also changes folder for posix_spawn
 
 
 class Watcher:
@@ -136,6 +137,8 @@ class SpawnedProcess:
     die_with_parent() puts before the command changes to it."""
 
     def __init__(self, cmd: list[str], env: Mapping[str, str], cwd: str | None) -> None:
+        if cwd and not os.access(SHELL, os.X_OK):  # an image without a shell (distroless)
+            raise NotImplementedError(f"no {SHELL} to change to the installer's folder")
         argv = die_with_parent(cmd, cwd=os.path.abspath(cwd) if cwd else "")  # absolute: no CDPATH
         read_end, write_end = os.pipe()  # both close on exec; the child gets dup2 copies
         try:
@@ -203,7 +206,7 @@ def _inheritable(fd: int) -> bool:
 def _python_ignores() -> tuple[int, ...]:
     """The signals Python ignores and subprocess sets back to their default
     in the child (SIGPIPE, SIGXFSZ), from _signal: signal imports enum."""
-    numbers = sys.modules.get("signal") or __import__("_signal")
+    numbers = __import__("_signal")  # built in: nothing on sys.path can stand in for it
     return tuple(getattr(numbers, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(numbers, name))
 
 
@@ -337,7 +340,7 @@ def die_with_parent(cmd: list[str], cwd: str = "") -> list[str]:
         return cmd
     head = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
     pid = str(os.getpid()) if setpriv else "-"
-    return [*head, "/bin/sh", "-c", _LAUNCH, "lazy-import-hook", pid, cwd, *cmd]
+    return [*head, SHELL, "-c", _LAUNCH, "lazy-import-hook", pid, cwd, *cmd]
 
 
 _SETPRIV: list[str | None] = []  # found once per process
@@ -353,5 +356,5 @@ def _setpriv() -> str | None:
                 supported = b"pdeathsig" in f.read()  # its option table: no process to ask
         except OSError:
             supported = False
-        _SETPRIV.append(found if supported and os.access("/bin/sh", os.X_OK) else None)
+        _SETPRIV.append(found if supported and os.access(SHELL, os.X_OK) else None)
     return _SETPRIV[0]

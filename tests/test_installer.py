@@ -253,6 +253,18 @@ def test_an_installer_whose_watcher_fails_as_it_starts_is_killed_and_reaped(
         os.waitpid(watcher.pid, os.WNOHANG)
 
 
+def test_without_a_shell_to_change_folder_the_installer_runs_through_subprocess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned: list[object] = []
+    monkeypatch.setattr(_process, "POSIX_SPAWN", True)
+    monkeypatch.setattr(_process, "SHELL", str(tmp_path / "no-shell-here"))  # a distroless image
+    monkeypatch.setattr(os, "posix_spawn", lambda *args, **kwargs: spawned.append(args), raising=False)
+    cmd = [sys.executable, "-c", "import os; print(os.getcwd())"]
+    code, output = _process.run(cmd, env=os.environ, timeout=60, cwd=str(tmp_path))
+    assert (code, output, spawned) == (0, str(tmp_path), [])
+
+
 def test_an_installer_posix_spawn_cannot_start_runs_through_subprocess(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
