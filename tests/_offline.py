@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def installer_env(wheelhouse: Path | str, tmp: Path, *, offline: bool = True, **extra: str) -> dict[str, str]:
-    """`offline`: uv may not reach any network (it reads no PIP_NO_INDEX and
-    has no variable for --no-index); pass False for a find-links URL on loopback."""
+    """`offline`: uv may not reach any network (`uv pip install` reads no
+    PIP_NO_INDEX and ignores UV_NO_INDEX, which only the hook turns into
+    --no-index); pass False for a find-links URL on loopback."""
     env = {
         k: v
         for k, v in os.environ.items()

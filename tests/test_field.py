@@ -102,6 +102,27 @@ def test_an_index_configured_only_in_pip_conf_reaches_both_installers(
     assert index == f"no index ({conf} [global]), find-links {wheelhouse} ({conf} [install])"
 
 
+@pytest.mark.parametrize(("value", "installs"), [("1", False), ("true", False), ("0", True)])
+def test_uvs_no_index_variable_holds_although_uv_pip_install_ignores_it(
+    value: str, installs: bool, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """`uv pip install` reads UV_FIND_LINKS but not UV_NO_INDEX (it has no
+    variable for --no-index), so an image that sets both, as many do, would
+    still reach the index. The pin is only on the served index here."""
+    empty = tmp_path / "empty-wheelhouse"
+    empty.mkdir()
+    with serve_index(wheelhouse) as url:
+        env = {**pip_only_env(empty, tmp_path), "UV_DEFAULT_INDEX": url, "UV_NO_INDEX": value}
+        code = hook(target, "uv", {"othermod": "other-dist==1.0"}) + report("othermod")
+        status = json.loads(run_python(code, env).stdout)[0]
+    assert status == ("ok" if installs else "installer-failed")
+    line = audit_lines(target)[-1]
+    sealed = "" if installs else f", UV_NO_INDEX={value}"
+    assert line["index"] == f"UV_DEFAULT_INDEX={url}{sealed} (uv's own settings)"
+    dropped = line.get("not_passed_on", [])
+    assert isinstance(dropped, list) and "UV_NO_INDEX" not in dropped
+
+
 def test_status_shows_the_effective_index_and_where_it_came_from(wheelhouse: Path, tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.lazy-import-hook]\ntarget = "t"\ninstaller = "uv"\n'
