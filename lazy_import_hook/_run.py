@@ -14,7 +14,7 @@ from ._watch import InstallWatcher, notice
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import NoReturn
 
     from ._installer import Installer, Launch
@@ -137,7 +137,8 @@ def _execute(
     )
     try:
         code, output = run_process(
-            installer.command(request, launch), env=launch.env, timeout=settings.timeout,
+            installer.command(request, launch), env=_private_temp(launch.env, request.target),
+            timeout=settings.timeout,
             cwd=_staging.staging_root(job.plan.target), stall_after=settings.stall_after, watcher=watcher,
         )  # fmt: skip
     except OSError as e:
@@ -150,6 +151,20 @@ def _execute(
     if len(probes) > 1:
         outcome.provenance = lambda: _attributed(probes[1], pip)
     return outcome
+
+
+def _private_temp(env: Mapping[str, str], staging: str) -> dict[str, str]:
+    """The installer's temporary files beside its staging folder: a killed
+    installer's (pip leaves its pip-* folders behind) go with the next
+    install's clean-up instead of staying in /tmp for good; and, on the
+    target's filesystem, pip moves what it installed by renaming, not copying."""
+    folder = _temp_folder(staging)
+    os.mkdir(folder, 0o700)
+    return {**env, "TMPDIR": folder, "TEMP": folder, "TMP": folder}
+
+
+def _temp_folder(staging: str) -> str:
+    return f"{staging}.tmp"
 
 
 VERSIONS = "installer-versions"  # in the target's meta folder: size, mtime, ctime, version, path
@@ -270,6 +285,7 @@ def cleanup(staging: str, request: InstallRequest) -> None:
     import shutil
 
     shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(_temp_folder(staging), ignore_errors=True)
     for path in (request.constraints, request.requirements_file, request.report, f"{staging}.in"):
         if path:
             try:

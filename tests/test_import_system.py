@@ -15,7 +15,7 @@ import sys
 import time
 import types
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _fakes import PIP, installs, write_dist
@@ -26,6 +26,9 @@ from test_real_installers import INSTALLERS, hook
 import lazy_import_hook
 from conftest import Runner
 from lazy_import_hook import LazyInstallError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 TOY = {"toymod/__init__.py": "VERSION = '1.0'\n"}
 posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
@@ -271,21 +274,59 @@ def test_the_installer_dies_with_a_killed_application(
     with serve_find_links(wheelhouse, delay_seconds=60, delay_for=["other_dist"]) as url:
         env = installer_env(wheelhouse, tmp_path, offline=False, PIP_FIND_LINKS=url, UV_FIND_LINKS=url)
         code = hook(target, installer, {"othermod": "other-dist==1.0"}) + "import othermod\n"
-        app = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
         # The staging folder exists just before the installer starts.
-        while not (_started(target) and (processes := _children(app.pid))):
-            assert time.monotonic() < deadline and app.poll() is None, "no installer process found"
-            time.sleep(0.05)
-        os.kill(app.pid, signal.SIGKILL)
-        app.wait(10)
-        deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        survivors = [pid for pid in processes if _alive(pid)]
-        for pid in survivors:
-            os.kill(pid, signal.SIGKILL)
+        survivors = _kill_mid_install(code, env, lambda: _started(target))
     assert not survivors, "the installer outlived the application"
+
+
+def _kill_mid_install(code: str, env: dict[str, str], ready: Callable[[], bool]) -> list[int]:
+    """Run the application until it has installer processes and `ready()`,
+    SIGKILL it, and give them 10 s to end; those left are killed and returned."""
+    app = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (ready() and (processes := _children(app.pid))):
+        assert time.monotonic() < deadline and app.poll() is None, "no installer at work found"
+        time.sleep(0.05)
+    os.kill(app.pid, signal.SIGKILL)
+    app.wait(10)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = [pid for pid in processes if _alive(pid)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    return survivors
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_killed_installers_temporary_files_stay_in_the_target_and_go_with_the_next_install(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path
+) -> None:
+    """pip killed mid-install leaves its pip-* folders in the temporary
+    folder for good: /tmp fills up with each timeout. They go next to the
+    staging folder instead, which the next install clears."""
+    app_tmp = tmp_path / "app-tmp"
+    app_tmp.mkdir()
+    staging = target / ".lazy-import-hook" / "staging"
+    code = hook(target, installer, {"othermod": "other-dist==1.0"}) + "import othermod\n"
+    with serve_find_links(wheelhouse, delay_seconds=60, delay_for=["other_dist"]) as url:
+        env = installer_env(wheelhouse, tmp_path, offline=False, PIP_FIND_LINKS=url, UV_FIND_LINKS=url)
+        env["TMPDIR"] = str(app_tmp)
+        _kill_mid_install(code, env, lambda: _busy_temp(staging, installer))
+    assert list(app_tmp.iterdir()) == []
+    again = {**installer_env(wheelhouse, tmp_path), "TMPDIR": str(app_tmp)}
+    argv = [sys.executable, "-c", code]
+    done = subprocess.run(argv, env=again, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert not staging.exists() or list(staging.iterdir()) == []
+    assert list(app_tmp.iterdir()) == []
+
+
+def _busy_temp(staging: Path, installer: str) -> bool:
+    """The installer's temporary folder exists; pip's holds its pip-* folders."""
+    folders = [p for p in staging.glob("*.tmp") if p.is_dir()] if staging.is_dir() else []
+    return bool(folders) and (installer != "pip" or any(folders[0].iterdir()))
 
 
 ORPHAN = """
