@@ -23,18 +23,18 @@ if TYPE_CHECKING:
     from ._pipconf import PipConfig
 
 # uv's own index settings: any one of them means the operator configured uv,
-# and pip's index settings are not translated. `uv pip install` itself
-# ignores UV_NO_INDEX (it has no variable for --no-index); images set it
-# beside UV_FIND_LINKS believing it seals the index, so it becomes the option.
-INDEX_VARIABLES = (
-    "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX",
-)  # fmt: skip
-_FALSE = frozenset(("", "0", "false", "no", "off", "n", "f"))  # anything else seals: the safe reading
+# and pip's index settings are not translated.
+INDEX_VARIABLES = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
+# A restriction on either's sources, not a source: `uv pip install` ignores it
+# (it has no variable for --no-index), yet images set it believing it seals
+# the index, so it becomes the option. Any value but these seals: the safe reading.
+NO_INDEX = "UV_NO_INDEX"
+_FALSE = frozenset(("", "0", "false", "no", "off"))
 KEPT = frozenset((
-    *INDEX_VARIABLES, "UV_INDEX_STRATEGY", "UV_KEYRING_PROVIDER", "UV_INSECURE_HOST", "UV_NATIVE_TLS",
-    "UV_SYSTEM_CERTS", "UV_CREDENTIALS_DIR", "UV_NO_HF_TOKEN", "UV_S3_ENDPOINT_URL", "UV_GCS_ENDPOINT_URL",
-    "UV_AZURE_ENDPOINT_URL", "UV_HTTP_TIMEOUT", "UV_HTTP_CONNECT_TIMEOUT", "UV_REQUEST_TIMEOUT",
-    "UV_HTTP_RETRIES", "UV_OFFLINE", "UV_CACHE_DIR", "UV_NO_CACHE", "UV_LOCK_TIMEOUT",
+    *INDEX_VARIABLES, NO_INDEX, "UV_INDEX_STRATEGY", "UV_KEYRING_PROVIDER", "UV_INSECURE_HOST",
+    "UV_NATIVE_TLS", "UV_SYSTEM_CERTS", "UV_CREDENTIALS_DIR", "UV_NO_HF_TOKEN", "UV_S3_ENDPOINT_URL",
+    "UV_GCS_ENDPOINT_URL", "UV_AZURE_ENDPOINT_URL", "UV_HTTP_TIMEOUT", "UV_HTTP_CONNECT_TIMEOUT",
+    "UV_REQUEST_TIMEOUT", "UV_HTTP_RETRIES", "UV_OFFLINE", "UV_CACHE_DIR", "UV_NO_CACHE", "UV_LOCK_TIMEOUT",
     "UV_COMPILE_BYTECODE_TIMEOUT", "UV_NO_WRAP", "UV_LOG_CONTEXT", "UV_STACK_SIZE", "UV_GITHUB_TOKEN",
     "UV_BUILD_CONSTRAINT", "UV_REQUIRE_BUILD_HASHES", "UV_NO_CONFIG", "UV_NO_SYSTEM_CONFIG",
 ))  # fmt: skip
@@ -114,8 +114,10 @@ class Uv(Installer):
         dropped += sorted(k for k in result if k.startswith("UV_") and not _kept(k))
         result = {k: v for k, v in result.items() if not k.startswith("UV_") or _kept(k)}
         if pip.sealed:  # the wheelhouse alone: uv's own index settings too are set aside
-            dropped += [k for k in INDEX_VARIABLES if result.pop(k, None) is not None]
-        options = _own_options(result) if _own_index(result) else _index_options(pip, result)
+            dropped += [k for k in (*INDEX_VARIABLES, NO_INDEX) if result.pop(k, None) is not None]
+        options = [] if _own_index(result) else _index_options(pip, result)
+        if _seals(result) and "--no-index" not in options:
+            options.insert(0, "--no-index")
         _translate_trust(pip, result)
         options += [f"--constraint={path}" for path in [*pip.items("constraint"), *forwarded]]
         dropped += [f"{key} ({value.source})" for key, value in sorted(pip.others.items())]
@@ -123,8 +125,11 @@ class Uv(Installer):
 
     def index(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> str:
         env = os.environ if env is None else env
-        own = [f"{k}={env[k]}" for k in INDEX_VARIABLES if _given(env, k) and not pip.sealed]
-        return f"{', '.join(own)} (uv's own settings)" if own else pip.describe()
+        own = [f"{k}={env[k]}" for k in INDEX_VARIABLES if env.get(k) and not pip.sealed]
+        where = f"{', '.join(own)} (uv's own settings)" if own else pip.describe()
+        said = not own and pip.flag("no-index")  # pip's no-index, translated, is in `where`
+        sealed = _seals(env) and not pip.sealed and not said
+        return f"{where}; uv: no index, find-links only ({NO_INDEX}={env[NO_INDEX]})" if sealed else where
 
     def manual_base(self, target: str) -> list[str]:
         return ["uv", "pip", "install", "--python", sys.executable, "--target", target]
@@ -170,18 +175,12 @@ def _kept(name: str) -> bool:
     return name in KEPT or name.startswith(_KEPT_PREFIXES)
 
 
-def _given(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "")
-    return value.strip().lower() not in _FALSE if name == "UV_NO_INDEX" else bool(value)
-
-
 def _own_index(env: Mapping[str, str]) -> bool:
-    return any(_given(env, k) for k in INDEX_VARIABLES)
+    return any(env.get(k) for k in INDEX_VARIABLES)
 
 
-def _own_options(env: dict[str, str]) -> list[str]:
-    """uv's own settings stay variables, but for the one it ignores."""
-    return ["--no-index"] if _given(env, "UV_NO_INDEX") else []
+def _seals(env: Mapping[str, str]) -> bool:
+    return env.get(NO_INDEX, "").strip().lower() not in _FALSE
 
 
 def _index_options(pip: PipConfig, env: dict[str, str]) -> list[str]:

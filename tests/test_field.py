@@ -102,7 +102,7 @@ def test_an_index_configured_only_in_pip_conf_reaches_both_installers(
     assert index == f"no index ({conf} [global]), find-links {wheelhouse} ({conf} [install])"
 
 
-@pytest.mark.parametrize(("value", "installs"), [("1", False), ("true", False), ("0", True)])
+@pytest.mark.parametrize(("value", "installs"), [("1", False), ("TRUE", False), ("0", True)])
 def test_uvs_no_index_variable_holds_although_uv_pip_install_ignores_it(
     value: str, installs: bool, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:
@@ -111,16 +111,38 @@ def test_uvs_no_index_variable_holds_although_uv_pip_install_ignores_it(
     still reach the index. The pin is only on the served index here."""
     empty = tmp_path / "empty-wheelhouse"
     empty.mkdir()
-    with serve_index(wheelhouse) as url:
-        env = {**pip_only_env(empty, tmp_path), "UV_DEFAULT_INDEX": url, "UV_NO_INDEX": value}
+    asked: list[str] = []
+    with serve_index(wheelhouse, request_log=asked) as url:
+        own = {"UV_DEFAULT_INDEX": url, "UV_FIND_LINKS": str(empty), "UV_NO_INDEX": value}
+        env = {**pip_only_env(empty, tmp_path), **own}
         code = hook(target, "uv", {"othermod": "other-dist==1.0"}) + report("othermod")
         status = json.loads(run_python(code, env).stdout)[0]
     assert status == ("ok" if installs else "installer-failed")
+    assert bool(asked) == installs
     line = audit_lines(target)[-1]
-    sealed = "" if installs else f", UV_NO_INDEX={value}"
-    assert line["index"] == f"UV_DEFAULT_INDEX={url}{sealed} (uv's own settings)"
+    sealed = "" if installs else f"; uv: no index, find-links only (UV_NO_INDEX={value})"
+    assert line["index"] == f"UV_DEFAULT_INDEX={url}, UV_FIND_LINKS={empty} (uv's own settings){sealed}"
     dropped = line.get("not_passed_on", [])
     assert isinstance(dropped, list) and "UV_NO_INDEX" not in dropped
+
+
+def test_uvs_no_index_variable_beside_pips_settings_keeps_pips_find_links(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """UV_NO_INDEX restricts the sources, it names none: pip's find-links
+    still reach uv, pip's index (which has the pin too) is never asked."""
+    asked: list[str] = []
+    with serve_index(wheelhouse, request_log=asked) as url:
+        env = {**pip_only_env(wheelhouse, tmp_path, PIP_INDEX_URL=url), "UV_NO_INDEX": "1"}
+        del env["PIP_NO_INDEX"]
+        code = hook(target, "uv", {"othermod": "other-dist==1.0"}) + report("othermod")
+        ok, where = json.loads(run_python(code, env).stdout)
+    assert ok == "ok" and Path(where).is_relative_to(target)
+    assert asked == []
+    assert audit_lines(target)[-1]["index"] == (
+        f"{url} (PIP_INDEX_URL), find-links {wheelhouse} (PIP_FIND_LINKS); "
+        "uv: no index, find-links only (UV_NO_INDEX=1)"
+    )
 
 
 def test_status_shows_the_effective_index_and_where_it_came_from(wheelhouse: Path, tmp_path: Path) -> None:
