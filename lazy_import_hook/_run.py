@@ -137,7 +137,7 @@ def _execute(
     )
     try:
         code, output = run_process(
-            installer.command(request, launch), env=_private_temp(launch.env, request.target),
+            installer.command(request, launch), env=_private_temp(launch.env, request),
             timeout=settings.timeout,
             cwd=_staging.staging_root(job.plan.target), stall_after=settings.stall_after, watcher=watcher,
         )  # fmt: skip
@@ -153,12 +153,16 @@ def _execute(
     return outcome
 
 
-def _private_temp(env: Mapping[str, str], staging: str) -> dict[str, str]:
+def _private_temp(env: Mapping[str, str], request: InstallRequest) -> Mapping[str, str]:
     """The installer's temporary files beside its staging folder: a killed
     installer's (pip leaves its pip-* folders behind) go with the next
     install's clean-up instead of staying in /tmp for good; and, on the
-    target's filesystem, pip moves what it installed by renaming, not copying."""
-    folder = _temp_folder(staging)
+    target's filesystem, pip moves what it installed by renaming, not copying.
+    Not for a build from source: build tools make Unix sockets there, and a
+    socket's path (107 bytes) has no room for one that deep."""
+    if not request.only_binary:
+        return env
+    folder = _temp_folder(request.target)
     os.mkdir(folder, 0o700)
     return {**env, "TMPDIR": folder, "TEMP": folder, "TMP": folder}
 

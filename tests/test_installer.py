@@ -86,6 +86,32 @@ def test_the_real_run_uses_the_pip_command_with_constraints(fp: Any, target: Pat
     assert args.index("--constraint") < args.index("--")
 
 
+@pytest.mark.parametrize("allow_sdist", [False, True])
+def test_a_wheels_only_install_keeps_its_temporary_files_beside_its_staging_folder(
+    fp: Any, target: Path, allow_sdist: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build from source keeps the application's: its tools make Unix
+    sockets there, with no room for a path that deep."""
+    monkeypatch.setenv("TMPDIR", "/app/tmp")
+    seen: list[tuple[str, bool]] = []
+
+    def record(process: Any) -> None:
+        folder = process.kwargs["env"]["TMPDIR"]
+        seen.append((folder, os.path.isdir(folder) and os.stat(folder).st_mode & 0o777 == 0o700))
+
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY, also=[record]))
+    entry = {"requirement": "toy-dist==1.0", "allow-sdist": allow_sdist}
+    lazy_import_hook.install({"toymod": entry}, target=target, installer="pip")
+    import toymod  # noqa: F401
+
+    ((folder, private),) = seen
+    if allow_sdist:
+        assert folder == "/app/tmp"
+    else:
+        assert Path(folder).parent == target / ".lazy-import-hook" / "staging" and private
+        assert not os.path.exists(folder)  # gone with the install
+
+
 def test_core_constraints_pin_what_the_environment_has() -> None:
     import packaging
 
