@@ -83,7 +83,7 @@ def real_packages(bench: Bench) -> None:
                 figures = [_cell(bench, kind, name, state, dont_write, rounds) for name in PACKAGES]
                 limit = LIMITS[(kind, state)]
                 worst = max(figures)
-                shown = (f"+{worst:.1f} ms" if kind == "uv" else f"x{worst:.3f}") + " (worst)"
+                shown = (f"{worst:+.1f} ms" if kind == "uv" else f"x{worst:.3f}") + " (worst)"
                 label = f"6 first import, {kind}, {state} target{', no .pyc writes' if dont_write else ''}"
                 rule = f"<= {limit:g} ms" if kind == "uv" else f"<= x{limit:g}"
                 bench.rows.append(Row(label, "by hand", "hook", shown, rule, worst <= limit))
