@@ -9,14 +9,14 @@ See README.md for configuration, errors and the security model.
 
 from __future__ import annotations
 
-from ._errors import ConfigError, LazyInstallError
 from ._hook import child_env, install, uninstall, verify
-from ._version import VERSION as __version__
+from ._plan import VERSION as __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from distributed import WorkerPlugin
 
+    from ._errors import ConfigError, LazyInstallError
     from ._optional import optional
     from ._prefetch import prefetch
     from ._verify import Verification
@@ -27,8 +27,12 @@ __all__ = [
 ]  # fmt: skip
 
 # Imported when first asked for: the warm start loads none of these modules,
-# nor what they need (`typing`, `concurrent.futures`, `threading`).
-_DEFERRED = {"Verification": "_verify", "optional": "_optional", "prefetch": "_prefetch"}
+# nor what they need (`typing`, `concurrent.futures`, `threading`). Even the
+# exceptions wait: a start that raises nothing skips their eleven classes.
+_DEFERRED = {
+    "ConfigError": "_errors", "LazyInstallError": "_errors",
+    "Verification": "_verify", "optional": "_optional", "prefetch": "_prefetch",
+}  # fmt: skip
 
 
 def __getattr__(name: str) -> object:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ._errors import ConfigError, warn
 from ._plan import Plan, environment_tag, lock_stamp
-from ._settings import LOCK_NAME, Setting, Settings, default_lock, env_names, folder_path
+from ._settings import LOCK_NAME, Setting, Settings, config_error, default_lock, env_names, folder_path
 from ._target import untrusted_input
 
 TYPE_CHECKING = False
@@ -85,6 +84,8 @@ def find_pyproject(start: str | None = None) -> tuple[str, bytes] | None:
             why = untrusted_input(candidate, found[1])
             if why is None:
                 return candidate, found[0]
+            from ._errors import warn  # deferred: a warm start warns of nothing
+
             warn(f"ignoring {candidate}: {why}")
         parent = os.path.dirname(here)
         if parent == here:
@@ -128,7 +129,7 @@ def gather(
     """The raw inputs of `install()`: cheap, no validation beyond their shape."""
     given = {k: v for k, v in arguments.items() if v is not None}
     if allowlist is not None and not (hasattr(allowlist, "keys") and hasattr(allowlist, "items")):
-        raise ConfigError(
+        raise config_error(
             f"allowlist must be a mapping of import name to requirement(s), "
             f"got {type(allowlist).__name__}: {allowlist!r:.80}"
         )
@@ -149,10 +150,10 @@ def _read_pyproject(path: str) -> str:
             st = os.fstat(f.fileno())
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read pyproject file {path}: {e}") from e
+        raise config_error(f"cannot read pyproject file {path}: {e}") from e
     why = untrusted_input(path, st)
     if why:
-        raise ConfigError(
+        raise config_error(
             f"pyproject file {path}: {why}; it could choose what installs and where. "
             "Make it yours (chown), writable only by you (chmod go-w), in a folder only you can write"
         )
@@ -162,7 +163,7 @@ def _read_pyproject(path: str) -> str:
 def _find_or_explain() -> tuple[str, str]:
     found = find_pyproject()
     if found is None:
-        raise ConfigError(
+        raise config_error(
             "no allowlist given and no pyproject.toml with a [tool.lazy-import-hook] table "
             f"(that only you or root can write) found in {os.getcwd()} or above; pass "
             "install(allowlist={...}) or install(pyproject='path/to/pyproject.toml')"
@@ -171,12 +172,12 @@ def _find_or_explain() -> tuple[str, str]:
     try:
         return _checked_path(path), data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"cannot read pyproject file {path}: {e}") from e
+        raise config_error(f"cannot read pyproject file {path}: {e}") from e
 
 
 def _checked_path(path: str) -> str:
     if any(ord(c) < 32 for c in path):
-        raise ConfigError(f"pyproject path {path!r}: control characters are not allowed")
+        raise config_error(f"pyproject path {path!r}: control characters are not allowed")
     return path
 
 
@@ -190,14 +191,14 @@ def _read_table(raw: Raw) -> dict[str, object]:
     try:
         data = tomllib.loads(raw.pyproject_text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{raw.pyproject}: not valid TOML: {e}") from e
+        raise config_error(f"{raw.pyproject}: not valid TOML: {e}") from e
     table = data.get("tool", {}).get("lazy-import-hook")
     if not isinstance(table, dict):
-        raise ConfigError(f"{raw.pyproject}: no [{SECTION}] table")
+        raise config_error(f"{raw.pyproject}: no [{SECTION}] table")
     known = [row.key for row in Settings.rows()]
     unknown = sorted(set(table) - set(known) - {"allowlist"})
     if unknown:
-        raise ConfigError(
+        raise config_error(
             f"{raw.pyproject}: unknown key(s) in [{SECTION}]: {', '.join(unknown)}; "
             f"known keys: allowlist, {', '.join(known)}"
         )
@@ -213,7 +214,7 @@ def resolve(raw: Raw, *, locked: bool = True) -> Plan:
     values = {row.name: _value(row, table, raw) for row in Settings.rows()}
     source = raw.allowlist if raw.allowlist is not None else table.get("allowlist")
     if source is None:
-        raise ConfigError(f"{raw.pyproject}: [{SECTION}] has no 'allowlist' table")
+        raise config_error(f"{raw.pyproject}: [{SECTION}] has no 'allowlist' table")
     where = f"{raw.pyproject} [{SECTION}.allowlist]" if raw.allowlist is None else "allowlist"
     plan = Plan(Settings(**{name: value for name, (value, _) in values.items()}),
                 parse_allowlist(source, where=where), raw.pyproject)  # fmt: skip
@@ -229,7 +230,7 @@ def _check_layers(plan: Plan) -> None:
 
     why = overlap(plan.target, plan.settings.read_only_targets)
     if why:
-        raise ConfigError(f"read-only-targets ({plan.sources['read_only_targets']}): {why}")
+        raise config_error(f"read-only-targets ({plan.sources['read_only_targets']}): {why}")
 
 
 def lock_path(plan: Plan) -> str:
@@ -254,10 +255,10 @@ def apply_lock(plan: Plan) -> None:
     _check_wheelhouse(plan)
     if not os.path.exists(path):
         where = plan.sources.get("lock" if plan.settings.lock else "wheelhouse")
-        raise ConfigError(f"lock file {path} ({where}) does not exist: run {_remedy(plan)}")
+        raise config_error(f"lock file {path} ({where}) does not exist: run {_remedy(plan)}")
     lock = read(path)
     if not applies_here(lock.environment):
-        raise ConfigError(
+        raise config_error(
             f"lock file {path} was made for {lock.environment or 'another interpreter'}, not for "
             f"{this_environment()}: run {_remedy(plan)} with this Python"
         )
@@ -265,7 +266,7 @@ def apply_lock(plan: Plan) -> None:
         locked = lock.entries.get(entry.import_name)
         if locked is None or (locked.requirements, locked.hashes) != (entry.requirements, entry.hashes):
             was = f"locked as {', '.join(locked.requirements)}" if locked else "not in the lock"
-            raise ConfigError(
+            raise config_error(
                 f"allowlist entry {entry.import_name!r} ({entry.what}) is {was} in {path}: "
                 f"the allowlist changed since the lock; run {_remedy(plan)}"
             )
@@ -286,9 +287,9 @@ def _check_wheelhouse(plan: Plan) -> None:
     try:
         why = untrusted(os.stat(folder))
     except OSError as e:
-        raise ConfigError(f"wheelhouse {folder} ({where}): {e}; make it with {_remedy(plan)}") from e
+        raise config_error(f"wheelhouse {folder} ({where}): {e}; make it with {_remedy(plan)}") from e
     if why:
-        raise ConfigError(f"wheelhouse {folder} ({where}) is {why}: it must be writable by you alone")
+        raise config_error(f"wheelhouse {folder} ({where}) is {why}: it must be writable by you alone")
 
 
 def _remedy(plan: Plan) -> str:

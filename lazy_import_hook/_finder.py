@@ -19,7 +19,6 @@ import sys
 from time import time as _now  # bound at import: sys.modules["time"] may be replaced later
 
 from . import _target
-from ._errors import LazyInstallError
 from ._guard import Guard
 
 TYPE_CHECKING = False
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
+    from ._errors import LazyInstallError
     from ._plan import Entry, Layer, Plan
 
 
@@ -169,6 +169,7 @@ class LazyFinder:
         whether an installer ran. Every failure is a LazyInstallError,
         remembered for the next import. `prefetched_by`: see install_entry."""
         from . import _transaction
+        from ._errors import LazyInstallError
 
         failed = self._failure(fullname, entry)
         if failed is not None:

@@ -14,7 +14,6 @@ import os
 import sys
 
 from . import _config, _guard, _plan, _target
-from ._errors import warn
 from ._finder import LazyFinder, active_finder
 from ._settings import Settings, default_lock
 
@@ -212,13 +211,13 @@ def _child_plan(text: str, disabled_by: str) -> _plan.Plan | None:
     """A parent's plan, with this process's kill switch (and the parent's);
     None inside an installer."""
     from ._child import inside_installer
-    from ._version import VERSION
 
     if inside_installer():
         return None
     loaded = _plan.loads(text, _plan.CHILD_KEY)
     if loaded is None:  # child_env()'s variable, a worker's item, the Dask plugin
-        raise ValueError(f"the plan handed over is not one of this lazy-import-hook version ({VERSION})")
+        version = _plan.VERSION
+        raise ValueError(f"the plan handed over is not one of this lazy-import-hook version ({version})")
     plan = loaded[0]
     row = Settings.enabled
     if row.env_value() is False:  # the kill switch holds in children too
@@ -277,6 +276,7 @@ def _settle(plan: _plan.Plan) -> int:
     """Check the read-only layers and the target, get the target ready
     (create, wipe, stamp) and record in the plan what each holds; returns
     the target's mtime as it was checked."""
+    from ._errors import warn
     from ._holdings import scan, scan_layers
     from ._prepare import prepare
 
@@ -308,13 +308,17 @@ def _record(plan: _plan.Plan) -> None:
 
 
 def _report_problem(plan: _plan.Plan) -> None:
-    for line in plan.layer_problems:
-        warn(line)
+    lines = list(plan.layer_problems)
     problem = plan.problem
     if problem is not None and problem.unsafe:
-        warn(f"{problem.message}; the target is NOT added to sys.path and nothing installs into it")
+        lines.append(f"{problem.message}; the target is NOT added to sys.path and nothing installs into it")
     elif problem is not None and plan.settings.enabled:
-        warn(f"{problem.message}; packages already there still import, nothing new can be installed")
+        lines.append(f"{problem.message}; packages already there still import, nothing new can be installed")
+    if lines:
+        from ._errors import warn  # deferred: a start with nothing to say loads no exceptions
+
+        for line in lines:
+            warn(line)
 
 
 def _register_abc() -> None:

@@ -16,12 +16,14 @@ import sys
 
 from ._settings import Settings
 from ._target import Problem, meta, mtime, read_stamp, read_trusted
-from ._version import VERSION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
+# The package version, written once: pyproject.toml reads it here, and so does
+# every start, whose cache it keys (here, so that no module loads for a string).
+VERSION = "0.2.0"
 HEADER = f"lazy-import-hook plan {VERSION}"
 
 
