@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import _config, _target
+from . import _config, _safety, _settings
 from ._errors import ConfigError, LazyInstallError
 from ._installers import CHOICES
 from ._settings import Settings, folder_path
@@ -126,7 +126,7 @@ def _plain_warnings() -> None:
     warnings.formatwarning = formatted
 
 
-def _load(options: argparse.Namespace) -> tuple[Plan, _config.Raw | None]:
+def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None]:
     """The plan to act on: a named pyproject; else the plan recorded in a named
     target (an application configured in code records it at install()); else
     the nearest pyproject above the current directory."""
@@ -147,11 +147,11 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _config.Raw | None]:
             _config.apply_lock(plan)  # the bundle's closures
     else:
         try:
-            raw = _config.gather(None, options.pyproject, {**overrides, "target": options.target})
+            raw = _settings.gather(None, options.pyproject, {**overrides, "target": options.target})
         except ConfigError as e:
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
         plan = _config.resolve(raw, locked=options.verb not in RESOLVING)
-    plan.problem = _target.problem(plan.target)
+    plan.problem = _safety.problem(plan.target)
     _check_layers(plan, quiet=options.verb == "status")
     return plan, raw
 
@@ -336,7 +336,7 @@ def prune(plan: Plan, *, dry_run: bool) -> int:
 # -- run ----------------------------------------------------------------------
 
 
-def run(plan: Plan, raw: _config.Raw | None, module: str | None, args: list[str]) -> int:
+def run(plan: Plan, raw: _settings.Raw | None, module: str | None, args: list[str]) -> int:
     """As `python SCRIPT` or `python -m MODULE` would, with the hook installed:
     from the pyproject (as the application would call install()), or from the
     plan recorded in the target. A missing script or module is one line and

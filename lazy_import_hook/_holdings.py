@@ -9,7 +9,7 @@ install; any other case asks `packaging`.
 
 from __future__ import annotations
 
-from . import _pth, _target
+from . import _distributions, _files, _pth
 from ._plan import Layer, layer_stamps
 
 TYPE_CHECKING = False
@@ -53,10 +53,10 @@ def matching_infos(target: str, entry: Entry) -> tuple[str, ...] | None:
     one is, or if the module is there without any of them (an interrupted
     upgrade, the old dist-info goes first, or a hand-made copy: never serve
     it as if it were the pinned version)."""
-    dists = _target.dist_folders(target)
+    dists = _files.dist_folders(target)
     have = {d: dists[d] for d in entry.dists if d in dists}
     if not have:
-        return None if _target.on_disk(target, entry.import_name) else ()
+        return None if _distributions.on_disk(target, entry.import_name) else ()
     if stale_versions(entry, {d: f.version for d, f in have.items()}):
         return None
     return tuple(f.info for f in have.values())

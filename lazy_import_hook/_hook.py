@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _config, _guard, _plan, _target
-from ._finder import LazyFinder, active_finder
+from . import _plan, _settings, _target
+from ._finder import LazyFinder, active_finder, after_import, forget
 from ._settings import Settings, default_lock
 
 TYPE_CHECKING = False
@@ -51,7 +51,7 @@ def install(
     if unknown:
         known = ", ".join(row.name for row in Settings.rows())
         raise TypeError(f"install() got unknown setting(s) {', '.join(unknown)}; known: {known}")
-    raw = _config.gather(allowlist, pyproject, settings)
+    raw = _settings.gather(allowlist, pyproject, settings)
     plan = _warm_plan(raw)
     if plan is None:
         plan = _slow_plan(raw)
@@ -100,7 +100,7 @@ def _activate(plan: _plan.Plan, key: str, cache_path: str) -> LazyFinder:
     sys.meta_path.append(finder)
     finder.attach()
     _register_abc()
-    _guard.after_import(SPAWN, _patch_spawn)  # multiprocessing's children get it too
+    after_import(SPAWN, _patch_spawn)  # multiprocessing's children get it too
     return finder
 
 
@@ -130,7 +130,7 @@ def uninstall() -> None:
     Processes multiprocessing starts from now on get no hook.
     """
     _remove_finders()
-    _guard.forget(SPAWN)  # a patch already made stays: it adds nothing without a hook
+    forget(SPAWN)  # a patch already made stays: it adds nothing without a hook
 
 
 def _remove_finders() -> None:
@@ -228,7 +228,7 @@ def _child_plan(text: str, disabled_by: str) -> _plan.Plan | None:
     return plan
 
 
-def _warm_plan(raw: _config.Raw) -> _plan.Plan | None:
+def _warm_plan(raw: _settings.Raw) -> _plan.Plan | None:
     cached = _plan.read_cache(raw.cache_path, raw.key)
     if cached is None:
         return None
@@ -263,7 +263,9 @@ def _same_lock(plan: _plan.Plan) -> bool:
     return _plan.same_lock(plan.lock_stamp)
 
 
-def _slow_plan(raw: _config.Raw) -> _plan.Plan:
+def _slow_plan(raw: _settings.Raw) -> _plan.Plan:
+    from . import _config
+
     plan = _config.resolve(raw)  # ConfigError for anything bad
     checked_at = _settle(plan)
     if not plan.unsafe:  # nothing of ours goes into an unsafe folder
@@ -279,9 +281,10 @@ def _settle(plan: _plan.Plan) -> int:
     from ._errors import warn
     from ._holdings import scan, scan_layers
     from ._prepare import prepare
+    from ._safety import problem
 
     refused = scan_layers(plan)
-    plan.problem = _target.problem(plan.target)
+    plan.problem = problem(plan.target)
     if plan.problem is None:
         try:
             plan.foreign_abi = prepare(plan.target, enabled=plan.settings.enabled)

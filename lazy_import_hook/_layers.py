@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from . import _target
+from . import _safety, _target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def unusable(folder: str) -> str | None:
         return f"it cannot be read ({e})"
     if not stat.S_ISDIR(st.st_mode):
         return "it is not a folder"
-    why = _target.unsafe(folder)
+    why = _safety.unsafe(folder)
     if why and _target.untrusted(st):
         why += f"; make it root's and writable by root alone: chown -R root: {folder}; chmod -R go-w {folder}"
     if not why and not os.access(folder, os.R_OK | os.X_OK):  # a umask of 077 at build time

@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 
-from . import _environment, _target
+from . import _distributions, _environment
 from ._errors import ConfigError
 from ._installer import LockError
 from ._lockfile import EntryLock, Locked, LockFile, group_name, this_environment
@@ -208,7 +208,7 @@ def _installed(plan: Plan, entry: Entry) -> dict[str, str]:
     requirements allow: a range already satisfied stays where it is."""
     from ._holdings import installed_matches
 
-    versions = _target.installed_versions(plan.target)
+    versions = _distributions.installed_versions(plan.target)
     return {
         dist: versions[dist]
         for req, dist in zip(entry.requirements, entry.dists)

@@ -12,7 +12,6 @@ or another version is ignored: the slow path validates everything again.
 from __future__ import annotations
 
 import os
-import sys
 
 from ._settings import Settings
 from ._target import Problem, meta, mtime, read_stamp, read_trusted
@@ -116,13 +115,17 @@ class Plan:
     """Validated settings plus the allowlist, and what the target held when checked."""
 
     __slots__ = (
-        "entries", "foreign_abi", "hidden", "layer_problems", "layer_stamps", "layers", "lock_stamp",
-        "origin", "problem", "pth_paths", "pyproject", "record_id", "settings", "sources", "verified",
+        "_entries", "_entry_lines", "foreign_abi", "hidden", "layer_problems", "layer_stamps", "layers",
+        "lock_stamp", "origin", "problem", "pth_paths", "pyproject", "record_id", "settings", "sources",
+        "verified",
     )  # fmt: skip
 
     def __init__(self, settings: Settings, entries: Iterable[Entry] = (), pyproject: str = "") -> None:
         self.settings = settings
-        self.entries = {e.import_name: e for e in entries}
+        self._entries: dict[str, Entry] | None = {e.import_name: e for e in entries}
+        # A cached plan's entry lines, each checked for its shape: their values
+        # are parsed on first use of `entries` (a warm start needs only names).
+        self._entry_lines: tuple[str, ...] = ()
         self.pyproject = pyproject  # where the configuration came from, if from a file
         # Derived from the target's contents (see _allowlist.scan):
         self.hidden: tuple[str, ...] = ()  # import names whose installed version is stale
@@ -148,6 +151,20 @@ class Plan:
     @property
     def target(self) -> str:
         return self.settings.target
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        """The allowlist's entries by import name."""
+        if self._entries is None:
+            self._entries = {e.import_name: e for e in map(_entry, self._entry_lines)}
+        return self._entries
+
+    def active_names(self) -> list[str]:
+        """The import names of the entries that may install here (cheap for a cached plan)."""
+        if self._entries is not None:
+            return [name for name, entry in self._entries.items() if entry.active]
+        lines = map(_entry_fields, self._entry_lines)
+        return [_unesc(fields[1]) for fields in lines if fields[_ACTIVE] == "1"]
 
     def layer_paths(self) -> list[str]:
         """What the layers put on sys.path, in order: each layer, then its .pth paths."""
@@ -245,6 +262,7 @@ _ENTRY_CODECS: dict[str, tuple[Callable[[object], str], Callable[[str], object]]
 }
 _ENTRIES_LINE = "entries\t" + "\t".join(_ENTRY_CODECS)
 _ENTRY_LOADS = tuple(load for _, load in _ENTRY_CODECS.values())
+_ACTIVE = 1 + list(_ENTRY_CODECS).index("active")  # its place on an entry line, after the tag
 
 
 def _fields(entry: Entry) -> dict[str, object]:
@@ -314,7 +332,8 @@ def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tu
     if fields.keys() != expected or _unesc(fields["key"]) != key:
         return None
     values = {row.name: row.kind.load(_unesc(fields[f"setting.{row.name}"])) for row in rows}
-    plan = Plan(Settings(**values), map(_entry, entry_lines), _unesc(fields["pyproject"]))
+    plan = Plan(Settings(**values), (), _unesc(fields["pyproject"]))
+    plan._entries, plan._entry_lines = None, _checked_entry_lines(entry_lines)
     plan.hidden = _unstrs(fields["fact.hidden"])
     plan.verified = _load_verified(_unstrs(fields["fact.verified"]))
     plan.pth_paths = _unstrs(fields["fact.pth_paths"])
@@ -387,14 +406,26 @@ def _load_verified(items: Iterable[str]) -> dict[str, tuple[str, ...]]:
     return verified
 
 
-def _entry(line: str) -> Entry:
+def _entry_fields(line: str) -> list[str]:
+    """An entry line's fields after its tag; ValueError if it is not one."""
     tag, *raw = line.split("\t")
     if tag != "entry" or len(raw) != len(_ENTRY_LOADS):
         raise ValueError("not an entry line")
-    # Each field's value as its loader returns it (a warm start reads every
-    # entry: no keyword call, no normalising again).
+    return [tag, *raw]
+
+
+def _checked_entry_lines(lines: list[str]) -> tuple[str, ...]:
+    """The entry lines, if each has its fields and a flag that reads (their
+    values are parsed when the entries are first used)."""
+    for fields in map(_entry_fields, lines):
+        _flag(fields[_ACTIVE])
+    return tuple(lines)
+
+
+def _entry(line: str) -> Entry:
+    # Each field's value as its loader returns it (no keyword call, no normalising again).
     entry = Entry.__new__(Entry)
-    for name, load, text in zip(_ENTRY_CODECS, _ENTRY_LOADS, raw):
+    for name, load, text in zip(_ENTRY_CODECS, _ENTRY_LOADS, _entry_fields(line)[1:]):
         setattr(entry, name, load(text))
     return entry
 
@@ -446,13 +477,6 @@ def same_lock(stamp: str) -> bool:
         return lock_stamp(stamp.rsplit("\t", 2)[0]) == stamp
     except OSError:
         return False
-
-
-def environment_tag() -> str:
-    """Everything an environment marker or the ABI stamp can depend on."""
-    u = os.uname() if hasattr(os, "uname") else None
-    host = f"{u.sysname}|{u.release}|{u.version}|{u.machine}" if u else os.name
-    return f"{sys.version}|{sys.platform}|{sys.implementation.name}|{host}|{sys.executable}"
 
 
 # -- the plan recorded in the target ------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from . import _target
+from ._distributions import foreign_entries
 from ._errors import ConfigError, warn
 from ._lock import lock
 
@@ -19,7 +20,7 @@ def prepare(target: str, *, enabled: bool) -> bool:
     belongs to an installed distribution: a wipe must never take someone's
     files with it."""
     if not os.path.isdir(_target.meta(target)) and _target.read_stamp(target) is None:
-        foreign = _target.foreign_entries(target)
+        foreign = foreign_entries(target)
         if foreign:
             raise ConfigError(
                 f"target {target} already holds files no installed distribution owns "
@@ -45,7 +46,7 @@ def _wipe_or_stamp(target: str) -> None:
     with lock(target):
         state = _target.stamp_state(target)
         if state == _target.FOREIGN:
-            removed, left = _target.wipe(target)
+            removed, left = wipe(target)
             kept = f"; left in place, no distribution owns them: {', '.join(left)}" if left else ""
             warn(
                 f"the target {target} was built for another Python ({len(removed)} entries "
@@ -57,3 +58,53 @@ def _wipe_or_stamp(target: str) -> None:
             _target.write_stamp(target)
         elif state == _target.NONE:
             _target.write_stamp(target)
+
+
+def wipe(target: str) -> tuple[list[str], list[str]]:
+    """Empty a target built for another ABI of what the hook installed there:
+    every top-level entry a RECORD owns (and compiled files, scripts), never
+    a file no distribution owns. Returns (removed, left). Call it with the
+    target lock held.
+
+    The stamp goes first and a WIPING marker stays until the end, so a crash
+    at any point leaves a store that the next start wipes again, never one
+    stamped valid while half-wiped. Entries are renamed into a trash folder
+    (atomic each), so a concurrent reader sees every package whole or absent.
+    """
+    import uuid
+
+    from ._files import atomic_write
+
+    left = foreign_entries(target)
+    os.makedirs(_target.meta(target), exist_ok=True)
+    atomic_write(_target.meta(target, _target.WIPING), f"{os.getpid()}\n")
+    try:
+        os.unlink(os.path.join(target, _target.STAMP))
+    except FileNotFoundError:
+        pass
+    trash = _target.meta(target, "trash", uuid.uuid4().hex)
+    os.makedirs(trash)
+    removed = []
+    # The dist-info folders go last: after a crash, what is left is still
+    # known to be the hook's (their RECORDs say so) and the next start wipes it.
+    for name in sorted(os.listdir(target), key=lambda n: (n.endswith(".dist-info"), n)):
+        if name not in _target.OURS and name not in left:
+            os.rename(os.path.join(target, name), os.path.join(trash, name))
+            removed.append(name)
+    _empty_meta(target)
+    _target.write_stamp(target)
+    os.unlink(_target.meta(target, _target.WIPING))
+    return removed, left
+
+
+def _empty_meta(target: str) -> None:
+    import shutil
+
+    for name in os.listdir(_target.meta(target)):
+        path = _target.meta(target, name)
+        if name == _target.WIPING:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from . import _plan, _target
+from . import _distributions, _plan, _target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def conflicts(plan: Plan, entry: Entry) -> list[str]:
         return []  # the usual case: no `packaging` needed
     from packaging.specifiers import SpecifierSet
 
-    versions = _target.installed_versions(plan.target)
+    versions = _distributions.installed_versions(plan.target)
     mine = dict(entry.pins)
     found = []
     for other in others:

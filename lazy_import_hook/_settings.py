@@ -1,4 +1,4 @@
-"""The one table of settings.
+"""The one table of settings, and the raw inputs of `install()` it reads.
 
 Each row of `Settings` names a setting once: its kind (how a value is checked
 in each source and written to the startup cache), its default, its
@@ -7,6 +7,10 @@ keyword arguments, the environment variables read, the keys allowed in
 `[tool.lazy-import-hook]`, the plan's values and the startup cache. The
 attribute name is the `install()` argument; the pyproject key is the same
 with dashes (`retry_after` -> `retry-after`).
+
+`gather()` is the cheap half of configuration, run at every start: the
+arguments, the environment and the pyproject bytes, and the startup cache's
+key made from them. `_config.resolve()` is the expensive half.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import os
 import sys
 
+from ._target import environment_tag, untrusted_input
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import Generic, TypeVar, overload
 
     from ._errors import ConfigError
@@ -420,3 +426,169 @@ class Settings:
 def env_names() -> tuple[str, ...]:
     """Every environment variable a setting reads (they are part of the cache key)."""
     return tuple(row.env for row in Settings.rows() if row.env)
+
+
+# -- the raw inputs of install() -----------------------------------------------
+# Read at every start: the arguments, the environment, and the pyproject
+# file's bytes (found, read and trusted, not parsed), with the startup cache's
+# key and path made from them. The expensive half, `_config.resolve()` (TOML,
+# `packaging`), runs only when the key changed.
+
+ENV_CACHE = "LAZY_IMPORT_HOOK_CACHE_DIR"
+SECTION = "tool.lazy-import-hook"
+
+
+def cache_home() -> str:
+    explicit = os.environ.get(ENV_CACHE)
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lazy-import-hook")
+
+
+class Raw:
+    """The inputs of one `install()` call, before validation."""
+
+    __slots__ = ("allowlist", "arguments", "cache_path", "key", "pyproject", "pyproject_text", "target_hint")
+
+    def __init__(
+        self, allowlist: object, arguments: dict[str, object], pyproject: str, pyproject_text: str
+    ) -> None:
+        self.allowlist = allowlist
+        self.arguments = arguments
+        self.pyproject = pyproject
+        self.pyproject_text = pyproject_text
+        env = tuple(os.environ.get(k) for k in env_names())
+        # repr() is deterministic for the str/list/dict/bool values configuration
+        # holds; anything stranger only costs a cache miss, then a ConfigError.
+        items = sorted(allowlist.items(), key=repr) if isinstance(allowlist, dict) else allowlist
+        home = os.path.expanduser("~")  # a "~/..." target follows HOME
+        self.key = repr(
+            (items, sorted(arguments.items()), env, pyproject, pyproject_text, environment_tag(), home)
+        )
+        self.target_hint = _target_hint(arguments)
+        self.cache_path = _cache_path(self.target_hint, pyproject)
+
+
+def _target_hint(arguments: Mapping[str, object]) -> str:
+    """The target named by an argument or the environment (the pyproject may name another)."""
+    target = arguments.get("target") or os.environ.get(str(Settings.target.env))
+    return folder_path(os.fspath(target)) if isinstance(target, (str, os.PathLike)) else ""
+
+
+def _cache_path(target_hint: str, pyproject: str) -> str:
+    if target_hint:
+        name = "plan-pyproject" if pyproject else "plan"
+        return os.path.join(target_hint, ".lazy-import-hook", name)
+    # The target may come from the pyproject itself: keep the cache by its path.
+    name = "".join(c if c.isalnum() else "_" for c in pyproject or "default")[-180:]
+    return os.path.join(cache_home(), f"plan-{name}")
+
+
+def find_pyproject(start: str | None = None) -> tuple[str, bytes] | None:
+    """(path, bytes) of the nearest pyproject.toml above `start` that declares
+    a [tool.lazy-import-hook] table and that nobody but us (or root) could
+    have written; an untrusted one is skipped with a warning."""
+    here = os.path.abspath(start or os.getcwd())
+    while True:
+        candidate = os.path.join(here, "pyproject.toml")
+        found = _read_declaring(candidate)
+        if found is not None:
+            why = untrusted_input(candidate, found[1])
+            if why is None:
+                return candidate, found[0]
+            from ._errors import warn  # deferred: a warm start warns of nothing
+
+            warn(f"ignoring {candidate}: {why}")
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def _read_declaring(path: str) -> tuple[bytes, os.stat_result] | None:
+    """The bytes and stat of `path` if it declares our table (a real table
+    header, not a mention in a comment or a string)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+            st = os.fstat(f.fileno())
+    except OSError:
+        return None
+    return (data, st) if declares_table(data) else None
+
+
+def declares_table(data: bytes) -> bool:
+    """Whether the TOML text has a `[tool.lazy-import-hook]` (or sub-) table header."""
+    if b"lazy-import-hook" not in data:
+        return False
+    for line in data.splitlines():
+        head = line.strip()
+        if head.startswith(b"[") and b"lazy-import-hook" in head:
+            compact = head.translate(None, b" \t\"'")
+            if compact.startswith(_HEADERS):
+                return True
+    return False
+
+
+_HEADERS = (b"[tool.lazy-import-hook]", b"[tool.lazy-import-hook.", b"[[tool.lazy-import-hook.")
+
+
+def gather(
+    allowlist: Mapping[str, object] | None,
+    pyproject: str | os.PathLike[str] | None,
+    arguments: Mapping[str, object],
+) -> Raw:
+    """The raw inputs of `install()`: cheap, no validation beyond their shape."""
+    given = {k: v for k, v in arguments.items() if v is not None}
+    if allowlist is not None and not (hasattr(allowlist, "keys") and hasattr(allowlist, "items")):
+        raise config_error(
+            f"allowlist must be a mapping of import name to requirement(s), "
+            f"got {type(allowlist).__name__}: {allowlist!r:.80}"
+        )
+    path = text = ""
+    if pyproject is not None:
+        path = _checked_path(os.path.abspath(os.fspath(pyproject)))
+        text = _read_pyproject(path)
+    elif allowlist is None:
+        path, text = _find_or_explain()
+    return Raw(dict(allowlist) if allowlist is not None else None, given, path, text)
+
+
+def _read_pyproject(path: str) -> str:
+    """An explicitly named pyproject: read, and refused if others could write it."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+            st = os.fstat(f.fileno())
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise config_error(f"cannot read pyproject file {path}: {e}") from e
+    why = untrusted_input(path, st)
+    if why:
+        raise config_error(
+            f"pyproject file {path}: {why}; it could choose what installs and where. "
+            "Make it yours (chown), writable only by you (chmod go-w), in a folder only you can write"
+        )
+    return text
+
+
+def _find_or_explain() -> tuple[str, str]:
+    found = find_pyproject()
+    if found is None:
+        raise config_error(
+            "no allowlist given and no pyproject.toml with a [tool.lazy-import-hook] table "
+            f"(that only you or root can write) found in {os.getcwd()} or above; pass "
+            "install(allowlist={...}) or install(pyproject='path/to/pyproject.toml')"
+        )
+    path, data = found
+    try:
+        return _checked_path(path), data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise config_error(f"cannot read pyproject file {path}: {e}") from e
+
+
+def _checked_path(path: str) -> str:
+    if any(ord(c) < 32 for c in path):
+        raise config_error(f"pyproject path {path!r}: control characters are not allowed")
+    return path

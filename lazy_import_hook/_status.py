@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from . import _audit, _target
+from . import _audit, _distributions, _target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def entry_state(plan: Plan, entry: Entry, target_versions: dict[str, str]) -> di
         return {**state, "state": "core", "served_by": "core", "detail": "; ".join([detail, *off])}
     layer = next((layer.folder for layer in plan.layers if entry.import_name in layer.verified), None)
     if layer is not None:
-        detail = _installed_detail(layer, entry, _target.installed_versions(layer))
+        detail = _installed_detail(layer, entry, _distributions.installed_versions(layer))
         return {**state, "state": "installed", "served_by": layer, "detail": detail}
     return _in_target(plan, entry, target_versions, state)
 
@@ -49,9 +49,10 @@ def _in_target(
     copies the layers hide (the next import installs into the target)."""
     from ._holdings import stale_versions
 
+    holds = _distributions.installed_versions
     hidden = [f"{stale} in the read-only layer {layer.folder} (hidden)"
               for layer in plan.layers if entry.import_name in layer.hidden
-              for stale in stale_versions(entry, _target.installed_versions(layer.folder))]  # fmt: skip
+              for stale in stale_versions(entry, holds(layer.folder))]  # fmt: skip
     stale = stale_versions(entry, versions)
     if not stale and all(d in versions for d in entry.dists):
         detail = "; ".join([_installed_detail(plan.target, entry, versions), *hidden])
@@ -68,8 +69,8 @@ def _pinned(entry: Entry) -> bool:
 
 def _installed_detail(folder: str, entry: Entry, versions: dict[str, str]) -> str:
     detail = ", ".join(f"{d} {versions[d]}" for d in entry.dists if d in versions)
-    if not _target.on_disk(folder, entry.import_name):
-        provides = _target.provided_modules(folder, entry.dists)
+    if not _distributions.on_disk(folder, entry.import_name):
+        provides = _distributions.provided_modules(folder, entry.dists)
         detail = f"no module {entry.import_name!r}; the distribution provides {', '.join(provides) or '-'}"
     return detail
 
@@ -85,7 +86,7 @@ def _core_provides(plan: Plan, import_name: str) -> bool:
 
 
 def status_report(plan: Plan, log: int) -> dict[str, object]:
-    versions = _target.installed_versions(plan.target)
+    versions = _distributions.installed_versions(plan.target)
     return {
         "target": plan.target,
         "abi_stamp": _target.read_stamp(plan.target),

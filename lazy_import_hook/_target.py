@@ -1,4 +1,6 @@
-"""The durable target folder: its layout, ABI stamp, wipe, safety and contents.
+"""The durable target folder: its layout, its ABI stamp, who may have written
+it, and putting it on sys.path: what a warm start needs. What it holds is
+_distributions'; whether it is safe, _safety's; its wipe, _prepare's.
 
 Layout of a target:
     <target>/<packages...>            what the installers put there (on sys.path)
@@ -30,13 +32,11 @@ PathFinder = _machinery.PathFinder
 SourceFileLoader = _machinery.SourceFileLoader
 SourcelessFileLoader = _machinery.SourcelessFileLoader
 FileFinder = _machinery.FileFinder
-FolderFinder = FileFinder  # the path-based finder of one folder (subclassed by _guard)
+FolderFinder = FileFinder  # the path-based finder of one folder (subclassed by _finder)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-    from ._files import DistFolder
 
 STAMP = ".python-abi"
 LOCK = ".lazy-import-hook.lock"
@@ -150,6 +150,13 @@ def abi_tag() -> str:
     return f"{sys.implementation.cache_tag}{flags}-{sys.platform}-{machine}-{sys.maxsize.bit_length() + 1}bit"
 
 
+def environment_tag() -> str:
+    """Everything an environment marker or the ABI stamp can depend on."""
+    u = os.uname() if hasattr(os, "uname") else None
+    host = f"{u.sysname}|{u.release}|{u.version}|{u.machine}" if u else os.name
+    return f"{sys.version}|{sys.platform}|{sys.implementation.name}|{host}|{sys.executable}"
+
+
 def meta(target: str, *parts: str) -> str:
     return os.path.join(target, META, *parts)
 
@@ -211,74 +218,6 @@ def write_stamp(target: str) -> None:
     atomic_write(os.path.join(target, STAMP), abi_tag() + "\n", durable=True)
 
 
-def wipe(target: str) -> tuple[list[str], list[str]]:
-    """Empty a target built for another ABI of what the hook installed there:
-    every top-level entry a RECORD owns (and compiled files, scripts), never
-    a file no distribution owns. Returns (removed, left). Call it with the
-    target lock held.
-
-    The stamp goes first and a WIPING marker stays until the end, so a crash
-    at any point leaves a store that the next start wipes again, never one
-    stamped valid while half-wiped. Entries are renamed into a trash folder
-    (atomic each), so a concurrent reader sees every package whole or absent.
-    """
-    import uuid
-
-    from ._files import atomic_write
-
-    left = foreign_entries(target)
-    os.makedirs(meta(target), exist_ok=True)
-    atomic_write(meta(target, WIPING), f"{os.getpid()}\n")
-    try:
-        os.unlink(os.path.join(target, STAMP))
-    except FileNotFoundError:
-        pass
-    trash = meta(target, "trash", uuid.uuid4().hex)
-    os.makedirs(trash)
-    removed = []
-    # The dist-info folders go last: after a crash, what is left is still
-    # known to be the hook's (their RECORDs say so) and the next start wipes it.
-    for name in sorted(os.listdir(target), key=lambda n: (n.endswith(".dist-info"), n)):
-        if name not in OURS and name not in left:
-            os.rename(os.path.join(target, name), os.path.join(trash, name))
-            removed.append(name)
-    _empty_meta(target)
-    write_stamp(target)
-    os.unlink(meta(target, WIPING))
-    return removed, left
-
-
-def _empty_meta(target: str) -> None:
-    import shutil
-
-    for name in os.listdir(meta(target)):
-        path = meta(target, name)
-        if name == WIPING:
-            continue
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
-
-
-def foreign_entries(target: str) -> list[str]:
-    """Top-level entries of an existing folder that no *.dist-info RECORD owns."""
-    from ._files import record_paths
-
-    try:
-        names = os.listdir(target)
-    except OSError:
-        return []
-    # Ours (another process may be creating them right now), compiled files,
-    # scripts, uv's lock.
-    owned = {*OURS, "__pycache__", "bin", ".lock"}
-    for name in names:
-        if name.endswith(".dist-info"):
-            owned.add(name)
-            owned.update(rel.split(os.sep, 1)[0] for rel in record_paths(target, name))
-    return sorted(n for n in names if n not in owned and not n.startswith(f"{STAMP}."))
-
-
 def mtime(target: str) -> int:
     try:
         return os.stat(target).st_mtime_ns
@@ -302,116 +241,3 @@ def hook_file(rel: str) -> bool:
     RECORD says: the ABI stamp, the lock, the hook's folder."""
     top = rel.split(os.sep, 1)[0]
     return top.startswith(STAMP) or top in (LOCK, META)
-
-
-def dist_folders(target: str) -> dict[str, DistFolder]:
-    from ._files import dist_folders
-
-    return dist_folders(target)
-
-
-def installed_versions(target: str) -> dict[str, str]:
-    """Canonical distribution name -> version of what the target holds."""
-    from ._files import dist_folders
-
-    return {key: dist.version for key, dist in dist_folders(target).items()}
-
-
-def on_disk(target: str, name: str) -> bool:
-    """The module `name` is in the target (found as the path-based finder would)."""
-    finder = FileFinder(os.path.join(target, *name.split(".")[:-1]), *ALL_LOADERS)
-    return finder.find_spec(name) is not None
-
-
-def provided_modules(target: str, dists: Iterable[str]) -> list[str]:
-    """The top-level modules the distributions installed in the target provide."""
-    found: set[str] = set()
-    folders = dist_folders(target)
-    for dist in dists:
-        for rel in folders[dist].record() if dist in folders else ():
-            top = rel.split(os.sep, 1)[0]
-            if not top.endswith((".dist-info", ".data", ".pth")) and top not in ("__pycache__", "bin"):
-                found.add(top[: -len(".py")] if top.endswith(".py") else top.split(".", 1)[0])
-    return sorted(found)
-
-
-def top_level_names(target: str) -> list[str]:
-    """What the target offers to import at its top level (for error messages)."""
-    try:
-        names = os.listdir(target)
-    except OSError:
-        return []
-    return sorted(
-        n for n in names
-        if not n.startswith(".") and not n.endswith((".dist-info", ".pth")) and n != "bin"
-    )  # fmt: skip
-
-
-def problem(target: str, *, library: bool = True) -> Problem | None:
-    """Why installs into `target` must not happen, or None when they may.
-
-    `library`: also the checks that need sysconfig and a look at every
-    sys.path entry (install() makes them; an import relies on its answer)."""
-    why = unsafe(target, library=library)
-    if why:
-        return Problem(Problem.UNSAFE, why)
-    probe = _existing_ancestor(target)
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return Problem(Problem.READONLY, f"{target} is not writable by this user (checked {probe})")
-    return None
-
-
-def unsafe(folder: str, *, library: bool = True) -> str | None:
-    """Why nothing may be served from `folder`, or None: another user could
-    write it, or (with `library`) it would not stay behind the core environment."""
-    found = _shadowing(folder) if library else None
-    if found:
-        return f"{found}; packages installed there would not stay behind the core environment"
-    try:
-        why = untrusted(os.stat(folder))
-    except OSError:
-        why = None
-    return f"{folder} is {why}: another user could plant code there" if why else None
-
-
-def _shadowing(target: str) -> str | None:
-    """Why `target` would not stay behind the core environment: inside the
-    interpreter's library folders or the user's site-packages (whose .pth
-    lines run at every start), or already on sys.path."""
-    real = os.path.realpath(target)
-    for lib in _library_dirs():
-        if real == lib or real.startswith(lib + os.sep):
-            return f"{target} lies inside the interpreter's library folder {lib}"
-    for entry in sys.path:
-        if entry not in ACTIVATED and os.path.realpath(entry or os.curdir) == real:
-            return f"{target} is already on sys.path (as {entry!r}), ahead of where the hook puts it"
-    return None
-
-
-def _existing_ancestor(path: str) -> str:
-    while not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
-
-
-def _library_dirs() -> list[str]:
-    import sysconfig
-
-    dirs = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        path = sysconfig.get_paths().get(key)
-        if path:
-            dirs.add(os.path.realpath(path))
-    import site
-
-    try:
-        dirs.update(os.path.realpath(p) for p in site.getsitepackages())
-    except AttributeError:  # an old virtualenv's site module
-        pass
-    user_site = getattr(site, "getusersitepackages", lambda: None)()
-    if user_site:
-        dirs.add(os.path.realpath(user_site))
-    return sorted(dirs)

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from . import _audit, _failures, _lock, _staging, _target
+from . import _audit, _distributions, _failures, _lock, _safety, _staging, _target
 from ._errors import (
     InstallerFailedError,
     InstallsDisabledError,
@@ -42,11 +42,11 @@ def satisfied(target: str, entry: Entry) -> bool:
 
     The cheap half first: on a cold install the module is not there, and no
     version (so no `packaging`) needs to be looked at."""
-    if not _target.on_disk(target, entry.import_name):
+    if not _distributions.on_disk(target, entry.import_name):
         return False
     from ._holdings import installed_matches
 
-    versions = _target.installed_versions(target)
+    versions = _distributions.installed_versions(target)
     return all(
         dist in versions and installed_matches(req, versions[dist])
         for req, dist in entry.wanted()
@@ -129,7 +129,7 @@ def _check_allowed(job: Job) -> None:
     if not plan.settings.enabled:
         from ._holdings import stale_versions
 
-        versions = _target.installed_versions(target) if os.path.isdir(target) else {}
+        versions = _distributions.installed_versions(target) if os.path.isdir(target) else {}
         stale = [s for e in job.entries for s in stale_versions(e, versions)]
         raise job.error(
             InstallsDisabledError,
@@ -139,7 +139,7 @@ def _check_allowed(job: Job) -> None:
             + "".join(f"; {line}" for line in _layer_notes(job)),
         )
     # The library-folder check needs sysconfig; install() did it and kept the answer.
-    found = plan.problem if plan.unsafe else _target.problem(target, library=False)
+    found = plan.problem if plan.unsafe else _safety.problem(target, library=False)
     if found:
         raise job.error(TargetRefusedError, f"cannot install {job.subject}: {found.message}{_TARGET_HINT}")
 
@@ -151,7 +151,7 @@ def _layer_notes(job: Job) -> list[str]:
 
     notes = list(job.plan.layer_problems)
     for layer in job.plan.layers:
-        versions = _target.installed_versions(layer.folder)
+        versions = _distributions.installed_versions(layer.folder)
         stale = [s for e in job.entries if e.import_name in layer.hidden for s in stale_versions(e, versions)]
         if stale:
             notes.append(f"the read-only layer {layer.folder} holds {', '.join(stale)}, which does not match")
@@ -283,14 +283,14 @@ def _run(job: Job, installer: Installer, pip: PipConfig) -> None:
 
 def still_missing(plan: Plan, entry: Entry) -> LazyInstallError:
     target = plan.target
-    versions = _target.installed_versions(target)
+    versions = _distributions.installed_versions(target)
     have = ", ".join(f"{d} {versions[d]}" for d in entry.dists if d in versions) or "nothing"
-    provides = _target.provided_modules(target, entry.dists)
+    provides = _distributions.provided_modules(target, entry.dists)
     offers = f"; {', '.join(entry.dists)} provides {', '.join(provides)}" if provides else ""
     return ModuleStillMissingError(
         f"{entry.what} was installed ({have} in {target}) but 'import {entry.import_name}' still "
         f"finds no module: the allowlist maps the wrong import name to it{offers}. Top-level "
-        f"modules in the target: {', '.join(_target.top_level_names(target)) or 'none'}",
+        f"modules in the target: {', '.join(_distributions.top_level_names(target)) or 'none'}",
         name=entry.import_name,
         command=prefetch_command(plan, [entry.import_name]),
     )

@@ -30,7 +30,7 @@ validated plan (`_hook.install_plan`, as for `child_env()`). Why this way:
 - Nothing of multiprocessing is imported for this (the warm start stays
   light), and no import pays for the wait: `multiprocessing.spawn` is
   patched at `install()` if it is loaded, else once it has run (see
-  `_guard.after_import`: a path hook, nothing on sys.meta_path; a
+  `_finder.after_import`: a path hook, nothing on sys.meta_path; a
   multiprocessing served by a meta-path finder of its own is not seen).
 
 The item imports lazy_import_hook in the child with the parent's sys.path

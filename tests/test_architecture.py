@@ -24,9 +24,10 @@ PACKAGE = ROOT / "lazy_import_hook"
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["_errors", "_files", "_child"]),
     ("the target folder", ["_target"]),
+    ("what a folder holds, whether it is safe", ["_distributions", "_safety"]),
     ("mechanisms", ["_pth", "_pipconf", "_process", "_lock", "_audit", "_staging", "_lockfile", "_layers"]),
     ("verify against RECORDs", ["_verify"]),
-    ("import machinery", ["_loader", "_guard"]),
+    ("import machinery", ["_loader"]),
     ("installer interface, notices", ["_installer", "_watch", "_provenance"]),
     ("installers", ["_uv", "_pip"]),
     ("installer registry", ["_installers"]),

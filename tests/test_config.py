@@ -122,12 +122,12 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 def test_a_warm_start_reuses_the_cache_and_any_change_revalidates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lazy_import_hook import _config
+    from lazy_import_hook import _config, _settings
 
-    calls: list[_config.Raw] = []
+    calls: list[_settings.Raw] = []
     real = _config.resolve
 
-    def counting(raw: _config.Raw) -> Plan:
+    def counting(raw: _settings.Raw) -> Plan:
         calls.append(raw)
         return real(raw)
 
@@ -240,7 +240,7 @@ def test_one_row_in_the_settings_table_is_an_argument_a_variable_a_key_and_cache
 def test_a_cache_of_another_shape_is_ignored_never_misread(
     damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lazy_import_hook import _config
+    from lazy_import_hook import _config, _settings
 
     target = tmp_path / "t"
     allowlist = {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"}
@@ -261,7 +261,7 @@ def test_a_cache_of_another_shape_is_ignored_never_misread(
     calls: list[object] = []
     real = _config.resolve
 
-    def counting(raw: _config.Raw) -> Plan:
+    def counting(raw: _settings.Raw) -> Plan:
         calls.append(raw)
         return real(raw)
 

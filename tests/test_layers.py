@@ -19,7 +19,7 @@ import pytest
 from _fakes import PIP, installs, write_dist
 
 import lazy_import_hook
-from lazy_import_hook import ConfigError, LazyInstallError, _config, _target
+from lazy_import_hook import ConfigError, LazyInstallError, _config, _settings, _target
 from lazy_import_hook._plan import Layer, Plan, dumps, loads
 from lazy_import_hook._settings import Settings
 
@@ -332,7 +332,7 @@ def test_the_plan_cache_keeps_the_layers() -> None:
 def test_a_changed_layer_invalidates_the_warm_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[object] = []
     real = _config.resolve
-    def counting(raw: _config.Raw, **kw: bool) -> Plan:
+    def counting(raw: _settings.Raw, **kw: bool) -> Plan:
         calls.append(raw)
         return real(raw, **kw)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from _offline import installer_env
 
 from conftest import ROOT, Runner
-from lazy_import_hook import _config
+from lazy_import_hook import _config, _settings
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -45,7 +45,7 @@ def test_the_toml_sample_is_a_valid_configuration(tmp_path: Path) -> None:
     (sample,) = blocks("toml")
     path = tmp_path / "pyproject.toml"
     path.write_text(sample)
-    plan = _config.resolve(_config.gather(None, path, {}))
+    plan = _config.resolve(_settings.gather(None, path, {}))
     assert plan.target == str(tmp_path / ".lazy-packages")
     assert set(plan.entries) >= {"isodate", "yaml", "telegram", "six"}
     assert plan.entries["six"].hashes

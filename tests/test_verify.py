@@ -18,7 +18,7 @@ from test_real_installers import INSTALLERS, audit_lines, hook
 
 import lazy_import_hook
 from conftest import Runner
-from lazy_import_hook import _files, _target
+from lazy_import_hook import _distributions, _files
 
 # -- the one RECORD reader -------------------------------------------------------
 
@@ -91,7 +91,7 @@ def test_data_files_pip_wrote_belong_to_their_distribution(tmp_path: Path) -> No
     for rel in ("d.py", "share/d/x.txt", "notes.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
-    assert _target.foreign_entries(str(tmp_path)) == ["notes.txt"]
+    assert _distributions.foreign_entries(str(tmp_path)) == ["notes.txt"]
 
 
 

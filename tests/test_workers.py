@@ -22,7 +22,7 @@ from test_real_installers import audit_lines, hook
 
 import lazy_import_hook
 from conftest import Runner
-from lazy_import_hook import _finder, _guard, _hook, _plan, _workers
+from lazy_import_hook import _finder, _hook, _plan, _workers
 
 # Imported by the parent and, by name, by its workers (a function defined in
 # a `python -c` program cannot be sent to a spawned worker).
@@ -289,12 +289,12 @@ def test_the_watch_runs_once_the_submodule_has_run_and_no_import_pays_for_it(tmp
     sys.path.append(str(tmp_path))
     seen: list[object] = []
     meta_path = list(sys.meta_path)
-    _guard.after_import("watchedpkg.sub", seen.append)
+    _finder.after_import("watchedpkg.sub", seen.append)
     assert sys.meta_path == meta_path and seen == []
     importlib.import_module("watchedpkg.sub")
     assert seen == [sys.modules["watchedpkg.sub"]] and sys.modules["watchedpkg.sub"].VALUE == 1
     assert type(sys.modules["watchedpkg.sub"].__loader__).__name__ == "SourceFileLoader"
-    _guard.forget("watchedpkg.sub")
+    _finder.forget("watchedpkg.sub")
     assert not [h for h in sys.path_hooks if type(h).__name__ == "_Watch"]
 
 
@@ -303,7 +303,7 @@ def test_the_watch_sees_the_submodule_when_its_package_was_loaded_before(tmp_pat
     sys.path.append(str(tmp_path))
     importlib.import_module("loadedpkg")  # its folder has a finder now
     seen: list[object] = []
-    _guard.after_import("loadedpkg.sub", seen.append)
+    _finder.after_import("loadedpkg.sub", seen.append)
     assert seen == [] and "loadedpkg.sub" not in sys.modules  # nothing imported for it
     module = importlib.import_module("loadedpkg.sub")
     assert seen == [module]
@@ -316,7 +316,7 @@ def test_the_watch_sees_a_folder_pkgutil_looked_at_before(tmp_path: Path) -> Non
     sys.path.append(str(tmp_path))
     assert pkgutil.get_importer(str(tmp_path / "listedpkg")) is not None  # cached, package not imported
     seen: list[object] = []
-    _guard.after_import("listedpkg.sub", seen.append)
+    _finder.after_import("listedpkg.sub", seen.append)
     module = importlib.import_module("listedpkg.sub")
     assert seen == [module]
     assert [name for _, name, _ in pkgutil.iter_modules([str(tmp_path / "listedpkg")])] == ["sub"]
@@ -327,7 +327,7 @@ def test_the_watch_works_for_a_package_in_a_zip_archive(tmp_path: Path) -> None:
     archive = shutil.make_archive(str(tmp_path / "lib"), "zip", tmp_path / "src")
     sys.path.append(archive)
     seen: list[object] = []
-    _guard.after_import("zippedpkg.sub", seen.append)
+    _finder.after_import("zippedpkg.sub", seen.append)
     module = importlib.import_module("zippedpkg.sub")
     assert str(module.__file__).startswith(archive)
     # zipimport has the finder interface the watch wraps from 3.10 on; before, the import still works
