@@ -263,6 +263,11 @@ _ENTRY_CODECS: dict[str, tuple[Callable[[object], str], Callable[[str], object]]
 _ENTRIES_LINE = "entries\t" + "\t".join(_ENTRY_CODECS)
 _ENTRY_LOADS = tuple(load for _, load in _ENTRY_CODECS.values())
 _ACTIVE = 1 + list(_ENTRY_CODECS).index("active")  # its place on an entry line, after the tag
+# The fields whose loaders can refuse a value (the others take any text), by place.
+_REFUSING = tuple(
+    (1 + list(_ENTRY_CODECS).index(name), _ENTRY_CODECS[name][1])
+    for name in ("allow_sdist", "active", "pins")
+)
 
 
 def _fields(entry: Entry) -> dict[str, object]:
@@ -415,10 +420,11 @@ def _entry_fields(line: str) -> list[str]:
 
 
 def _checked_entry_lines(lines: list[str]) -> tuple[str, ...]:
-    """The entry lines, if each has its fields and a flag that reads (their
-    values are parsed when the entries are first used)."""
+    """The entry lines, if each has its fields and every value reads
+    (ValueError if not); the Entry objects are made when first used."""
     for fields in map(_entry_fields, lines):
-        _flag(fields[_ACTIVE])
+        for place, load in _REFUSING:
+            load(fields[place])
     return tuple(lines)
 
 
