@@ -179,3 +179,13 @@ def test_the_warm_start_imports_nothing_heavy(source: str, tmp_path: Path) -> No
     cold = start()
     assert "packaging" in cold  # the first start validates: the test can tell the two apart
     assert start() == []
+
+
+def test_the_variables_read_before_the_package_loads_are_the_packages_own() -> None:
+    """Two places read a variable of _child without importing it, for speed:
+    install() (the installer marker) and the child's sitecustomize (the plan)."""
+    from lazy_import_hook import _child, _hook
+
+    assert _hook.INSIDE_INSTALLER == _child.INSIDE_INSTALLER
+    sitecustomize = (PACKAGE / "_autostart" / "sitecustomize.py").read_text(encoding="utf-8")
+    assert f'os.environ.get("{_child.CHILD_PLAN}")' in sitecustomize
