@@ -115,9 +115,9 @@ class Plan:
     """Validated settings plus the allowlist, and what the target held when checked."""
 
     __slots__ = (
-        "_entries", "_entry_lines", "foreign_abi", "hidden", "layer_problems", "layer_stamps", "layers",
-        "lock_stamp", "origin", "problem", "pth_paths", "pyproject", "record_id", "settings", "sources",
-        "verified",
+        "_active", "_entries", "_entry_lines", "foreign_abi", "hidden", "layer_problems", "layer_stamps",
+        "layers", "lock_stamp", "origin", "problem", "pth_paths", "pyproject", "record_id", "settings",
+        "sources", "verified",
     )  # fmt: skip
 
     def __init__(self, settings: Settings, entries: Iterable[Entry] = (), pyproject: str = "") -> None:
@@ -126,6 +126,7 @@ class Plan:
         # A cached plan's entry lines, each checked for its shape: their values
         # are parsed on first use of `entries` (a warm start needs only names).
         self._entry_lines: tuple[str, ...] = ()
+        self._active: list[str] = []  # their active import names, read at load
         self.pyproject = pyproject  # where the configuration came from, if from a file
         # Derived from the target's contents (see _allowlist.scan):
         self.hidden: tuple[str, ...] = ()  # import names whose installed version is stale
@@ -163,8 +164,7 @@ class Plan:
         """The import names of the entries that may install here (cheap for a cached plan)."""
         if self._entries is not None:
             return [name for name, entry in self._entries.items() if entry.active]
-        lines = map(_entry_fields, self._entry_lines)
-        return [_unesc(fields[1]) for fields in lines if fields[_ACTIVE] == "1"]
+        return list(self._active)
 
     def layer_paths(self) -> list[str]:
         """What the layers put on sys.path, in order: each layer, then its .pth paths."""
@@ -338,7 +338,8 @@ def _from_fields(fields: dict[str, str], entry_lines: list[str], key: str) -> tu
         return None
     values = {row.name: row.kind.load(_unesc(fields[f"setting.{row.name}"])) for row in rows}
     plan = Plan(Settings(**values), (), _unesc(fields["pyproject"]))
-    plan._entries, plan._entry_lines = None, _checked_entry_lines(entry_lines)
+    plan._entries, plan._active = None, _checked_entry_lines(entry_lines)
+    plan._entry_lines = tuple(entry_lines)
     plan.hidden = _unstrs(fields["fact.hidden"])
     plan.verified = _load_verified(_unstrs(fields["fact.verified"]))
     plan.pth_paths = _unstrs(fields["fact.pth_paths"])
@@ -419,13 +420,17 @@ def _entry_fields(line: str) -> list[str]:
     return [tag, *raw]
 
 
-def _checked_entry_lines(lines: list[str]) -> tuple[str, ...]:
-    """The entry lines, if each has its fields and every value reads
-    (ValueError if not); the Entry objects are made when first used."""
+def _checked_entry_lines(lines: list[str]) -> list[str]:
+    """The import names of the active entries, if every entry line has its
+    fields and every value reads (ValueError if not); the Entry objects
+    are made when first used."""
+    active = []
     for fields in map(_entry_fields, lines):
         for place, load in _REFUSING:
             load(fields[place])
-    return tuple(lines)
+        if fields[_ACTIVE] == "1":
+            active.append(_unesc(fields[1]))
+    return active
 
 
 def _entry(line: str) -> Entry:

@@ -461,13 +461,21 @@ class Raw:
         env = tuple(os.environ.get(k) for k in env_names())
         # repr() is deterministic for the str/list/dict/bool values configuration
         # holds; anything stranger only costs a cache miss, then a ConfigError.
-        items = sorted(allowlist.items(), key=repr) if isinstance(allowlist, dict) else allowlist
+        items = _sorted_items(allowlist) if isinstance(allowlist, dict) else allowlist
         home = os.path.expanduser("~")  # a "~/..." target follows HOME
         self.key = repr(
             (items, sorted(arguments.items()), env, pyproject, pyproject_text, environment_tag(), home)
         )
         self.target_hint = _target_hint(arguments)
         self.cache_path = _cache_path(self.target_hint, pyproject)
+
+
+def _sorted_items(allowlist: dict[object, object]) -> list[tuple[object, object]]:
+    """By import name; by repr if the names are not all strings (a ConfigError later)."""
+    try:
+        return sorted(allowlist.items())  # names are unique: values are never compared
+    except TypeError:
+        return sorted(allowlist.items(), key=repr)
 
 
 def _target_hint(arguments: Mapping[str, object]) -> str:
