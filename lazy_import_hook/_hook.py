@@ -57,9 +57,13 @@ def install(
     raw = _settings.gather(allowlist, pyproject, settings)
     plan = _warm_plan(raw)
     if plan is None:
-        plan = _slow_plan(raw)
-    else:
-        _report_problem(plan)
+        from ._settle import slow_plan
+
+        plan = slow_plan(raw)
+    elif plan.problem is not None or plan.layer_problems:
+        from ._settle import report_problem
+
+        report_problem(plan)
     return _activate(plan, raw.key, raw.cache_path)
 
 
@@ -84,7 +88,9 @@ def _inert() -> LazyFinder:
 
 def activate(plan: _plan.Plan) -> LazyFinder:
     """Install the hook for a plan validated elsewhere (one recorded in the target)."""
-    _settle(plan)
+    from ._settle import settle
+
+    settle(plan)
     return _activate(plan, "", "")
 
 
@@ -264,67 +270,6 @@ def _same_lock(plan: _plan.Plan) -> bool:
     if not plan.lock_stamp:
         return not (plan.pyproject and os.path.exists(default_lock(plan.pyproject)))
     return _plan.same_lock(plan.lock_stamp)
-
-
-def _slow_plan(raw: _settings.Raw) -> _plan.Plan:
-    from . import _config
-
-    plan = _config.resolve(raw)  # ConfigError for anything bad
-    checked_at = _settle(plan)
-    if not plan.unsafe:  # nothing of ours goes into an unsafe folder
-        _record(plan)
-        _plan.write_cache(raw.cache_path, plan, raw.key, checked_at)
-    return plan
-
-
-def _settle(plan: _plan.Plan) -> int:
-    """Check the read-only layers and the target, get the target ready
-    (create, wipe, stamp) and record in the plan what each holds; returns
-    the target's mtime as it was checked."""
-    from ._errors import warn
-    from ._holdings import scan, scan_layers
-    from ._prepare import prepare
-    from ._safety import problem
-
-    refused = scan_layers(plan)
-    plan.problem = problem(plan.target)
-    if plan.problem is None:
-        try:
-            plan.foreign_abi = prepare(plan.target, enabled=plan.settings.enabled)
-        except OSError as e:
-            plan.problem = _target.Problem(_target.Problem.READONLY, f"{plan.target} is not writable: {e}")
-    _report_problem(plan)
-    checked_at = _target.mtime(plan.target)
-    refused += [f"{line} in {plan.target}" for line in scan(plan)]
-    for line in refused:
-        warn(f"ignoring the .pth path line {line}")
-    return checked_at
-
-
-def _record(plan: _plan.Plan) -> None:
-    """Record the validated plan in the target (see _records)."""
-    from ._records import origin, record_id
-
-    plan.record_id = record_id(plan)
-    plan.origin = origin()
-    try:
-        _plan.write_record(plan)
-    except OSError:
-        pass  # a read-only target: nothing will be installed into it by this process
-
-
-def _report_problem(plan: _plan.Plan) -> None:
-    lines = list(plan.layer_problems)
-    problem = plan.problem
-    if problem is not None and problem.unsafe:
-        lines.append(f"{problem.message}; the target is NOT added to sys.path and nothing installs into it")
-    elif problem is not None and plan.settings.enabled:
-        lines.append(f"{problem.message}; packages already there still import, nothing new can be installed")
-    if lines:
-        from ._errors import warn  # deferred: a start with nothing to say loads no exceptions
-
-        for line in lines:
-            warn(line)
 
 
 def _register_abc() -> None:

@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("plan and startup cache", ["_plan"]),
     ("allowlist, failure records, startup", ["_allowlist", "_holdings", "_failures", "_prepare", "_records"]),
     ("configuration, core environment", ["_config", "_environment", "_job"]),
+    ("the slow start", ["_settle"]),
     ("locking", ["_locker"]),
     ("bundles", ["_bundle"]),
     ("one installer run", ["_run"]),
