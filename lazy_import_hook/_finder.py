@@ -5,8 +5,9 @@ hide stale versions; and a watch that runs code once a module is imported.
 The finder sits LAST on sys.meta_path, so it only ever sees names that every
 core finder missed. A name that is not allow-listed costs one frozenset
 lookup. CPython holds its global import lock while it asks a finder, so
-`find_spec` only decides: it returns a spec whose loader installs (under the
-importing module's own lock, see `_loader`), or, when an import would fail
+`find_spec` only decides (see `_serve`, loaded for the first name it takes):
+it returns a spec whose loader installs (under the importing module's own
+lock, see `_loader`), or, when an import would fail
 at once (installs disabled, a refused target, a recent failure), a spec
 that raises the informative error to an import and None to a probe
 (`importlib.util.find_spec`, `pkgutil`), which must never install or raise.
@@ -27,13 +28,11 @@ finder that wraps the loader of the watched submodule.
 
 from __future__ import annotations
 
-import _imp
 import _thread
 import os
 import sys
 from time import time as _now  # bound at import: sys.modules["time"] may be replaced later
 
-from . import _target
 from ._target import ALL_LOADERS, SOURCE_ONLY, FolderFinder
 
 TYPE_CHECKING = False
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
     from _typeshed.importlib import PathEntryFinderProtocol
 
     from ._errors import LazyInstallError
-    from ._plan import Entry, Layer, Plan
+    from ._plan import Layer, Plan
 
 
 class LazyFinder:
@@ -120,187 +119,15 @@ class LazyFinder:
     ) -> ModuleSpec | None:
         if fullname not in self._names:
             return None
-        return self._decide(fullname, path)
+        from ._serve import decide  # only when a name is ours
 
-    def _decide(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
-        from ._loader import FailingLoader, InstallingLoader, called_by_import  # only when a name is ours
-
-        if fullname in self._active:
-            entry = self.plan.entries[fullname]
-        else:
-            below = self._prefixes[fullname]
-            if len(below) > 1:
-                return self._namespace(fullname)  # the submodule import picks the entry
-            entry = self.plan.entries[below[0]]  # the one entry below: install it, then find this parent
-        if getattr(self._local, "busy", False):
-            return None  # the hook's own imports during an install never recurse
-        failed = self._failure(fullname, entry)
-        if failed is not None:
-            spec = _target.ModuleSpec(fullname, FailingLoader(failed))  # type: ignore[arg-type]
-            return spec if called_by_import(2) else None
-        if self._fails_at_once(entry) and not called_by_import(2):
-            return None  # a probe: the import would raise at once
-        loader = InstallingLoader(lambda: self.install(fullname, entry, path))
-        return _target.ModuleSpec(fullname, loader)  # type: ignore[arg-type]  # a Loader without importlib.abc's cost
-
-    def _failure(self, fullname: str, entry: Entry) -> LazyInstallError | None:
-        """The error of an earlier attempt: at `fullname`, or at the entry a
-        parent's import installs (a failed prefetch of `a.b` for `import a`)."""
-        return self._failed.get(fullname) or self._failed.get(entry.import_name)
-
-    def _fails_at_once(self, entry: Entry) -> bool:
-        """Cheap: whether an import would fail without running an installer."""
-        from ._failures import recent
-        from ._safety import problem
-
-        settings = self.plan.settings
-        if not settings.enabled or self.plan.unsafe:
-            return True
-        if problem(self.target, library=False) is not None:
-            return True
-        return recent(self.target, entry, settings.retry_after, self.retry_failures_after)
+        return decide(self, fullname, path)
 
     def invalidate_caches(self) -> None:
         """`importlib.invalidate_caches()` clears the negative cache. Never raises."""
         if not getattr(self._local, "invalidating", False):
             self._failed.clear()
             self.retry_failures_after = _now()
-
-    def _namespace(self, fullname: str) -> ModuleSpec:
-        """A parent of a dotted allow-listed name that exists nowhere yet: a
-        namespace package on the target, so the import reaches the real name."""
-        spec = _target.ModuleSpec(fullname, None, is_package=True)
-        spec.submodule_search_locations = [os.path.join(self.target, *fullname.split("."))]
-        return spec
-
-    # -- in the loader, under the module's own lock -------------------------
-
-    def install(self, fullname: str, entry: Entry, path: Sequence[str] | None) -> ModuleSpec:
-        """Install `entry` and return the real spec of `fullname`. While a
-        prefetch installs it, wait for that instead and fail as it did."""
-        error = self.await_prefetch(entry.import_name)
-        if error is not None:
-            self._failed.setdefault(fullname, error)
-        return self.provide(fullname, entry, path)[0]
-
-    def provide(
-        self, fullname: str, entry: Entry, path: Sequence[str] | None, *, prefetched_by: str | None = None
-    ) -> tuple[ModuleSpec, bool]:
-        """Install `entry` if it must be: the real spec of `fullname`, and
-        whether an installer ran. Every failure is a LazyInstallError,
-        remembered for the next import. `prefetched_by`: see install_entry."""
-        from . import _transaction
-        from ._errors import LazyInstallError
-
-        failed = self._failure(fullname, entry)
-        if failed is not None:
-            raise failed.with_traceback(None)
-        if path is None and "." in fullname:  # a prefetch: no parent was imported to say where
-            path = [os.path.join(self.target, *fullname.split(".")[:-1])]
-        self._local.busy = True
-        try:
-            since = self.retry_failures_after
-            ran = _transaction.install_entry(self.plan, entry, since=since, prefetched_by=prefetched_by)
-            if ran:
-                self._after_install()
-            spec = self.real_spec(fullname, entry, path)
-            if spec is None:
-                raise _transaction.still_missing(self.plan, entry)
-            return spec, ran
-        except LazyInstallError as e:
-            self._failed[fullname] = e
-            raise
-        except Exception as e:  # anything unexpected is still an ImportError
-            error = LazyInstallError(
-                f"lazy-import-hook failed while installing for 'import {fullname}': {type(e).__name__}: {e}",
-                name=fullname,
-            )
-            self._failed[fullname] = error
-            raise error from e
-        finally:
-            self._local.busy = False
-
-    def findable(self, entry: Entry) -> bool:
-        """Whether an import of `entry` needs no install: it is imported
-        already, or the finders ahead of the hook find it (the core
-        environment, a layer, or the target at the pinned version). A dotted
-        name's parent is not imported to find out: its folders are looked in."""
-        name = entry.import_name
-        if name in sys.modules:
-            return True
-        if "." not in name:
-            return self._ask_finders_ahead(name, None) is not None
-        from ._transaction import satisfied
-
-        if satisfied(self.target, entry):
-            return True
-        parent = name.split(".")[:-1]  # where the parent would be, on every folder of sys.path
-        folders = [os.path.join(p, *parent) for p in sys.path if isinstance(p, str)]
-        return self._ask_finders_ahead(name, [f for f in folders if os.path.isdir(f)]) is not None
-
-    def _after_install(self) -> None:
-        """Re-scan the target and rewrite the startup cache, so other starts stay warm.
-
-        A dependency this install brought may be another entry's module at a
-        version its pin does not allow: hide it too, never serve it."""
-        from ._holdings import scan
-        from ._plan import write_cache
-
-        checked_at = _target.mtime(self.target)
-        scan(self.plan)
-        self.guard.hidden = set(self.plan.hidden)  # one swap: no import sees an empty set meanwhile
-        self.guard.verified = dict(self.plan.verified)
-        if self.cache_path:
-            write_cache(self.cache_path, self.plan, self.cache_key, checked_at)
-
-    def real_spec(self, fullname: str, entry: Entry, path: Sequence[str] | None) -> ModuleSpec | None:
-        """After an install: find the module as a later start would, asking
-        the finders ahead of the hook first (so whatever instruments imports
-        sees it), then the path-based finder on the target."""
-        self.guard.unhide(entry.import_name, self.plan.verified.get(entry.import_name))
-        self.refresh_import_caches()
-        places: list[str] = list(path) if path is not None else []
-        if path is None:
-            from ._pth import read_pth
-
-            places = [self.target, *read_pth(self.target, outside=self.plan.settings.pth_imports)[0]]
-            _target.activate(places)
-        spec = self._ask_finders_ahead(fullname, path)
-        if spec is None:
-            spec = _target.PathFinder.find_spec(fullname, places)
-        if spec is None and path is not None:
-            parent = os.path.join(self.target, *fullname.split(".")[:-1])
-            spec = _target.PathFinder.find_spec(fullname, [parent])
-        return spec
-
-    def found_ahead(self, name: str) -> bool:
-        """Whether a finder ahead of the hook finds top-level `name`."""
-        return self._ask_finders_ahead(name, None) is not None
-
-    def _ask_finders_ahead(self, fullname: str, path: Sequence[str] | None) -> ModuleSpec | None:
-        for finder in list(sys.meta_path):
-            if finder is self or isinstance(finder, LazyFinder):
-                return None
-            find = getattr(finder, "find_spec", None)
-            if find is None:
-                continue
-            _imp.acquire_lock()  # as CPython calls finders: under its global import lock
-            try:
-                spec: ModuleSpec | None = find(fullname, path, None)
-            finally:
-                _imp.release_lock()
-            if spec is not None:
-                return spec
-        return None
-
-    def refresh_import_caches(self) -> None:
-        import importlib
-
-        self._local.invalidating = True
-        try:
-            importlib.invalidate_caches()
-        finally:
-            self._local.invalidating = False
 
     def _served_infos(self, name: str, folder: str = "") -> tuple[str, ...] | None:
         """For a guard: the dist-info folders of `name` if `folder` (the

@@ -60,6 +60,7 @@ def _exists_without_the_hook(name: str) -> bool:
     install below it was asked for by its own code (a broken package), not
     by an import of a parent that exists nowhere."""
     from ._finder import LazyFinder
+    from ._serve import found_ahead
 
     finder = next((f for f in sys.meta_path if isinstance(f, LazyFinder)), None)
-    return finder is not None and finder.found_ahead(name)
+    return finder is not None and found_ahead(finder, name)

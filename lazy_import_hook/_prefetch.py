@@ -8,7 +8,7 @@ line), so that the first import of a backend need not wait for an installer.
   thread the installer's parent-death signal watches (see _process).
 - One future per target and import name while its prefetch waits or runs:
   another prefetch of the name shares it, and an import of the name waits
-  for it in the loader (LazyFinder.install), never starting a second install.
+  for it in the loader (_serve.install), never starting a second install.
 - At exit, an install in flight is abandoned as a kill would abandon it (the
   installer dies with the process, the next install removes its staging
   folder), and every future not done fails with `reason == "interrupted"`,
@@ -28,7 +28,7 @@ from collections import deque
 from concurrent.futures import Future, InvalidStateError
 from typing import overload
 
-from . import _transaction
+from . import _serve, _transaction
 from ._audit import triggering_module
 from ._errors import InstallInterruptedError, LazyInstallError
 from ._finder import LazyFinder
@@ -59,7 +59,7 @@ class _Task:
     def run(self) -> None:
         name = self.entry.import_name
         try:
-            ran = self.finder.provide(name, self.entry, None, prefetched_by=self.trigger)[1]
+            ran = _serve.provide(self.finder, name, self.entry, None, prefetched_by=self.trigger)[1]
         except BaseException as e:  # whatever happens reaches whoever waits
             _settle(self.future, error=e)
         else:
@@ -153,7 +153,7 @@ class _Warmup:
             return _done(NOT_FOR_THIS_PLATFORM)
         key = (id(finder), entry.import_name)
         if key not in self.tasks:
-            if finder.findable(entry):
+            if _serve.findable(finder, entry):
                 return _done(PRESENT)
             declined = _transaction.declined(finder.plan, entry, trigger)  # asked here, never on the worker
             if declined is not None:

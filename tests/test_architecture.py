@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("bundles", ["_bundle"]),
     ("one installer run", ["_run"]),
     ("one install", ["_transaction"]),
+    ("serving an import", ["_serve"]),
     ("the finder", ["_finder"]),
     ("prefetch, optional imports", ["_prefetch", "_optional"]),
     ("multiprocessing's workers", ["_workers"]),
