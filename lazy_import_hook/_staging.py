@@ -70,12 +70,25 @@ def new_staging(target: str) -> str:
 
 
 class _Committer:
-    def __init__(self, staging: str, target: str, shared: set[str]) -> None:
+    def __init__(
+        self, staging: str, target: str, current: dict[str, DistFolder], staged: dict[str, DistFolder]
+    ) -> None:
         self.staging = staging
         self.target = target
-        self.shared = shared  # folders holding files of distributions this commit keeps
+        self.current = current
+        self.staged = staged
+        self._shared: set[str] | None = None
         self.trash = meta(target, "trash", os.path.basename(staging))  # unique, as staging is
         self._discarded = 0
+
+    @property
+    def shared(self) -> set[str]:
+        """Folders holding files of distributions this commit keeps. Read from
+        their RECORDs when first asked: only replacing a folder the target
+        already has asks, and a target may hold many distributions."""
+        if self._shared is None:
+            self._shared = _shared_folders(self.current, self.staged)
+        return self._shared
 
     def discard(self, path: str) -> None:
         """Move aside (atomic), to be deleted once the commit is done."""
@@ -138,9 +151,8 @@ def commit(staging: str, target: str, import_names: Sequence[str], requested: Se
     dist-infos. `import_names` go in last (before their dist-infos), whole."""
     staged = dist_folders(staging)
     current = dist_folders(target)
-    committer = _Committer(staging, target, _shared_folders(current, staged))
+    committer = _Committer(staging, target, current, staged)
     leftovers = _drop_kept_and_replaced(committer, staged, current)
-    _prune_empty_tree(staging)
     names = [n for n in os.listdir(staging) if not n.startswith(".")]  # uv's own .lock
     infos = sorted(n for n in names if n.endswith(".dist-info"))
     wanted = set(requested)
@@ -156,6 +168,8 @@ def commit(staging: str, target: str, import_names: Sequence[str], requested: Se
     _remove_leftovers(target, leftovers)
     for info in requested_infos:
         committer.replace(info, ())
+    for name in set(os.listdir(staging)) - set(names):  # uv's .lock: then rmdir does, without shutil
+        remove_file(os.path.join(staging, name))
     _rmtree(staging)
     _rmtree(committer.trash)
     return infos
@@ -183,12 +197,12 @@ def _drop_kept_and_replaced(
     leftovers: list[str] = []
     for key, dist in staged.items():
         old = current.get(key)
+        if old is None:  # new to the target: its RECORD is not read (numpy's lists 1,100 files)
+            continue
         paths = dist.record()
-        if old is not None and old.version == dist.version and _whole(old, old.record()):
-            for rel in paths:
-                remove_file(os.path.join(dist.folder, rel))
-            _rmtree(os.path.join(dist.folder, dist.info))
-        elif old is not None:
+        if old.version == dist.version and _whole(old, old.record()):
+            _drop_staged(dist, paths)
+        else:
             old_paths = old.record()
             committer.discard(os.path.join(old.folder, old.info))
             new_paths = set(paths)
@@ -196,6 +210,19 @@ def _drop_kept_and_replaced(
                 rel for rel in old_paths if rel not in new_paths and not rel.startswith(old.info + os.sep)
             ]
     return leftovers
+
+
+def _drop_staged(dist: DistFolder, paths: Sequence[str]) -> None:
+    """Remove a kept distribution's files from staging, and the folders that
+    leaves empty (deepest first), so that nothing of it is committed."""
+    folders = set()
+    for rel in paths:
+        remove_file(os.path.join(dist.folder, rel))
+        folders.add(os.path.dirname(rel))
+    _rmtree(os.path.join(dist.folder, dist.info))
+    for rel in sorted(folders, key=len, reverse=True):
+        if rel:
+            prune_empty(os.path.join(dist.folder, rel), dist.folder)
 
 
 def remove_file(path: str) -> None:
@@ -222,12 +249,3 @@ def prune_empty(folder: str, stop: str) -> None:
         except OSError:
             return
         folder = os.path.dirname(folder)
-
-
-def _prune_empty_tree(root: str) -> None:
-    for folder, _, _ in os.walk(root, topdown=False):
-        if folder != root:
-            try:
-                os.rmdir(folder)
-            except OSError:
-                pass
