@@ -73,6 +73,20 @@ def test_a_distribution_already_there_at_the_same_version_is_left_alone(target: 
     assert os.stat(target / "toydep" / "__init__.py").st_ino == before
 
 
+def test_a_requested_distribution_already_whole_here_is_left_alone_and_staging_emptied(target: Path) -> None:
+    """Its staged copy is dropped file by file, and the folders that leaves
+    empty with it: an empty staged toymod/ would replace the real one."""
+    prepared(target)
+    before = os.stat(target / "toymod" / "extra.py").st_ino
+    staging = stage(target, "1.0", "2.0")
+    _staging.commit(staging, str(target), ["toymod"], ["toy-dist"])
+    assert os.stat(target / "toymod" / "extra.py").st_ino == before
+    assert (target / "toymod" / "only_in_1_0.py").exists()
+    assert (target / "toydep" / "__init__.py").read_text() == "VERSION = '2.0'\n"
+    assert all(whole(target).values())
+    assert not os.path.exists(staging) and not os.listdir(_staging.staging_root(str(target)))
+
+
 class Crash(BaseException):
     """Stands for SIGKILL: nothing after it runs."""
 
