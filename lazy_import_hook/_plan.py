@@ -11,6 +11,7 @@ or another version is ignored: the slow path validates everything again.
 
 from __future__ import annotations
 
+import _thread
 import os
 
 from ._settings import Settings
@@ -111,6 +112,9 @@ def _layer_fields(layer: Layer) -> tuple[object, ...]:
     return layer.folder, layer.hidden, layer.verified, layer.pth_paths
 
 
+_PARSING = _thread.allocate_lock()
+
+
 class Plan:
     """Validated settings plus the allowlist, and what the target held when checked."""
 
@@ -156,9 +160,13 @@ class Plan:
     @property
     def entries(self) -> dict[str, Entry]:
         """The allowlist's entries by import name."""
-        if self._entries is None:
-            self._entries = {e.import_name: e for e in map(_entry, self._entry_lines)}
-        return self._entries
+        entries = self._entries
+        if entries is None:
+            with _PARSING:  # threads importing at once share one set of entries
+                if self._entries is None:
+                    self._entries = {e.import_name: e for e in map(_entry, self._entry_lines)}
+                entries = self._entries
+        return entries
 
     def active_names(self) -> list[str]:
         """The import names of the entries that may install here (cheap for a cached plan)."""

@@ -207,6 +207,32 @@ def test_the_startup_cache_round_trips_and_rejects_another_key() -> None:
     assert _plan.loads(_plan.dumps(plan, "KEY", 42).replace("\t", " "), "KEY") is None
 
 
+def test_a_cached_plans_entries_are_parsed_once_on_first_use_for_every_thread() -> None:
+    import threading
+
+    from lazy_import_hook._allowlist import parse_allowlist
+
+    entries = parse_allowlist({f"mod{i}": f"dist-{i}==1.{i}" for i in range(200)})
+    text = _plan.dumps(Plan(Settings(target="/t/x"), entries), "KEY", 1)
+
+    def first_use_in_threads() -> None:
+        loaded = _plan.loads(text, "KEY")
+        assert loaded is not None
+        plan = loaded[0]
+        assert plan.active_names() == [e.import_name for e in entries]  # without parsing them
+        seen: list[object] = []
+        threads = [threading.Thread(target=lambda: seen.append(plan.entries)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(seen) == 8 and all(got is seen[0] for got in seen)
+        assert list(plan.entries.values()) == entries
+
+    for _ in range(10):
+        first_use_in_threads()
+
+
 def test_one_row_in_the_settings_table_is_an_argument_a_variable_a_key_and_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
