@@ -169,7 +169,8 @@ def commit(staging: str, target: str, import_names: Sequence[str], requested: Se
     for info in requested_infos:
         committer.replace(info, ())
     for name in set(os.listdir(staging)) - set(names):  # uv's .lock: then rmdir does, without shutil
-        remove_file(os.path.join(staging, name))
+        if not _real_dir(os.path.join(staging, name)):
+            remove_file(os.path.join(staging, name))
     _rmtree(staging)
     _rmtree(committer.trash)
     return infos
@@ -195,13 +196,14 @@ def _drop_kept_and_replaced(
     (the files in use stay untouched); an upgraded one loses its old
     *.dist-info first. Returns the files only the replaced versions had."""
     leftovers: list[str] = []
+    kept: list[tuple[DistFolder, list[str]]] = []
     for key, dist in staged.items():
         old = current.get(key)
         if old is None:  # new to the target: its RECORD is not read (numpy's lists 1,100 files)
             continue
         paths = dist.record()
         if old.version == dist.version and _whole(old, old.record()):
-            _drop_staged(dist, paths)
+            kept.append((dist, paths))
         else:
             old_paths = old.record()
             committer.discard(os.path.join(old.folder, old.info))
@@ -209,20 +211,66 @@ def _drop_kept_and_replaced(
             leftovers += [
                 rel for rel in old_paths if rel not in new_paths and not rel.startswith(old.info + os.sep)
             ]
+    if kept:
+        _drop_kept(staged, kept)
     return leftovers
 
 
-def _drop_staged(dist: DistFolder, paths: Sequence[str]) -> None:
-    """Remove a kept distribution's files from staging, and the folders that
-    leaves empty (deepest first), so that nothing of it is committed."""
-    folders = set()
-    for rel in paths:
-        remove_file(os.path.join(dist.folder, rel))
-        folders.add(os.path.dirname(rel))
-    _rmtree(os.path.join(dist.folder, dist.info))
-    for rel in sorted(folders, key=len, reverse=True):
-        if rel:
-            prune_empty(os.path.join(dist.folder, rel), dist.folder)
+def _drop_kept(staged: dict[str, DistFolder], kept: list[tuple[DistFolder, list[str]]]) -> None:
+    """Kept distributions leave staging with what the installer made beside
+    their RECORDs there (uv lists neither its compiled files nor the empty
+    folders of a wheel's folder entries): nothing of theirs is committed,
+    and no staged folder of theirs replaces the real one. A top-level entry
+    that no other staged distribution installs into goes whole; one shared
+    with another (a namespace package, bin/) loses their files, compiled
+    files and the folders left empty."""
+    keys = {dist.key for dist, _ in kept}
+    others = {_top(rel) for d in staged.values() if d.key not in keys for rel in d.record()}
+    for dist, paths in kept:
+        _rmtree(os.path.join(dist.folder, dist.info))
+        _drop_compiled(dist.folder, [rel for rel in paths if rel.endswith(".py")])
+        for top in sorted({_top(rel) for rel in paths} - {dist.info}):
+            path = os.path.join(dist.folder, top)
+            if top in others or top == "__pycache__":  # what other distributions' files share
+                for rel in (r for r in paths if _top(r) == top):
+                    remove_file(os.path.join(dist.folder, rel))
+                _prune_empty_folders(path)
+            elif _real_dir(path):
+                _rmtree(path)
+            else:
+                remove_file(path)
+        _prune_empty_folders(os.path.join(dist.folder, "__pycache__"))
+
+
+def _top(rel: str) -> str:
+    return rel.split(os.sep, 1)[0]
+
+
+def _drop_compiled(root: str, py_files: list[str]) -> None:
+    """The compiled files of these .py files (`__pycache__/<stem>.<tag>.pyc`)."""
+    stems: dict[str, set[str]] = {}
+    for rel in py_files:
+        folder, name = os.path.split(rel)
+        stems.setdefault(folder, set()).add(name[: -len(".py")])
+    for folder, names in stems.items():
+        cache = os.path.join(root, folder, "__pycache__")
+        try:
+            compiled = os.listdir(cache)
+        except OSError:
+            continue
+        for name in compiled:
+            if name.endswith(".pyc") and name.split(".", 1)[0] in names:
+                remove_file(os.path.join(cache, name))
+
+
+def _prune_empty_folders(path: str) -> None:
+    """The empty folders under `path`, deepest first, and `path` if it ends empty."""
+    for folder, _, files in os.walk(path, topdown=False):
+        if not files:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
 
 
 def remove_file(path: str) -> None:

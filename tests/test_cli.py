@@ -82,6 +82,34 @@ def test_status_then_prefetch_then_offline_imports_with_installs_disabled(
     assert cli(["prefetch", "toymod"], env, project).stdout.startswith("toymod: already present")
 
 
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_prefetching_again_with_a_new_entry_keeps_what_is_installed(
+    installer: str, project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    """The Docker step after an entry was added: the group install stages
+    toymod again (uv with its compiled files, which no RECORD lists); the
+    installed toymod must stay whole and in place."""
+    (project / "pyproject.toml").write_text(ALLOWLIST.format(installer=installer))
+    env = installer_env(wheelhouse, tmp_path)
+    cli(["prefetch", "toymod"], env, project)
+    package = project / "lazy-target" / "toymod"
+    before = {p.name: p.stat().st_ino for p in package.iterdir() if p.is_file()}
+    assert "__init__.py" in before
+    out = cli(["prefetch"], env, project).stdout
+    assert "othermod: installed" in out, out
+    assert {p.name: p.stat().st_ino for p in package.iterdir() if p.is_file()} == before
+    code = (
+        "import lazy_import_hook\n"
+        "lazy_import_hook.install()\n"
+        "import toymod, othermod\n"
+        "print(toymod.__file__)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=project, capture_output=True, text=True, check=False
+    )
+    assert proc.stdout.strip() == str(package / "__init__.py"), proc.stderr
+
+
 def test_prefetch_failures_exit_non_zero_with_the_installers_message(
     project: Path, wheelhouse: Path, tmp_path: Path
 ) -> None:

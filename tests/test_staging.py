@@ -87,6 +87,51 @@ def test_a_requested_distribution_already_whole_here_is_left_alone_and_staging_e
     assert not os.path.exists(staging) and not os.listdir(_staging.staging_root(str(target)))
 
 
+@pytest.mark.parametrize("made_by_the_installer", ["an empty folder", "a compiled file"])
+def test_what_the_installer_made_beside_a_kept_distribution_never_replaces_it(
+    made_by_the_installer: str, target: Path
+) -> None:
+    """uv lists neither in RECORD: the empty folder of a wheel's folder entry,
+    the .pyc files it compiles. Left in staging, either made toymod/ a folder
+    that replaced the real one."""
+    prepared(target)
+    staging = stage(target, "1.0", "2.0")
+    if made_by_the_installer == "an empty folder":
+        os.makedirs(os.path.join(staging, "toymod", "data"))
+    else:
+        os.makedirs(os.path.join(staging, "toymod", "__pycache__"))
+        Path(staging, "toymod", "__pycache__", "__init__.cpython-311.pyc").write_bytes(b"new")
+        os.makedirs(os.path.join(staging, "__pycache__"))
+        Path(staging, "__pycache__", "toydep_helpers.cpython-311.pyc").write_bytes(b"new dep")
+    before = os.stat(target / "toymod" / "__init__.py").st_ino
+    _staging.commit(staging, str(target), ["toymod"], ["toy-dist"])
+    assert os.stat(target / "toymod" / "__init__.py").st_ino == before
+    assert not (target / "toymod" / "data").exists()
+    assert not (target / "toymod" / "__pycache__").exists()
+    assert (target / "toydep" / "__init__.py").read_text() == "VERSION = '2.0'\n"
+    if made_by_the_installer == "a compiled file":  # the upgraded toy-dep's own compiled file goes in
+        assert (target / "__pycache__" / "toydep_helpers.cpython-311.pyc").read_bytes() == b"new dep"
+    assert all(whole(target).values())
+
+
+def test_a_kept_distribution_leaves_a_shared_folder_to_the_others(target: Path) -> None:
+    """A namespace folder two distributions install into: the kept one's
+    files (and compiled files) stay out, the new one's go in."""
+    target.mkdir()
+    write_dist(str(target), "ns-a", "1.0", {"nsroot/a/__init__.py": "A = 1\n"})
+    staging = _staging.new_staging(str(target))
+    write_dist(staging, "ns-a", "1.0", {"nsroot/a/__init__.py": "A = 1\n"})
+    write_dist(staging, "ns-b", "1.0", {"nsroot/b/__init__.py": "B = 1\n"})
+    os.makedirs(os.path.join(staging, "nsroot", "a", "__pycache__"))
+    Path(staging, "nsroot", "a", "__pycache__", "__init__.cpython-311.pyc").write_bytes(b"x")
+    before = os.stat(target / "nsroot" / "a" / "__init__.py").st_ino
+    _staging.commit(staging, str(target), ["nsroot.b"], ["ns-b"])
+    assert os.stat(target / "nsroot" / "a" / "__init__.py").st_ino == before
+    assert not (target / "nsroot" / "a" / "__pycache__").exists()
+    assert (target / "nsroot" / "b" / "__init__.py").read_text() == "B = 1\n"
+    assert all(whole(target).values())
+
+
 class Crash(BaseException):
     """Stands for SIGKILL: nothing after it runs."""
 
