@@ -60,11 +60,17 @@ def install(
         from ._settle import slow_plan
 
         plan = slow_plan(raw)
-    elif plan.problem is not None or plan.layer_problems:
-        from ._settle import report_problem
-
-        report_problem(plan)
+    else:
+        _say(plan.warnings())
     return _activate(plan, raw.key, raw.cache_path)
+
+
+def _say(lines: list[str]) -> None:
+    if lines:
+        from ._errors import warn  # deferred: a start with nothing to say loads no exceptions
+
+        for line in lines:
+            warn(line)
 
 
 def _settings_doc() -> str:

@@ -174,6 +174,17 @@ class Plan:
             return [name for name, entry in self._entries.items() if entry.active]
         return list(self._active)
 
+    def warnings(self) -> list[str]:
+        """What a start says of this plan: the layers left out, a target refused."""
+        lines = list(self.layer_problems)
+        found = self.problem
+        if found is not None and found.unsafe:
+            lines.append(f"{found.message}; the target is NOT added to sys.path and nothing installs into it")
+        elif found is not None and self.settings.enabled:
+            still = "packages already there still import, nothing new can be installed"
+            lines.append(f"{found.message}; {still}")
+        return lines
+
     def layer_paths(self) -> list[str]:
         """What the layers put on sys.path, in order: each layer, then its .pth paths."""
         return [path for layer in self.layers for path in (layer.folder, *layer.pth_paths)]

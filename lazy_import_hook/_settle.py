@@ -57,12 +57,5 @@ def _record(plan: Plan) -> None:
 
 
 def report_problem(plan: Plan) -> None:
-    """Warn of the layers left out and of a target that is refused."""
-    lines = list(plan.layer_problems)
-    found = plan.problem
-    if found is not None and found.unsafe:
-        lines.append(f"{found.message}; the target is NOT added to sys.path and nothing installs into it")
-    elif found is not None and plan.settings.enabled:
-        lines.append(f"{found.message}; packages already there still import, nothing new can be installed")
-    for line in lines:
+    for line in plan.warnings():
         warn(line)
