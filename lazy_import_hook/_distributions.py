@@ -51,7 +51,6 @@ def top_level_names(target: str) -> list[str]:
 
 def foreign_entries(target: str) -> list[str]:
     """Top-level entries of an existing folder that no *.dist-info RECORD owns."""
-
     try:
         names = os.listdir(target)
     except OSError:

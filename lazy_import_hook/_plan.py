@@ -281,11 +281,10 @@ _ENTRY_CODECS: dict[str, tuple[Callable[[object], str], Callable[[str], object]]
 }
 _ENTRIES_LINE = "entries\t" + "\t".join(_ENTRY_CODECS)
 _ENTRY_LOADS = tuple(load for _, load in _ENTRY_CODECS.values())
-_ACTIVE = 1 + list(_ENTRY_CODECS).index("active")  # its place on an entry line, after the tag
+_NAME, _ACTIVE = (list(_ENTRY_CODECS).index(name) for name in ("import_name", "active"))
 # The fields whose loaders can refuse a value (the others take any text), by place.
 _REFUSING = tuple(
-    (1 + list(_ENTRY_CODECS).index(name), _ENTRY_CODECS[name][1])
-    for name in ("allow_sdist", "active", "pins")
+    (list(_ENTRY_CODECS).index(name), _ENTRY_CODECS[name][1]) for name in ("allow_sdist", "active", "pins")
 )
 
 
@@ -436,7 +435,7 @@ def _entry_fields(line: str) -> list[str]:
     tag, *raw = line.split("\t")
     if tag != "entry" or len(raw) != len(_ENTRY_LOADS):
         raise ValueError("not an entry line")
-    return [tag, *raw]
+    return raw
 
 
 def _checked_entry_lines(lines: list[str]) -> list[str]:
@@ -448,14 +447,14 @@ def _checked_entry_lines(lines: list[str]) -> list[str]:
         for place, load in _REFUSING:
             load(fields[place])
         if fields[_ACTIVE] == "1":
-            active.append(_unesc(fields[1]))
+            active.append(_unesc(fields[_NAME]))
     return active
 
 
 def _entry(line: str) -> Entry:
     # Each field's value as its loader returns it (no keyword call, no normalising again).
     entry = Entry.__new__(Entry)
-    for name, load, text in zip(_ENTRY_CODECS, _ENTRY_LOADS, _entry_fields(line)[1:]):
+    for name, load, text in zip(_ENTRY_CODECS, _ENTRY_LOADS, _entry_fields(line)):
         setattr(entry, name, load(text))
     return entry
 
