@@ -23,14 +23,22 @@ used target B - A <= 10 ms with uv and B / A <= 1.03 with pip; brand-new
 target B - A <= 30 ms with uv and B / A <= 1.05 with pip.
 
 A second-long install varies far more between runs on a small machine than
-these limits, so each cell's detail line also gives the part the installer's
-own run does not hide: the time outside it (the hook: total minus its audit
-line's duration_s; by hand: total minus the subprocess.run), paired.
+these limits (a virtual machine's CPU can run at half speed for seconds at a
+time), so: the sides alternate A B B A A B ..., which cancels a slow drift;
+the disk is synced before each timed sample, so that no sample pays for
+writing out the one before; the full run takes 9 pairs per package; each
+figure comes with a 95% interval of its median (sign test: from the 2nd to
+the 8th of 9 pairs, which covers 96%), and a cell whose interval holds its
+limit is one this machine could not decide. Each cell's detail line also gives the
+part the installer's own run does not hide: the time outside it (the hook:
+total minus its audit line's duration_s; by hand: total minus the
+subprocess.run), paired.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import statistics
@@ -76,21 +84,43 @@ def real_packages(bench: Bench) -> None:
         fetch_wheels(bench.wheelhouse)
     except RuntimeError as e:
         raise BenchError(f"budget 6: {e}") from e
-    rounds = max(2, bench.rounds // 10) if bench.quick else max(5, bench.rounds // 6)
+    rounds = max(2, bench.rounds // 10) if bench.quick else max(9, bench.rounds * 3 // 10)
     for kind in ("uv", "pip"):
         for state in ("used", "new"):
             for dont_write in (False, True):
                 figures = [_cell(bench, kind, name, state, dont_write, rounds) for name in PACKAGES]
                 limit = LIMITS[(kind, state)]
-                worst = max(figures)
-                shown = (f"{worst:+.1f} ms" if kind == "uv" else f"x{worst:.3f}") + " (worst)"
+                worst, (low, high, covers) = max(figures)
+                interval = f"{covers:.0%}: {_shown(kind, low)} to {_shown(kind, high)}"
+                shown = f"{_shown(kind, worst)} (worst; {interval})"
                 label = f"6 first import, {kind}, {state} target{', no .pyc writes' if dont_write else ''}"
                 rule = f"<= {limit:g} ms" if kind == "uv" else f"<= x{limit:g}"
                 bench.rows.append(Row(label, "by hand", "hook", shown, rule, worst <= limit))
 
 
-def _cell(bench: Bench, kind: str, name: str, state: str, dont_write: bool, rounds: int) -> float:
-    """Paired samples of one package; the median difference (uv, ms) or ratio (pip)."""
+def _shown(kind: str, figure: float) -> str:
+    return f"{figure:+.1f} ms" if kind == "uv" else f"x{figure:.3f}"
+
+
+def median_interval(values: list[float], coverage: float = 0.95) -> tuple[float, float, float]:
+    """A distribution-free interval for the median (the sign test's): the
+    (k+1)-th smallest and largest values, k the most that P(Binomial(n, 1/2)
+    <= k) <= (1 - coverage) / 2 allows; and the coverage it has (fewer than
+    6 values: their range, which covers less)."""
+    xs = sorted(values)
+    n, k = len(xs), 0
+    tail = 1 / 2**n  # P(X <= k)
+    while k + 1 < n / 2 and tail + math.comb(n, k + 1) / 2**n <= (1 - coverage) / 2:
+        k += 1
+        tail += math.comb(n, k) / 2**n
+    return xs[k], xs[n - 1 - k], 1 - 2 * tail
+
+
+def _cell(
+    bench: Bench, kind: str, name: str, state: str, dont_write: bool, rounds: int
+) -> tuple[float, tuple[float, float, float]]:
+    """Paired samples of one package; the median difference (uv, ms) or ratio
+    (pip), and an interval of that median (low, high, its coverage)."""
     around: dict[bool, list[float]] = {False: [], True: []}  # each sample's time outside the installer
 
     def sample(hook: bool) -> float:
@@ -98,18 +128,19 @@ def _cell(bench: Bench, kind: str, name: str, state: str, dont_write: bool, roun
         around[hook].append(total - installer)
         return total
 
-    sa, sb = bench.alternate(lambda: sample(False), lambda: sample(True), rounds, warmup=1)
+    sa, sb = bench.alternate(lambda: sample(False), lambda: sample(True), rounds, warmup=1, abba=True)
     scale, unit = (1e3, "ms") if kind == "uv" else (1.0, "s")
     label = f"6 {name} {kind} {state}{' dont-write' if dont_write else ''} ({unit})"
     bench.spread(label, sa, sb, scale, unit)
+    pairs = [(b - a) * 1e3 if kind == "uv" else b / a for a, b in zip(sa, sb)]
+    figure, (low, high, covers) = statistics.median(pairs), median_interval(pairs)
     outside = zip(around[False][-rounds:], around[True][-rounds:])
     bench.details.append(
-        f"{label.rsplit(' (', 1)[0]}: outside the installer's own run, hook - by hand "
+        f"{label.rsplit(' (', 1)[0]}: hook against by hand {_shown(kind, figure)} ({covers:.0%}: "
+        f"{_shown(kind, low)} to {_shown(kind, high)}); outside the installer's own run, hook - by hand "
         f"{statistics.median((b - a) * 1e3 for a, b in outside):+.1f} ms (paired median)"
     )
-    if kind == "uv":
-        return statistics.median((b - a) * 1e3 for a, b in zip(sa, sb))
-    return statistics.median(b / a for a, b in zip(sa, sb))
+    return figure, (low, high, covers)
 
 
 def _sample(
@@ -124,6 +155,7 @@ def _sample(
     code = _hooked(kind, name, target) if hook else _by_hand(bench, kind, name, target)
     if state == "used":
         _use(bench, kind, target, env, hook=hook)
+    os.sync()  # the earlier samples' files are on disk, not written out during this one
     elapsed, installer = _reported(bench, code, env)
     if hook:
         installer = _audited_duration(target)

@@ -161,17 +161,23 @@ class Bench:
         return float(self.py(code).stdout.strip().splitlines()[-1])
 
     def alternate(
-        self, a: Callable[[], float], b: Callable[[], float], rounds: int, warmup: int = 2
+        self, a: Callable[[], float], b: Callable[[], float], rounds: int, warmup: int = 2, abba: bool = False
     ) -> tuple[list[float], list[float]]:
-        """A, B, A, B, ... after `warmup` untimed pairs; returns both samples."""
+        """A, B, A, B, ... after `warmup` untimed pairs; returns both samples.
+        abba: A, B, B, A, A, B, ..., so that a drift of the machine's speed
+        during a long pair weighs on both sides alike."""
         for _ in range(warmup):
             a()
             b()
         sa: list[float] = []
         sb: list[float] = []
-        for _ in range(rounds):
-            sa.append(a())
-            sb.append(b())
+        for i in range(rounds):
+            if abba and i % 2:
+                sb.append(b())
+                sa.append(a())
+            else:
+                sa.append(a())
+                sb.append(b())
         return sa, sb
 
     def spread(self, name: str, sa: list[float], sb: list[float], scale: float, unit: str) -> None:
