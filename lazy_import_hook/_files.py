@@ -113,6 +113,21 @@ def dist_folders(folder: str, suffixes: Iterable[str] = (".dist-info",)) -> dict
     return found
 
 
+def linked_parent(folder: str, rel: str, seen: dict[str, bool]) -> str | None:
+    """The first folder on the way from `folder` down to `rel` that is a
+    symbolic link (as a path relative to `folder`), or None. `seen` keeps
+    the answers for the next path: a distribution's files share folders."""
+    parts = rel.split(os.sep)[:-1]
+    for depth in range(1, len(parts) + 1):
+        sub = os.sep.join(parts[:depth])
+        linked = seen.get(sub)
+        if linked is None:
+            linked = seen[sub] = os.path.islink(os.path.join(folder, sub))
+        if linked:
+            return sub
+    return None
+
+
 def record_paths(folder: str, info: str) -> list[str]:
     """The files a *.dist-info's RECORD lists, relative to `folder` (see
     `record_rows`); [] when it cannot be read, what was read when it breaks off."""

@@ -103,7 +103,7 @@ def _remove(target: str, infos: Sequence[str]) -> None:
     the files no remaining distribution also lists, then emptied folders."""
     import uuid
 
-    from ._staging import prune_empty
+    from ._staging import remove_listed
 
     kept = {
         path
@@ -116,13 +116,5 @@ def _remove(target: str, infos: Sequence[str]) -> None:
     for info in infos:
         paths = record_paths(target, info)
         os.rename(os.path.join(target, info), os.path.join(trash, info))
-        for rel in paths:
-            if rel in kept or rel.startswith(info) or _target.hook_file(rel):  # never on a RECORD's word
-                continue
-            path = os.path.join(target, rel)
-            try:
-                os.unlink(path)
-            except OSError:
-                continue
-            prune_empty(os.path.dirname(path), target)
+        remove_listed(target, [rel for rel in paths if rel not in kept and not rel.startswith(info)], kept)
     shutil.rmtree(trash, ignore_errors=True)

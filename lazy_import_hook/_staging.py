@@ -30,12 +30,12 @@ import _thread
 import os
 import time
 
-from ._files import DistFolder, dist_folders
+from ._files import DistFolder, dist_folders, linked_parent
 from ._target import hook_file, meta
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
 
 def clean_leftovers(target: str) -> None:
@@ -104,9 +104,15 @@ class _Committer:
             for child in sorted(os.listdir(src)):
                 self.merge(os.path.join(rel, child))
             return
-        if _real_dir(dst):
-            self.discard(dst)
+        self._clear_for(src, dst)
         os.replace(src, dst)
+
+    def _clear_for(self, src: str, dst: str) -> None:
+        """A folder is not renamed over a folder, nor over a symbolic link
+        (the link goes, never what it points to); a file replaces either
+        atomically."""
+        if _real_dir(dst) or (os.path.islink(dst) and _real_dir(src)):
+            self.discard(dst)
 
     def replace(self, rel: str, parts: Sequence[str]) -> None:
         """The requested import's entry, whole; through a shared namespace
@@ -124,8 +130,7 @@ class _Committer:
             for child in lead:
                 self.replace(os.path.join(rel, child), inner)
             return
-        if _real_dir(dst):
-            self.discard(dst)
+        self._clear_for(src, dst)
         os.replace(src, dst)
 
 
@@ -165,7 +170,7 @@ def commit(staging: str, target: str, import_names: Sequence[str], requested: Se
             committer.replace(info, ())
     for rel, parts in leads.items():
         committer.replace(rel, parts)
-    _remove_leftovers(target, leftovers)
+    remove_listed(target, leftovers)
     for info in requested_infos:
         committer.replace(info, ())
     for name in set(os.listdir(staging)) - set(names):  # uv's .lock: then rmdir does, without shutil
@@ -254,6 +259,8 @@ def _drop_compiled(root: str, py_files: list[str]) -> None:
         stems.setdefault(folder, set()).add(name[: -len(".py")])
     for folder, names in stems.items():
         cache = os.path.join(root, folder, "__pycache__")
+        if os.path.islink(cache):
+            continue
         try:
             compiled = os.listdir(cache)
         except OSError:
@@ -280,13 +287,33 @@ def remove_file(path: str) -> None:
         pass
 
 
-def _remove_leftovers(target: str, leftovers: list[str]) -> None:
-    for rel in (r for r in leftovers if not hook_file(r)):  # never on a RECORD's word
+def remove_listed(target: str, paths: list[str], kept: Collection[str] = ()) -> None:
+    """Remove these files of the target (paths its RECORDs list), their
+    compiled files (uv lists none: a package folder left with only its
+    __pycache__ would import as an empty namespace package) and the folders
+    they leave empty. Never through a symbolic link: a folder linked into
+    the target (a checkout, a shared folder) keeps what it holds, and the
+    link goes instead, unless a `kept` path lies behind it."""
+    seen: dict[str, bool] = {}
+    links: set[str] = set()
+    gone: list[str] = []
+    for rel in (r for r in paths if not hook_file(r)):  # never on a RECORD's word
+        link = linked_parent(target, rel, seen)
+        if link is not None:
+            links.add(link)
+            continue
         try:
             os.unlink(os.path.join(target, rel))
         except OSError:
-            pass
-        prune_empty(os.path.dirname(os.path.join(target, rel)), target)
+            continue
+        gone.append(rel)
+    _drop_compiled(target, [rel for rel in gone if rel.endswith(".py")])
+    for link in links:
+        if not any(rel.startswith(link + os.sep) for rel in kept):
+            remove_file(os.path.join(target, link))
+    for folder in {os.path.dirname(rel) for rel in [*gone, *links]}:
+        prune_empty(os.path.join(target, folder, "__pycache__"), target)
+        prune_empty(os.path.join(target, folder), target)
 
 
 def prune_empty(folder: str, stop: str) -> None:

@@ -271,6 +271,50 @@ def test_prune_keeps_files_a_remaining_distribution_also_owns(
     assert (target / "cvx" / "__init__.py").exists()
 
 
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_pruning_leaves_no_compiled_files_that_would_import_as_a_namespace_package(
+    project: Path, wheelhouse: Path, tmp_path: Path, installer: str
+) -> None:
+    """uv lists none of the .pyc files it compiles: a package folder left
+    with only its __pycache__ imports as an empty namespace package, and an
+    application's `except ImportError` fallback no longer runs."""
+    (project / "pyproject.toml").write_text(ALLOWLIST.format(installer=installer))
+    env = installer_env(wheelhouse, tmp_path)
+    cli(["prefetch", "othermod"], env, project)
+    target = project / "lazy-target"
+    assert list((target / "othermod" / "__pycache__").glob("*.pyc"))
+    (project / "pyproject.toml").write_text(
+        ALLOWLIST.format(installer=installer).replace('othermod = "other-dist==1.0"\n', "")
+    )
+    assert cli(["prune"], env, project).stdout.startswith("removed other_dist-1.0")
+    assert not (target / "othermod").exists()
+    probe = f"import sys\nsys.path.append({str(target)!r})\n"
+    probe += "try:\n import othermod\nexcept ImportError:\n print('gone')"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert proc.stdout == "gone\n", proc.stderr
+
+
+def test_pruning_never_deletes_through_a_symbolic_link(
+    project: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    """A package folder an operator linked to a folder elsewhere (a checkout):
+    prune removes the link, never what the link points to."""
+    env = installer_env(wheelhouse, tmp_path)
+    cli(["prefetch", "othermod"], env, project)
+    target = project / "lazy-target"
+    elsewhere = tmp_path / "checkout"
+    (target / "othermod").rename(elsewhere)
+    (elsewhere / "notes.txt").write_text("mine\n")
+    (target / "othermod").symlink_to(elsewhere, target_is_directory=True)
+    before = sorted(p.relative_to(elsewhere) for p in elsewhere.rglob("*"))
+    (project / "pyproject.toml").write_text(
+        ALLOWLIST.format(installer="pip").replace('othermod = "other-dist==1.0"\n', "")
+    )
+    assert cli(["prune"], env, project).stdout.startswith("removed other_dist-1.0")
+    assert sorted(p.relative_to(elsewhere) for p in elsewhere.rglob("*")) == before
+    assert not os.path.lexists(target / "othermod")
+
+
 def test_run_m_of_an_allow_listed_module_installs_it_and_its_provenance_follows(
     project: Path, wheelhouse: Path, tmp_path: Path
 ) -> None:

@@ -66,6 +66,54 @@ def test_an_upgrade_leaves_exactly_one_dist_info_per_distribution(target: Path) 
     assert not list((target / ".lazy-import-hook").glob("trash/*"))
 
 
+def test_an_upgrade_replaces_a_linked_package_folder_and_never_touches_what_it_points_to(
+    target: Path, tmp_path: Path
+) -> None:
+    """The link goes (as a folder would, whole); the folder it points to, and
+    the old version's files in it, stay as they are."""
+    prepared(target)
+    elsewhere = tmp_path / "checkout"
+    (target / "toymod").rename(elsewhere)
+    (target / "toymod").symlink_to(elsewhere, target_is_directory=True)
+    before = sorted(p.name for p in elsewhere.iterdir())
+    _staging.commit(stage(target, "2.0", "1.0"), str(target), ["toymod"], ["toy-dist"])
+    assert sorted(p.name for p in elsewhere.iterdir()) == before
+    assert not (target / "toymod").is_symlink()
+    assert (target / "toymod" / "only_in_2_0.py").exists()
+    assert not (target / "toymod" / "only_in_1_0.py").exists()
+    assert all(whole(target).values())
+
+
+def test_an_upgrade_removes_no_leftover_through_a_linked_folder(target: Path, tmp_path: Path) -> None:
+    """A file only the old version had, in a folder linked from elsewhere:
+    the link goes, what it points to stays."""
+    target.mkdir()
+    write_dist(str(target), "toy-dep", "1.0", {**dep("1.0"), "toydep_data/old.txt": ""})
+    elsewhere = tmp_path / "data"
+    (target / "toydep_data").rename(elsewhere)
+    (target / "toydep_data").symlink_to(elsewhere, target_is_directory=True)
+    staging = _staging.new_staging(str(target))
+    write_dist(staging, "toy-dep", "2.0", dep("2.0"))
+    _staging.commit(staging, str(target), ["toydep"], ["toy-dep"])
+    assert (elsewhere / "old.txt").exists()
+    assert not os.path.lexists(target / "toydep_data")
+    assert all(whole(target).values())
+
+
+def test_an_upgrade_takes_the_compiled_files_of_what_the_old_version_alone_had(target: Path) -> None:
+    """uv lists no .pyc: a package the new version dropped must not stay
+    behind as a __pycache__ folder, which imports as a namespace package."""
+    target.mkdir()
+    write_dist(str(target), "toy-dep", "1.0", {**dep("1.0"), "toydep_old/__init__.py": ""})
+    cache = target / "toydep_old" / "__pycache__"
+    cache.mkdir()
+    (cache / "__init__.cpython-311.pyc").write_bytes(b"")
+    staging = _staging.new_staging(str(target))
+    write_dist(staging, "toy-dep", "2.0", dep("2.0"))
+    _staging.commit(staging, str(target), ["toydep"], ["toy-dep"])
+    assert not (target / "toydep_old").exists()
+
+
 def test_a_distribution_already_there_at_the_same_version_is_left_alone(target: Path) -> None:
     prepared(target)
     before = os.stat(target / "toydep" / "__init__.py").st_ino
