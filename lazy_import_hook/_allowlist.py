@@ -138,12 +138,21 @@ def _entry_table(table: dict[str, object], where: str) -> tuple[object, list[str
 
 def _dotted_hint(where: str, table: dict[str, object], unknown: list[str]) -> str:
     """An unquoted dotted key (google.protobuf = "...") reads in TOML as a
-    table inside a table: say to quote the import name."""
-    if not all(isinstance(table[k], (str, list, dict)) for k in unknown):
-        return ""
+    table inside a table, one level per dot: say to quote the import name."""
     name = where.rpartition("entry ")[2].strip("'")
-    quoted = ", ".join(f'"{name}.{key}" = ...' for key in unknown)
-    return f". If {name}.{unknown[0]} is an import name, quote it in TOML: {quoted}"
+    paths = [path for key in unknown for path in _dotted(f"{name}.{key}", table[key])]
+    if not paths or None in paths:
+        return ""
+    quoted = ", ".join(f'"{path}" = ...' for path in paths)
+    return f". If {paths[0]} is an import name, quote it in TOML: {quoted}"
+
+
+def _dotted(prefix: str, value: object) -> list[str | None]:
+    """The dotted names down to each value that reads as an entry (None: one
+    that does not)."""
+    if isinstance(value, dict) and not value.keys() & {"requirement", "requirements"}:
+        return [path for key, inner in value.items() for path in _dotted(f"{prefix}.{key}", inner)]
+    return [prefix if isinstance(value, (str, list, dict)) else None]
 
 
 def _check_requirements(reqs: list[Requirement], hashed: bool, where: str) -> None:

@@ -398,12 +398,23 @@ def _run_script(args: list[str]) -> int:
     if os.path.isdir(here) or _is_zip(here):
         # As python does: a folder or zip runs its __main__ with itself, and
         # nothing else, first on sys.path (runpy puts it there).
+        if not _has_main(here):
+            print(f"lazy-import-hook run: can't find '__main__' module in {here!r}", file=sys.stderr)
+            return 1
         del sys.path[0]
         runpy.run_path(here, run_name="__main__")
     else:
         sys.path[0] = os.path.dirname(here)
         runpy.run_path(script, run_name="__main__")
     return 0
+
+
+def _has_main(path: str) -> bool:
+    """Whether a folder or zip has the __main__ python would run (checked
+    first: runpy's ImportError is indistinguishable from the script's own)."""
+    from importlib.machinery import PathFinder
+
+    return PathFinder.find_spec("__main__", [path]) is not None
 
 
 def _is_zip(path: str) -> bool:

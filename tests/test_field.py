@@ -397,11 +397,23 @@ def test_status_flags_a_wrong_import_name_an_unpinned_entry_and_a_core_package_a
     assert "[unpinned]" in cli("status")
 
 
-def test_an_unquoted_dotted_key_is_told_to_quote_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("lines", "quoted"),
+    [
+        ('google.protobuf = "protobuf==5.29.3"', '"google.protobuf" = ...'),
+        ('google.cloud.storage = "google-cloud-storage==3.1.0"', '"google.cloud.storage" = ...'),
+        (
+            'a.b.c = "x==1"\na.b.d = { requirement = "y==1" }\na.e = ["z==1"]',
+            '"a.b.c" = ..., "a.b.d" = ..., "a.e" = ...',
+        ),
+    ],
+)
+def test_an_unquoted_dotted_key_is_told_to_quote_it(tmp_path: Path, lines: str, quoted: str) -> None:
     path = tmp_path / "pyproject.toml"
-    path.write_text('[tool.lazy-import-hook.allowlist]\ngoogle.protobuf = "protobuf==5.29.3"\n')
-    with pytest.raises(lazy_import_hook.ConfigError, match=r'quote it in TOML: "google.protobuf" = \.\.\.'):
+    path.write_text(f"[tool.lazy-import-hook.allowlist]\n{lines}\n")
+    with pytest.raises(lazy_import_hook.ConfigError) as raised:
         lazy_import_hook.install(pyproject=path, target=tmp_path / "t")
+    assert str(raised.value).endswith(f"quote it in TOML: {quoted}")
 
 
 # -- 7. bytecode at install -------------------------------------------------------------------
@@ -457,13 +469,20 @@ def test_prune_removes_the_console_scripts_of_what_it_removes(wheelhouse: Path, 
     (["missing.py"], 2, "can't open file"),
     (["-m", "no_such_module_anywhere"], 1, "No module named no_such_module_anywhere"),
     (["-m", "email"], 1, "No module named email.__main__; 'email' is a package and cannot be run"),
+    (["adir"], 1, "can't find '__main__' module in "),
+    (["a.zip"], 1, "can't find '__main__' module in "),
 ])  # fmt: skip
 def test_run_fails_in_one_line_as_python_does(
     args: list[str], code: int, message: str, tmp_path: Path
 ) -> None:
+    import zipfile
+
     (tmp_path / "pyproject.toml").write_text(
         '[tool.lazy-import-hook]\ntarget = "t"\n[tool.lazy-import-hook.allowlist]\nx = "x==1"\n'
     )
+    (tmp_path / "adir").mkdir()
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as z:
+        z.writestr("other.py", "")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LAZY_IMPORT_HOOK_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, "-m", "lazy_import_hook", "run", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, check=False)  # fmt: skip
