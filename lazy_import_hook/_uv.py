@@ -111,7 +111,10 @@ class Uv(Installer):
         result, dropped = base_environment(env)
         result = {k: v for k, v in result.items() if not k.startswith(("PIP_", "_PIP_"))}
         forwarded = result.pop("UV_CONSTRAINT", "").split()  # uv ignores it next to ours: pass it on
-        dropped += sorted(k for k in result if k.startswith("UV_") and not _kept(k))
+        unkept = [k for k in result if k.startswith("UV_") and not _kept(k)]
+        if "UV_CONFIG_FILE" in (os.environ if env is None else env):  # gone already: named here
+            unkept.append("UV_CONFIG_FILE")
+        dropped += sorted(unkept)
         result = {k: v for k, v in result.items() if not k.startswith("UV_") or _kept(k)}
         if pip.sealed:  # the wheelhouse alone: uv's own index settings too are set aside
             dropped += [k for k in (*INDEX_VARIABLES, NO_INDEX) if result.pop(k, None) is not None]

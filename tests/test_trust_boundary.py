@@ -77,10 +77,14 @@ def test_a_uv_module_in_the_working_directory_never_chooses_the_installer(
 
 def test_an_operators_uv_config_file_variable_is_not_passed_on(monkeypatch: pytest.MonkeyPatch) -> None:
     from lazy_import_hook._installer import base_environment
+    from lazy_import_hook._pipconf import PipConfig
+    from lazy_import_hook._uv import Uv
 
     monkeypatch.setenv("UV_CONFIG_FILE", "/somewhere/uv.toml")  # --no-config still reads it
     env, _ = base_environment()
     assert "UV_CONFIG_FILE" not in env and env["LAZY_IMPORT_HOOK_INSIDE_INSTALLER"] == "1"
+    launch = Uv("uv").launch(PipConfig({}, {}))
+    assert "UV_CONFIG_FILE" not in launch.env and "UV_CONFIG_FILE" in launch.dropped  # named in the audit
 
 
 # -- which pyproject gives orders ------------------------------------------------
