@@ -39,6 +39,7 @@ ALIASES = {"pypi-url": "index-url", "default-timeout": "timeout"}
 QUIET = ("disable-pip-version-check", "no-input", "no-color", "progress-bar", "quiet", "verbose",
          "no-warn-script-location", "root-user-action", "log", "log-file", "version", "help",
          "python-version-warning", "no-python-version-warning")  # fmt: skip
+FLAGS = ("no-index",)  # the yes/no settings read here
 _TRUE = ("y", "yes", "t", "true", "on", "1")
 _FALSE = ("n", "no", "f", "false", "off", "0")
 
@@ -149,9 +150,22 @@ def read(env: Mapping[str, str] | None = None, cwd: str | None = None, command: 
         for key, value in layer.items():
             if value.raw.strip():
                 values[ALIASES.get(key, key)] = value
+    _check_flags(values)
     carried = {k: _absolute(k, v, cwd or os.getcwd()) for k, v in values.items() if k in CARRIED}
     others = {k: v for k, v in values.items() if k not in CARRIED and k not in QUIET}
     return PipConfig(carried, others)
+
+
+def _check_flags(values: dict[str, Value]) -> None:
+    """A yes/no setting pip itself would refuse to read, named where it is set
+    (read here, not where it is used: that would be an internal error)."""
+    for key in FLAGS:
+        value = values.get(key)
+        if value is not None and value.raw.strip().lower() not in _TRUE + _FALSE:
+            raise ValueError(
+                f"{value.source} sets {key} to {value.raw!r}, which pip refuses: "
+                "use 1 or 0 (true/false, yes/no, on/off)"
+            )
 
 
 def _file_layers(files: list[str], command: str) -> list[dict[str, Value]]:

@@ -81,6 +81,21 @@ def test_install_twice_keeps_one_finder_and_uninstall_tolerates_absence(target: 
     assert not any(isinstance(f, LazyFinder) for f in sys.meta_path)
 
 
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_a_pip_setting_pip_would_refuse_is_named_with_what_to_write_instead(
+    fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch, installer: str
+) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "maybe")
+    monkeypatch.setattr("lazy_import_hook._uv.find_uv", lambda: "/bin/uv")
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer=installer)
+    with pytest.raises(LazyInstallError) as info:
+        import toymod  # noqa: F401
+    assert info.value.reason == "installer-failed"
+    assert "PIP_NO_INDEX sets no-index to 'maybe', which pip refuses: use 1 or 0" in str(info.value)
+    assert fp.call_count([fp.any()]) == 0
+
+
 def test_a_failed_install_is_an_import_error_with_the_installer_message(
     fp: Any, target: Path
 ) -> None:
