@@ -7,6 +7,7 @@ line carries control characters."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -84,12 +85,20 @@ class InstallWatcher(Watcher):
         if not self.terminal or elapsed < _LIVE_AFTER:
             return
         text = f"lazy-import-hook: installing {self.subject} ({elapsed:.0f} s) {last_line.strip()}"
-        sys.stderr.write("\r\x1b[K" + text[:200])
+        sys.stderr.write("\r\x1b[K" + text[: _columns() - 1])  # a wrapped line is not cleared by \r
         sys.stderr.flush()
         _LIVE[0] = True
 
     def finished(self) -> None:
         _clear_live()
+
+
+def _columns() -> int:
+    """The terminal's width (os's, not shutil's: that pulls in bz2 and lzma)."""
+    try:
+        return max(20, os.get_terminal_size(sys.stderr.fileno()).columns)
+    except (OSError, ValueError, AttributeError):
+        return 80
 
 
 def waiting(target: str, holder: dict[str, object]) -> None:

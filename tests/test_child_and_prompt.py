@@ -85,10 +85,16 @@ def test_child_env_needs_install_first() -> None:
         lazy_import_hook.child_env()
 
 
-def _run_on_a_terminal(code: str, env: dict[str, str], answer: str | None, cwd: Path) -> str:
+def _run_on_a_terminal(
+    code: str, env: dict[str, str], answer: str | None, cwd: Path, columns: int = 80
+) -> str:
+    import fcntl
     import pty
+    import struct
+    import termios
 
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd
     )

@@ -275,8 +275,10 @@ def test_a_terminal_gets_one_live_line(wheelhouse: Path, target: Path, tmp_path:
     with serve_find_links(wheelhouse, delay_seconds=3.5, delay_for=["other_dist"]) as url:
         env = installer_env(wheelhouse, tmp_path, offline=False, PIP_FIND_LINKS=url, UV_FIND_LINKS=url)
         code = hook(target, "pip", {"othermod": "other-dist==1.0"}) + "import othermod\nprint('done')\n"
-        screen = _run_on_a_terminal(code, env, None, tmp_path)
-    assert "\r\x1b[Klazy-import-hook: installing other-dist==1.0 for 'import othermod' (" in screen
+        screen = _run_on_a_terminal(code, env, None, tmp_path, columns=60)
+    assert "\r\x1b[Klazy-import-hook: installing other-dist==1.0 for 'imp" in screen
+    live = [part.split("\r")[0].split("\n")[0] for part in screen.split("\x1b[K")[1:]]
+    assert live and all(len(line) < 60 for line in live), live  # a wrapped line would stay on screen
     assert "done" in screen
 
 
