@@ -172,6 +172,9 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     build_wheel(wh, "misnamed-dist", "1.0", module_files("actual_name", "X = 1\n"))
     build_sdist(wh, "sdist-only", "1.0", {"sdistmod/__init__.py": "BUILT = True\n"})
+    # A wheel for the new version, only a source archive for the old one.
+    build_wheel(wh, "older-sdist", "2.0", module_files("oldersdist", "X = 2\n"))
+    build_sdist(wh, "older-sdist", "1.0", {"oldersdist/__init__.py": "X = 1\n"})
     # Needs another version of a package the application itself has.
     needs = ["packaging<20"]
     build_wheel(wh, "needs-old-packaging", "1.0", module_files("oldpackmod", "X = 1\n"), requires=needs)

@@ -97,16 +97,36 @@ class Pip(Installer):
         return pip_version
 
     def source_only(self, output: str, timeout: float, cwd: str, env: Mapping[str, str]) -> str | None:
-        """pip says only "from versions: none" when --only-binary hides a source
-        archive. Ask pip's index listing (which shows every format) whether the
-        distribution exists at all; if it does, only a source archive does."""
+        """pip lists only the versions that have a wheel here when --only-binary
+        hides a source archive ("from versions: none", or a list without the
+        pinned one). Ask pip's index listing, which shows every format: if it
+        has the distribution (the pinned version, when one is pinned), only a
+        source archive is there for it. A version that exists nowhere, or only
+        as other platforms' wheels, gets no such hint."""
+        import re
+
+        found = re.search(_NOT_FOUND, output)
+        offered = re.search(r"\(from versions: ([^)]*)\)", output)
+        if not found or not offered:
+            return None
+        name, pinned = found.group(1), found.group(2)
+        wheels = [] if offered.group(1).strip() == "none" else offered.group(1).split(", ")
+        if wheels and (not pinned or _holds(wheels, pinned)):
+            return None
+        listed = self._listed_versions(name, timeout, cwd, env)
+        if listed is None or (pinned and not _holds(listed, pinned)):
+            return None
+        return name
+
+    def _listed_versions(
+        self, name: str, timeout: float, cwd: str, env: Mapping[str, str]
+    ) -> list[str] | None:
+        """`pip index versions`: every version the index has in any format for
+        this Python; None when it has none."""
         import re
         import subprocess
 
-        found = re.search(r"No matching distribution found for ([A-Za-z0-9._-]+)", output)
-        if "from versions: none" not in output or not found:
-            return None
-        probe = [self.executable, "-m", "pip", "index", "versions", found.group(1)]
+        probe = [self.executable, "-m", "pip", "index", "versions", name]
         try:
             result = subprocess.run(
                 probe, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -114,7 +134,21 @@ class Pip(Installer):
             )  # fmt: skip
         except (OSError, subprocess.SubprocessError):
             return None
-        return found.group(1) if result.returncode == 0 and "versions:" in result.stdout else None
+        listed = re.search(r"Available versions: ?(.*)", result.stdout)
+        return listed.group(1).strip().split(", ") if result.returncode == 0 and listed else None
+
+
+_NOT_FOUND = r"No matching distribution found for ([A-Za-z0-9._-]+)(?:\[[^]]*\])?(?:==([^\s;,]+))?"
+
+
+def _holds(versions: list[str], pinned: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        wanted = Version(pinned)
+        return any(Version(v) == wanted for v in versions if v)
+    except InvalidVersion:
+        return pinned in versions
 
 
 def pip_version() -> str:

@@ -73,6 +73,21 @@ def test_a_source_only_distribution_is_refused_by_default_and_installs_when_allo
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)
+@pytest.mark.parametrize(("pin", "expected"), [("1.0", "sdist-refused"), ("3.0", "installer-failed")])
+def test_a_pinned_version_with_only_a_source_archive_is_told_apart_from_one_that_does_not_exist(
+    installer: str, pin: str, expected: str,
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner,
+) -> None:  # fmt: skip
+    """older-sdist 2.0 has a wheel, 1.0 only a source archive, 3.0 nothing:
+    pip lists 2.0 where 1.0 is missing, which is not "from versions: none"."""
+    env = installer_env(wheelhouse, tmp_path)
+    code = hook(target, installer, {"oldersdist": f"older-sdist=={pin}"}) + report("oldersdist")
+    reason, message = json.loads(run_python(code, env).stdout)
+    assert reason == expected, message
+    assert ("only a source archive" in message) == (expected == "sdist-refused"), message
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_distribution_that_exists_nowhere_is_not_mistaken_for_source_only(
     installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:
