@@ -244,28 +244,34 @@ def prefetch(plan: Plan, names: Sequence[str]) -> int:
 
 
 def _prefetch_group(plan: Plan, entries: list[Entry]) -> list[Entry]:
-    """Install `entries` together; the ones that failed (tried one by one
-    after a failed run of several, to name the culprits)."""
+    """Install `entries` together; the ones that failed. Only a failed
+    installer run is tried again one entry at a time, to name the entries at
+    fault: an entry still missing after a run that succeeded (an import name
+    its distribution does not provide) fails as it is, and a group already
+    whole is not installed again (a read-only target serves it as it is)."""
     from ._job import Job
     from ._transaction import install, satisfied, still_missing
 
     present = {e.import_name for e in entries if satisfied(plan.target, e)}
-    try:
-        install(Job(plan, entries, "by prefetch"), ignore_backoff=True)
-        for entry in entries:
-            if not satisfied(plan.target, entry):
-                raise still_missing(plan, entry)
-    except LazyInstallError as e:
-        if len(entries) == 1:
-            print(f"{entries[0].import_name}: FAILED\n{e}", file=sys.stderr)
-            return entries
-        print(f"lazy-import-hook: the prefetch of {len(entries)} entries failed; trying them one by one",
-              file=sys.stderr)  # fmt: skip
-        return [e for entry in entries for e in _prefetch_group(plan, [entry])]
+    if len(present) < len(entries):
+        try:
+            install(Job(plan, entries, "by prefetch"), ignore_backoff=True)
+        except LazyInstallError as e:
+            if len(entries) == 1:
+                print(f"{entries[0].import_name}: FAILED\n{e}", file=sys.stderr)
+                return entries
+            print(f"lazy-import-hook: the prefetch of {len(entries)} entries failed; trying them one by one",
+                  file=sys.stderr)  # fmt: skip
+            return [e for entry in entries for e in _prefetch_group(plan, [entry])]
+    failed = []
     for entry in entries:
-        done = "already present" if entry.import_name in present else "installed"
-        print(f"{entry.import_name}: {done} ({entry.what})")
-    return []
+        if entry.import_name in present or satisfied(plan.target, entry):
+            done = "already present" if entry.import_name in present else "installed"
+            print(f"{entry.import_name}: {done} ({entry.what})")
+        else:
+            print(f"{entry.import_name}: FAILED\n{still_missing(plan, entry)}", file=sys.stderr)
+            failed.append(entry)
+    return failed
 
 
 # -- lock ---------------------------------------------------------------------

@@ -451,6 +451,33 @@ def test_prefetch_names_the_entry_at_fault_and_installs_the_others(wheelhouse: P
     assert "for 'import" not in proc.stderr
 
 
+def test_prefetch_of_a_wrong_import_name_fails_that_entry_alone_after_one_run(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    """misnamed-dist provides actual_name, not misnamed: the group's one run
+    succeeds, so nothing is installed again one by one, and the entries it
+    installed say installed, not already present. A second prefetch of what
+    is whole runs no installer (a read-only target serves it as it is)."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lazy-import-hook]\ntarget = "t"\ninstaller = "pip"\n[tool.lazy-import-hook.allowlist]\n'
+        'misnamed = "misnamed-dist==1.0"\nothermod = "other-dist==1.0"\n'
+    )
+    env = installer_env(wheelhouse, tmp_path)
+    command = [sys.executable, "-m", "lazy_import_hook", "prefetch"]
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    assert "othermod: installed" in proc.stdout and "misnamed: FAILED" in proc.stderr
+    assert "one by one" not in proc.stderr and "already present" not in proc.stdout
+    assert len(audit_lines(tmp_path / "t")) == 1
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lazy-import-hook]\ntarget = "t"\ninstaller = "pip"\n[tool.lazy-import-hook.allowlist]\n'
+        'othermod = "other-dist==1.0"\n'
+    )
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert "othermod: already present" in again.stdout
+    assert len(audit_lines(tmp_path / "t")) == 1
+
+
 def test_prune_removes_the_console_scripts_of_what_it_removes(wheelhouse: Path, tmp_path: Path) -> None:
     table = '[tool.lazy-import-hook]\ntarget = "t"\ninstaller = "{i}"\n[tool.lazy-import-hook.allowlist]\n'
     env = installer_env(wheelhouse, tmp_path)
