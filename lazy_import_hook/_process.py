@@ -278,13 +278,17 @@ class Probe:
     resolution), dying with the application as the installer does; `result()`
     waits for it, `kill()` gives up on it."""
 
-    def __init__(self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None):
+    def __init__(
+        self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None,
+        given: str | None = None,
+    ):  # fmt: skip
         import subprocess  # not before an installer: a probe starts beside it, or after the import
 
+        self.given = given  # its standard input (none: /dev/null)
         self.proc = subprocess.Popen(
-            die_with_parent(list(cmd)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
-            env=None if env is None else dict(env), cwd=cwd,
+            die_with_parent(list(cmd)), stdin=subprocess.DEVNULL if given is None else subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+            start_new_session=True, env=None if env is None else dict(env), cwd=cwd,
         )  # fmt: skip
 
     def result(self, timeout: float | None = 60) -> tuple[int | None, str, str]:
@@ -293,7 +297,7 @@ class Probe:
         import subprocess
 
         try:
-            out, err = self.proc.communicate(timeout=timeout)
+            out, err = self.proc.communicate(self.given, timeout=timeout)
         except (subprocess.TimeoutExpired, OSError):
             self.kill()
             return None, "", "it did not answer in time"

@@ -152,18 +152,16 @@ class Uv(Installer):
 
 def _compiled(cmd: list[str], env: Mapping[str, str], pins: Sequence[str]) -> object:
     """Run uv's resolution of `pins` (at most PROVENANCE_WAIT seconds) and
-    read its files. Its input lives in a private folder of its own: the
+    read its files. The pins go to it on its standard input: no file of
+    theirs is left behind when the application is killed meanwhile, and the
     target's staging folder is emptied by the next install."""
-    import tempfile
-
     from ._process import Probe
     from ._provenance import from_pylock
 
-    with tempfile.TemporaryDirectory(prefix="lazy-import-hook-provenance-") as work:
-        source = os.path.join(work, "committed.in")
-        with open(source, "w", encoding="utf-8") as f:
-            f.write("".join(f"{pin}\n" for pin in pins))
-        code, out, err = Probe([*cmd, source], env=env, cwd=work).result(timeout=PROVENANCE_WAIT)
+    given = "".join(f"{pin}\n" for pin in pins)
+    code, out, err = Probe([*cmd, "-"], env=env, cwd=os.path.abspath(os.sep), given=given).result(
+        timeout=PROVENANCE_WAIT
+    )
     if code is None:
         return f"uv's resolution did not answer within {PROVENANCE_WAIT:g} s"
     if code != 0:

@@ -332,8 +332,11 @@ def test_uvs_provenance_resolution_is_bounded(monkeypatch: pytest.MonkeyPatch) -
     answer = _uv._compiled(stuck, dict(os.environ), ["toy-dist==1.0"])
     assert answer == "uv's resolution did not answer within 0.3 s"
     assert time.monotonic() - started < 10
-    failing = [sys.executable, "-c", "import sys; sys.exit('no such index: ' + open(sys.argv[1]).read())"]
-    assert "no such index: toy-dist==1.0" in str(_uv._compiled(failing, dict(os.environ), ["toy-dist==1.0"]))
+    # The pins come on its standard input ("-"): no file of theirs outlives a kill.
+    echo = "import sys; sys.exit(f'no such index: {sys.argv[1]} {sys.stdin.read()}')"
+    failing = [sys.executable, "-c", echo]
+    answer = str(_uv._compiled(failing, dict(os.environ), ["toy-dist==1.0", "toy-dep==1.0"]))
+    assert "no such index: - toy-dist==1.0\ntoy-dep==1.0" in answer
 
 
 def test_a_provenance_asked_after_the_import_is_written_before_the_process_ends(tmp_path: Path) -> None:
