@@ -101,6 +101,28 @@ class PipConfig:
         return where
 
 
+def redacted(text: str) -> str:
+    """`text` with the credentials of every URL in it hidden, as pip shows an
+    index: `user:****@host` for a user and a password, `****@host` for a lone
+    token; and the values of a query (`?token=****`), which pip would show.
+    For what is shown or written (the audit log is readable by all): the
+    installers get the real URLs."""
+    pieces = text.split("://")
+    for i, piece in enumerate(pieces[1:], 1):
+        end = next((k for k, c in enumerate(piece) if c.isspace()), len(piece))
+        url, rest = piece[:end], piece[end:]
+        at = url.rfind("@", 0, url.find("/") if "/" in url else len(url))  # the last: a password may hold one
+        if at >= 0:
+            user, colon, _ = url[:at].partition(":")
+            url = (f"{user}:****" if colon else "****") + url[at:]
+        url, mark, query = url.partition("?")
+        query, hash_mark, fragment = query.partition("#")
+        pairs = [pair.partition("=") for pair in query.split("&")]
+        query = "&".join(f"{name}=****" if eq else "****" if name else "" for name, eq, _ in pairs)
+        pieces[i] = url + mark + query + hash_mark + fragment + rest
+    return "://".join(pieces)
+
+
 def find_links(pip: PipConfig, env: Mapping[str, str] | None = None) -> list[str]:
     """Every find-links location an install would see: pip's, and uv's own
     (unless the wheelhouse sealed the source)."""

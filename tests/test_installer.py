@@ -444,3 +444,35 @@ def test_pip_is_found_through_the_path_and_never_as_the_hooks_own(monkeypatch: p
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: elsewhere)
     assert _pip._pip_spec() is elsewhere  # type: ignore[comparison-overlap]
 
+
+
+# -- credentials: the installer gets them, nothing shown or written holds them ----------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://pypi.org/simple", "https://pypi.org/simple"),
+        ("http://alice:s3cr3t@mirror:8080/simple", "http://alice:****@mirror:8080/simple"),
+        ("https://t0ken@pypi.fury.io/me/", "https://****@pypi.fury.io/me/"),  # a lone token, as pip hides it
+        ("https://alice:p@ss@mirror/simple", "https://alice:****@mirror/simple"),  # an @ in the password
+        ("https://alice:s3cr3t@mirror", "https://alice:****@mirror"),
+        ("https://mirror/simple/?token=s3cr3t&x=1#frag", "https://mirror/simple/?token=****&x=****#frag"),
+        ("https://mirror/simple/?s3cr3t", "https://mirror/simple/?****"),
+        ("https://mirror/simple/@scope/", "https://mirror/simple/@scope/"),  # an @ in the path: not one
+        ("file:///srv/wheels@2024/", "file:///srv/wheels@2024/"),
+        ("/srv/wheels@2024", "/srv/wheels@2024"),
+        ("alice:s3cr3t@mirror/simple", "alice:s3cr3t@mirror/simple"),  # no scheme: not a URL, as for pip
+        ("internal=https://alice:s3cr3t@mirror/simple", "internal=https://alice:****@mirror/simple"),  # uv's
+        ("https://a:s3cr3t@one/ https://t0ken@two/", "https://a:****@one/ https://****@two/"),
+        ("https://a:s3cr3t@one,https://t0ken@two/", "https://a:****@one,https://****@two/"),  # UV_FIND_LINKS
+        (
+            "error: Failed to fetch: `https://alice:s3cr3t@mirror/simple/six/`\n  cause: 401",
+            "error: Failed to fetch: `https://alice:****@mirror/simple/six/`\n  cause: 401",
+        ),
+    ],
+)  # fmt: skip
+def test_credentials_in_urls_are_hidden_as_pip_hides_them(text: str, shown: str) -> None:
+    from lazy_import_hook._pipconf import redacted
+
+    assert redacted(text) == shown
