@@ -85,7 +85,8 @@ class PipConfig:
         return value.source if value is not None else ""
 
     def describe(self) -> str:
-        """The effective index, as people read it: which, and who said so."""
+        """The effective index, as people read it: which, and who said so
+        (credentials hidden)."""
         if self.flag("no-index"):
             where = f"no index ({self.source('no-index')})"
         elif self.get("index-url"):
@@ -98,7 +99,7 @@ class PipConfig:
         links = self.items("find-links")
         if links:
             where += f", find-links {' '.join(links)} ({self.source('find-links')})"
-        return where
+        return redacted(where)
 
 
 def redacted(text: str) -> str:

@@ -14,6 +14,7 @@ import os
 import sys
 
 from ._installer import Installer, InstallRequest, Launch, base_environment, run_resolver
+from ._pipconf import redacted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class Uv(Installer):
 
     def index(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> str:
         env = os.environ if env is None else env
-        own = [f"{k}={env[k]}" for k in INDEX_VARIABLES if env.get(k) and not pip.sealed]
+        own = [f"{k}={redacted(env[k])}" for k in INDEX_VARIABLES if env.get(k) and not pip.sealed]
         where = f"{', '.join(own)} (uv's own settings)" if own else pip.describe()
         said = not own and pip.flag("no-index")  # pip's no-index, translated, is in `where`
         sealed = _seals(env) and not pip.sealed and not said

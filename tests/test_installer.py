@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -476,3 +477,93 @@ def test_credentials_in_urls_are_hidden_as_pip_hides_them(text: str, shown: str)
     from lazy_import_hook._pipconf import redacted
 
     assert redacted(text) == shown
+
+
+PIP_INDEXES = {
+    "PIP_INDEX_URL": "http://alice:s3cr3t@mirror.example/simple",
+    "PIP_EXTRA_INDEX_URL": "https://t0ken@extra.example/simple",
+    "PIP_FIND_LINKS": "https://bob:s3cr3t@links.example/wheels/?token=s3cr3t",
+}
+PIP_INDEXES_SHOWN = (
+    "http://alice:****@mirror.example/simple (PIP_INDEX_URL), also https://****@extra.example/simple "
+    "(PIP_EXTRA_INDEX_URL), find-links https://bob:****@links.example/wheels/?token=**** (PIP_FIND_LINKS)"
+)
+
+
+def _cli_output(args: list[str]) -> str:
+    import io
+    from contextlib import redirect_stdout
+
+    from lazy_import_hook._cli import main
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(args) == 0
+    return out.getvalue()
+
+
+def test_the_audit_log_stall_lines_and_status_show_the_index_without_its_credentials(
+    fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit log is readable by every user; stall lines and status end
+    up in logs. The installer still gets the real URLs."""
+    import time
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name, value in PIP_INDEXES.items():
+        monkeypatch.setenv(name, value)
+    given: list[dict[str, str]] = []
+
+    def slowly(process: Any) -> None:
+        given.append(process.kwargs["env"])
+        time.sleep(1)  # silent: stall lines
+
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY, also=[slowly]))
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="pip", stall_after=0.3)
+    import toymod  # noqa: F401
+
+    assert {name: given[0][name] for name in PIP_INDEXES} == PIP_INDEXES
+    audit = (target / ".lazy-import-hook" / "audit.jsonl").read_text()
+    assert json.loads(audit.splitlines()[-1])["index"] == PIP_INDEXES_SHOWN
+    stalls = [line for line in capsys.readouterr().err.splitlines() if "still installing" in line]
+    assert stalls and all(f"index: {PIP_INDEXES_SHOWN}. To stop it" in line for line in stalls)
+    status = _cli_output(["--target", str(target), "status"])
+    assert f"index:      {PIP_INDEXES_SHOWN}\n" in status
+    status_json = _cli_output(["--target", str(target), "status", "--json"])
+    assert json.loads(status_json)["index"] == PIP_INDEXES_SHOWN
+    for text in (audit, *stalls, status, status_json):
+        assert "s3cr3t" not in text and "t0ken" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown"),
+    [
+        ("UV_INDEX_URL", "http://alice:s3cr3t@mirror/simple", "http://alice:****@mirror/simple"),
+        ("UV_DEFAULT_INDEX", "https://t0ken@mirror/simple", "https://****@mirror/simple"),
+        (
+            "UV_INDEX",
+            "internal=https://alice:s3cr3t@one/simple other=https://t0ken@two/simple",
+            "internal=https://alice:****@one/simple other=https://****@two/simple",
+        ),
+        ("UV_EXTRA_INDEX_URL", "https://alice:s3cr3t@extra/simple", "https://alice:****@extra/simple"),
+        ("UV_FIND_LINKS", "https://alice:s3cr3t@links/,https://links/?token=s3cr3t", None),
+    ],
+)  # fmt: skip
+def test_uvs_own_index_is_shown_without_its_credentials_and_reaches_uv_whole(
+    name: str, value: str, shown: str | None, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lazy_import_hook import _pipconf
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    monkeypatch.setenv(name, value)
+    monkeypatch.setattr(_uv, "find_uv", lambda: "/opt/uv")
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target)  # the plan status reads
+    uv, pip = Uv("/opt/uv"), _pipconf.read()
+    index = uv.index(pip)
+    assert "s3cr3t" not in index and "t0ken" not in index
+    if shown:
+        assert index == f"{name}={shown} (uv's own settings)"
+    assert uv.launch(pip).env[name] == value
+    status = _cli_output(["--target", str(target), "--installer", "uv", "status"])
+    assert f"index:      {index}\n" in status and "s3cr3t" not in status
