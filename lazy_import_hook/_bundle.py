@@ -100,6 +100,7 @@ def _download(plan: Plan, packages: list[Locked], folder: str, target: Target, w
 
     from ._config import pip_config
     from ._pip import Pip
+    from ._pipconf import redacted
 
     wanted = [p for p in packages if not _holds(folder, p)]
     if not wanted:
@@ -120,7 +121,7 @@ def _download(plan: Plan, packages: list[Locked], folder: str, target: Target, w
         stdin=subprocess.DEVNULL, timeout=plan.settings.timeout, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
-        raise LockError(f"pip download failed:\n{(proc.stderr or proc.stdout).strip()[-1500:]}")
+        raise LockError(f"pip download failed:\n{redacted((proc.stderr or proc.stdout).strip())[-1500:]}")
 
 
 def _platforms(packages: list[Locked]) -> list[str]:

@@ -189,13 +189,15 @@ def run_resolver(cmd: list[str], launch: Launch, work: str, timeout: float = 900
     """Run a resolving command; its stdout, or LockError with its last words."""
     import subprocess
 
+    from ._pipconf import redacted
+
     try:
         proc = subprocess.run(cmd, env=launch.env, cwd=work, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
     except (OSError, subprocess.SubprocessError) as e:
         raise LockError(f"{cmd[0]} could not run: {e}") from e
     if proc.returncode != 0:
-        raise LockError((proc.stderr or proc.stdout).strip()[-1500:])
+        raise LockError(redacted((proc.stderr or proc.stdout).strip())[-1500:])
     return proc.stdout
 
 

@@ -10,6 +10,7 @@ import time
 
 from . import _audit, _environment, _failures, _staging
 from ._installer import Failure, InstallRequest, failure_error, write_requirements
+from ._pipconf import redacted
 from ._watch import InstallWatcher, notice
 
 TYPE_CHECKING = False
@@ -143,7 +144,8 @@ def _execute(
         )  # fmt: skip
     except OSError as e:
         code, output = -1, f"{type(e).__name__}: {e}"
-    outcome = Outcome(code, output, {"installer": installer.name})
+    # The tail goes into the error, the failure record and logs: no credentials (uv shows a query's).
+    outcome = Outcome(code, redacted(output), {"installer": installer.name})
     version = str(probes[0]()) if probes else installer.name
     outcome.fields["installer_version"] = version
     if probes and not known and installer.remembers_version:

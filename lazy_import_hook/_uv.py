@@ -166,7 +166,7 @@ def _compiled(cmd: list[str], env: Mapping[str, str], pins: Sequence[str]) -> ob
     if code is None:
         return f"uv's resolution did not answer within {PROVENANCE_WAIT:g} s"
     if code != 0:
-        return f"uv pip compile failed: {err.strip()[-300:]}"
+        return f"uv pip compile failed: {redacted(err.strip())[-300:]}"
     try:
         return from_pylock(out)
     except Exception as e:  # a format this version does not know

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 
+from ._pipconf import redacted
 from ._process import Watcher
 
 TYPE_CHECKING = False
@@ -70,11 +71,12 @@ class InstallWatcher(Watcher):
     def output(self, line: str) -> None:
         if self.stream:
             _clear_live()
-            sys.stderr.write(f"  {self.installer}: {line}")
+            sys.stderr.write(f"  {self.installer}: {redacted(line)}")
 
     def silent(self, seconds: float, last_line: str) -> None:
         elapsed = time.monotonic() - self.started_at
-        said = f"its last line: {last_line.strip()!r}" if last_line.strip() else "it has printed nothing yet"
+        last_line = redacted(last_line.strip())
+        said = f"its last line: {last_line!r}" if last_line else "it has printed nothing yet"
         notice(
             f"still installing {self.subject} with {self.installer} after {elapsed:.0f} s, silent for "
             f"{seconds:.0f} s; {said}; index: {self.index}. To stop it: Ctrl-C, or kill {self.pid}; "
@@ -84,7 +86,7 @@ class InstallWatcher(Watcher):
     def tick(self, elapsed: float, last_line: str) -> None:
         if not self.terminal or elapsed < _LIVE_AFTER:
             return
-        text = f"lazy-import-hook: installing {self.subject} ({elapsed:.0f} s) {last_line.strip()}"
+        text = f"lazy-import-hook: installing {self.subject} ({elapsed:.0f} s) {redacted(last_line.strip())}"
         sys.stderr.write("\r\x1b[K" + text[: _columns() - 1])  # a wrapped line is not cleared by \r
         sys.stderr.flush()
         _LIVE[0] = True

@@ -567,3 +567,62 @@ def test_uvs_own_index_is_shown_without_its_credentials_and_reaches_uv_whole(
     assert uv.launch(pip).env[name] == value
     status = _cli_output(["--target", str(target), "--installer", "uv", "status"])
     assert f"index:      {index}\n" in status and "s3cr3t" not in status
+
+
+INSTALLER_SAYS = (
+    "Looking in indexes: https://alice:s3cr3t@mirror.example/simple\n"
+    "error: Failed to fetch: `https://mirror.example/simple/toy-dist/?token=s3cr3t`\n"  # as uv shows it
+)
+
+
+def test_the_installers_own_words_are_shown_and_recorded_without_credentials(
+    fp: Any, target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its output's tail goes into the ImportError, the failure record in the
+    target (which other processes raise again) and the audit log; with
+    `verbose`, every line to stderr."""
+    fp.register([*PIP, fp.any()], stdout=INSTALLER_SAYS, returncode=1)
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="pip", verbose=True)
+    with pytest.raises(LazyInstallError) as info:
+        import toymod  # noqa: F401
+
+    error = info.value
+    assert "Looking in indexes: https://alice:****@mirror.example/simple" in str(error)
+    assert "https://mirror.example/simple/toy-dist/?token=****" in error.output
+    stderr = capsys.readouterr().err
+    assert "pip: Looking in indexes: https://alice:****@mirror.example/simple" in stderr
+    record = (target / ".lazy-import-hook" / "failed" / "toymod").read_text()
+    assert "?token=****" in record
+    audit = (target / ".lazy-import-hook" / "audit.jsonl").read_text()
+    for text in (str(error), error.output, stderr, record, audit):
+        assert "s3cr3t" not in text
+
+
+def test_a_stall_line_and_the_live_line_show_the_installers_last_words_without_credentials(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lazy_import_hook import _watch
+
+    monkeypatch.setattr(_watch, "_terminal", lambda: True)
+    monkeypatch.setattr(_watch, "_columns", lambda: 200)  # the whole line
+    watcher = _watch.InstallWatcher("toy-dist==1.0", "uv", "the index", stream=False, on_start=lambda: None)
+    last = INSTALLER_SAYS.splitlines()[-1]
+    watcher.silent(10, last)
+    watcher.tick(10, last)
+    watcher.finished()
+    stderr = capsys.readouterr().err
+    shown = "error: Failed to fetch: `https://mirror.example/simple/toy-dist/?token=****"
+    assert f"its last line: '{shown}'" in stderr and f"(10 s) {shown}" in stderr
+    assert "s3cr3t" not in stderr
+
+
+def test_a_resolvers_words_are_reported_without_credentials(tmp_path: Path) -> None:
+    """`lock` prints them; uv's provenance resolution's go into the audit log."""
+    from lazy_import_hook._installer import Launch, LockError, run_resolver
+
+    failing = [sys.executable, "-c", "import sys; sys.exit('error: https://alice:s3cr3t@mirror.example/simple')"]
+    with pytest.raises(LockError) as info:
+        run_resolver(failing, Launch(dict(os.environ), [], []), str(tmp_path))
+    assert str(info.value) == "error: https://alice:****@mirror.example/simple"
+    said = str(_uv._compiled(failing, dict(os.environ), ["toy-dist==1.0"]))
+    assert said == "uv pip compile failed: error: https://alice:****@mirror.example/simple"
