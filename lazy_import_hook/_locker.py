@@ -20,7 +20,7 @@ from . import _distributions, _environment
 from ._errors import ConfigError
 from ._installer import LockError
 from ._lockfile import EntryLock, Locked, LockFile, group_name, this_environment
-from ._pipconf import find_links
+from ._pipconf import find_links, redacted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -157,8 +157,9 @@ class _Resolver:
         self.cutoff = Job(plan, list(entries), "by lock").cutoff if entries else ""
         links = find_links(self.pip) if self.cutoff else []
         if links:
+            shown = redacted(" ".join(links))
             raise LockError(
-                f"min-release-age cannot be checked for files found through find-links ({' '.join(links)}): "
+                f"min-release-age cannot be checked for files found through find-links ({shown}): "
                 "they carry no upload time. Lock against an index (it publishes upload times)"
             )
         problem = self.installer.cooldown_problem() if self.cutoff else None

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from ._files import canonical_name
 from ._lockfile import Locked
+from ._pipconf import redacted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def attribute(files: Iterable[Locked], pip: PipConfig) -> list[dict[str, object]
     for f in files:
         index = f.index or index_of(f.url, pip)
         records.append({"name": f.name, "version": f.version, "file": f.filename, "sha256": f.sha256,
-                        "url": f.url, "index": index})  # fmt: skip
+                        "url": redacted(f.url), "index": redacted(index)})  # fmt: skip
     return records
 
 

@@ -310,7 +310,7 @@ def cooldown_problem(job: Job, installer: Installer, pip: PipConfig) -> str | No
     if links:
         return (
             f"min-release-age cannot be checked for packages found through find-links "
-            f"({' '.join(links)}): they carry no upload time. Remove find-links, or lock the "
+            f"({redacted(' '.join(links))}): they carry no upload time. Remove find-links, or lock the "
             "entries (`lazy-import-hook lock`), or set min-release-age = 0"
         )
     return installer.cooldown_problem()

@@ -616,6 +616,32 @@ def test_a_stall_line_and_the_live_line_show_the_installers_last_words_without_c
     assert "s3cr3t" not in stderr
 
 
+def test_where_each_file_came_from_is_recorded_without_credentials() -> None:
+    from lazy_import_hook._lockfile import Locked
+    from lazy_import_hook._pipconf import PipConfig, Value
+    from lazy_import_hook._provenance import attribute
+
+    pip = PipConfig({"index-url": Value("https://alice:s3cr3t@mirror.example/simple", "PIP_INDEX_URL")}, {})
+    url = "https://alice:s3cr3t@mirror.example/files/toy_dist-1.0-py3-none-any.whl?token=s3cr3t"
+    wheel = Locked("toy-dist", "1.0", filename="toy_dist-1.0-py3-none-any.whl", sha256="a" * 64, url=url)
+    (record,) = attribute([wheel], pip)
+    assert record["index"] == "https://alice:****@mirror.example/simple"
+    assert record["url"] == "https://alice:****@mirror.example/files/toy_dist-1.0-py3-none-any.whl?token=****"
+
+
+def test_a_cooldown_that_refuses_find_links_names_them_without_credentials(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_FIND_LINKS", "https://alice:s3cr3t@links.example/wheels/")
+    settings = {"installer": "pip", "min_release_age": "7 days"}
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, **settings)
+    with pytest.raises(LazyInstallError) as info:
+        import toymod  # noqa: F401
+    assert "found through find-links (https://alice:****@links.example/wheels/)" in str(info.value)
+    assert "s3cr3t" not in str(info.value)
+
+
 def test_a_resolvers_words_are_reported_without_credentials(tmp_path: Path) -> None:
     """`lock` prints them; uv's provenance resolution's go into the audit log."""
     from lazy_import_hook._installer import Launch, LockError, run_resolver
