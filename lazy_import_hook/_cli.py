@@ -126,10 +126,16 @@ def _plain_warnings() -> None:
     warnings.formatwarning = formatted
 
 
-def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None]:
+def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]:
     """The plan to act on: a named pyproject; else the plan recorded in a named
     target (an application configured in code records it at install()); else
-    the nearest pyproject above the current directory."""
+    the nearest pyproject above the current directory. Its settings are
+    resolved here, as install() would resolve them in this environment:
+    the command line, then what the application passed to install(), then
+    this environment, then its pyproject. Every verb but `run` (which runs
+    the application) installs unless this environment's kill switch is on
+    (see _config.operators_switch). Also returns what disables the
+    application's own installs ("" if nothing)."""
     wheelhouse = getattr(options, "wheelhouse", None)  # prefetch --from
     if wheelhouse and not os.path.isdir(wheelhouse):
         raise ConfigError(f"prefetch --from {wheelhouse}: no such folder (see `lazy-import-hook bundle`)")
@@ -142,18 +148,18 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None]:
     raw = None
     plan = _recorded_plan(target) if options.pyproject is None and target else None
     if plan is not None:
-        plan.settings = plan.settings.replace(**overrides)
-        if wheelhouse:
-            _config.apply_lock(plan)  # the bundle's closures
+        # The application's environment is not this one: its variables give way to ours.
+        _config.in_this_environment(plan, overrides, verb_resolves=options.verb in RESOLVING)
     else:
         try:
             raw = _settings.gather(None, options.pyproject, {**overrides, "target": options.target})
         except ConfigError as e:
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
         plan = _config.resolve(raw, locked=options.verb not in RESOLVING)
+    application = _config.operators_switch(plan) if options.verb != "run" else ""
     plan.problem = _safety.problem(plan.target)
     _check_layers(plan, quiet=options.verb == "status")
-    return plan, raw
+    return plan, raw, application
 
 
 def _check_layers(plan: Plan, *, quiet: bool) -> None:
@@ -191,11 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _plain_warnings()
     options = _parse(list(sys.argv[1:] if argv is None else argv))
     try:
-        plan, raw = _load(options)
+        plan, raw, application_disabled = _load(options)
         if options.verb == "status":
             from ._status import status
 
-            return status(plan, as_json=options.json, log=options.log, verify=options.verify)
+            return status(plan, as_json=options.json, log=options.log, verify=options.verify,
+                          application_disabled=application_disabled)  # fmt: skip
         if options.verb in ("prefetch", "prune") and plan.problem is None:
             from ._prepare import prepare
 

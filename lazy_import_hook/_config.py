@@ -156,6 +156,78 @@ def pip_config(plan: Plan) -> PipConfig:
     return sealed(plan.settings.wheelhouse, operator) if plan.settings.wheelhouse else operator
 
 
+# -- a plan recorded in the target, in another process's environment -----------
+
+
+def in_this_environment(plan: Plan, options: Mapping[str, object], *, verb_resolves: bool = False) -> None:
+    """A recorded plan's settings resolved as install() would resolve them
+    here: what the application passed to install() and read from its
+    pyproject stays as recorded; what it read from its own environment does
+    not (this process's variables count instead); `options` (the command
+    line) win over everything. The allowlist and the target stay the
+    application's. A lock or wheelhouse that changed is applied again
+    (unless `verb_resolves`: `lock` and `bundle` make closures)."""
+    before = (plan.settings.lock, plan.settings.wheelhouse)
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for row in Settings.rows():
+        values[row.name], sources[row.name] = _recorded_value(row, plan)
+        if row.name in options:
+            values[row.name] = row.kind.finish(row.kind.check(options[row.name], row.name), None)
+            sources[row.name] = "the command line"
+    plan.settings = Settings(**values)
+    plan.sources = sources
+    if (plan.settings.lock, plan.settings.wheelhouse) != before:
+        for entry in plan.entries.values():
+            entry.locked = ()
+        plan.lock_stamp = ""
+        if not verb_resolves:
+            apply_lock(plan)
+
+
+def _recorded_value(row: Setting[object], plan: Plan) -> tuple[object, str]:
+    """One setting of a recorded plan, with this process's environment in
+    place of the application's (see _value for the order of the sources)."""
+    value, was = getattr(plan.settings, row.name), plan.sources.get(row.name)
+    if row.name == "target" or was is None:  # the record lives there; or no word of where it came from
+        return value, was or "the recorded plan"
+    env = f"{row.env}=" if row.env else None
+    if row.kill_switch:  # off in the application by its pyproject or install(): still off
+        parts = [] if value else was.split(" and ")
+        kept = [part for part in parts if not (env and part.startswith(env))]
+        off = [" and ".join(kept)] if kept else []
+        if row.env_value() is False:
+            off.append(f"{row.env}={os.environ.get(str(row.env))}")
+        return (False, " and ".join(off)) if off else (row.default(), "the default")
+    by_argument = was.startswith("install(")
+    by_pyproject = not by_argument and was != "the default" and not (env and was.startswith(env))
+    found: list[tuple[object, str]] = [(value, was)] if by_pyproject else []
+    from_env = row.env_value()
+    if from_env is not None:
+        found.append((row.kind.finish(from_env, None), f"{row.env}={os.environ.get(str(row.env))}"))
+    if by_argument:
+        found.append((value, was))
+    return found[-1] if found else (row.default(), "the default")
+
+
+def operators_switch(plan: Plan) -> str:
+    """For the command line's own installs (`prefetch`, an explicit
+    operator action, which the errors of disabled imports tell to run):
+    installs are disabled only by this environment's kill switch. The
+    application's own switch (`enabled = false` in its pyproject,
+    install(enabled=False), the variable it ran with) is about its imports.
+    Returns what disables the application's installs ("" if nothing)."""
+    application = "" if plan.settings.enabled else plan.sources.get("enabled", "the configuration")
+    row = Settings.enabled
+    if row.env_value() is False:
+        enabled, why = False, f"{row.env}={os.environ.get(str(row.env))}"
+    else:
+        enabled, why = True, "the default"
+    plan.settings = plan.settings.replace(enabled=enabled)
+    plan.sources["enabled"] = why
+    return application
+
+
 def _value(row: Setting[object], table: Mapping[str, object], raw: Raw) -> tuple[object, str]:
     """One setting from its sources, strongest last, and which source that
     was; a kill switch is off if any source turns it off (and says which)."""

@@ -165,10 +165,15 @@ def _applications(target: str) -> dict[str, object]:
     }
 
 
-def status(plan: Plan, *, as_json: bool, log: int, verify: bool = False) -> int:
+def status(
+    plan: Plan, *, as_json: bool, log: int, verify: bool = False, application_disabled: str = ""
+) -> int:
     """Print the status; with `verify`, also check the target against its
-    RECORDs: exit status 1 on any finding, else 0."""
+    RECORDs: exit status 1 on any finding, else 0. `application_disabled`:
+    what disables the application's own installs, when this command's are
+    not disabled by the same (see _config.operators_switch)."""
     report = status_report(plan, log)
+    report["application_installs_disabled_by"] = application_disabled or None
     result = _verify(plan.target) if verify else None
     if as_json:
         report.pop("installer_setting")
@@ -198,6 +203,10 @@ def _print_report(report: dict[str, object]) -> None:
     print(f"installer:  {report['installer']} (setting: {report['installer_setting']})")
     print(f"index:      {report['index']}")
     enabled = "enabled" if report["installs_enabled"] else f"DISABLED by {report['installs_enabled_by']}"
+    application = report["application_installs_disabled_by"]
+    if application and application != report["installs_enabled_by"]:  # this command has a switch of its own
+        here = "enabled for this command" if report["installs_enabled"] else enabled
+        enabled = f"{here}; the application's imports: DISABLED by {application}"
     print(f"installs:   {enabled}")
     for key, label in (("lock", "lock"), ("wheelhouse", "wheelhouse"), ("min_release_age", "cooldown")):
         if report[key]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import pytest
+from _fakes import PIP, installs
 from _offline import installer_env
+
+import lazy_import_hook
 
 ALLOWLIST = """\
 [tool.lazy-import-hook]
@@ -329,4 +336,115 @@ def test_run_m_of_an_allow_listed_module_installs_it_and_its_provenance_follows(
     lines = [json.loads(x) for x in audit.read_text().splitlines()]
     follow = [e for e in lines if e.get("event") == "provenance"]
     assert [(e["import_name"], e["status"]) for e in follow] == [("othermod", 0)]
+
+
+
+# -- an allowlist in code: the plan recorded in the target, the CLI's own environment -----------
+# In this process, with fake installers: the application is install() here, the
+# operator's shell is the environment main() runs in.
+
+TOY = {"toymod/__init__.py": "VERSION = '1.0'\n"}
+CODE_ALLOWLIST = {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"}
+
+
+def main_in_process(args: list[str]) -> tuple[int, str, str]:
+    from lazy_import_hook._cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_suggested(command: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """Run a command an error message suggests, as a shell would: leading
+    NAME=value words set the environment; `lazy-import-hook` is this package's."""
+    words = shlex.split(command)
+    while "=" in words[0] and not words[0].startswith("-"):
+        name, _, value = words.pop(0).partition("=")
+        monkeypatch.setenv(name, value)
+    assert words[0] == "lazy-import-hook", command
+    return main_in_process(words[1:])
+
+
+def record_plan(target: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], **settings: Any) -> None:
+    """An application run with `env` that calls install() (which records its
+    plan in the target); the operator's shell has none of `env` afterwards."""
+    with monkeypatch.context() as app:
+        for name, value in env.items():
+            app.setenv(name, value)
+        lazy_import_hook.install(CODE_ALLOWLIST, target=target, **settings)
+    lazy_import_hook.uninstall()
+
+
+def test_prefetch_of_a_recorded_plan_follows_the_clis_kill_switch_not_the_applications(
+    fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Docker pattern: the application runs with installs disabled (and
+    records its plan so); the operator prefetches from a shell without the
+    switch. With the switch in the operator's own shell, prefetch refuses."""
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    record_plan(target, monkeypatch, {"LAZY_IMPORT_HOOK_DISABLE": "1"}, installer="pip")
+    code, out, err = main_in_process(["--target", str(target), "prefetch", "toymod"])
+    assert code == 0, err
+    assert "toymod: installed (toy-dist==1.0)" in out and (target / "toymod").is_dir()
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_DISABLE", "1")
+    code, _, err = main_in_process(["--target", str(target), "prefetch", "othermod"])
+    assert code == 1 and "installs are disabled by LAZY_IMPORT_HOOK_DISABLE=1" in err
+    assert fp.call_count([*PIP, fp.any()]) == 1
+
+
+def test_prefetch_of_a_plan_recorded_with_enabled_false_installs(
+    fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """install(enabled=False) is the application's switch for its imports;
+    the operator's prefetch is what its error message tells to run."""
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    record_plan(target, monkeypatch, {}, installer="pip", enabled=False)
+    text = main_in_process(["--target", str(target), "status"])[1]
+    assert "installs:   enabled" in text and "DISABLED by install(enabled=False)" in text
+    code, _, err = main_in_process(["--target", str(target), "prefetch", "toymod"])
+    assert code == 0, err
+    assert (target / "toymod").is_dir()
+
+
+def test_a_recorded_plan_takes_its_settings_from_the_clis_environment_as_install_would(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the application gave install() stays (it wins over the environment
+    there too); what it read from its own environment does not: the CLI's
+    environment decides, and the command line over everything."""
+    from lazy_import_hook._cli import _load, _parse
+
+    record_plan(target, monkeypatch, {"LAZY_IMPORT_HOOK_INSTALLER": "uv", "LAZY_IMPORT_HOOK_TIMEOUT": "5",
+                                      "LAZY_IMPORT_HOOK_VERBOSE": "1"}, retry_after=7.0)  # fmt: skip
+
+    def settings(*args: str) -> tuple[dict[str, object], dict[str, str]]:
+        with redirect_stderr(io.StringIO()):
+            plan = _load(_parse(["--target", str(target), *args, "status"]))[0]
+        return plan.settings.values(), plan.sources
+
+    values, sources = settings()
+    assert (values["installer"], values["timeout"], values["verbose"]) == ("auto", 900.0, False)
+    assert values["retry_after"] == 7.0 and sources["retry_after"] == "install(retry_after=7.0)"
+    assert values["target"] == str(target)
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_INSTALLER", "pip")
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_TIMEOUT", "30")
+    values, sources = settings()
+    assert (values["installer"], values["timeout"]) == ("pip", 30.0)
+    assert sources["installer"] == "LAZY_IMPORT_HOOK_INSTALLER=pip"
+    assert settings("--installer", "uv")[0]["installer"] == "uv"
+    # An install() argument wins over the environment, as in the application.
+    record_plan(target, monkeypatch, {}, installer="uv")
+    assert settings()[0]["installer"] == "uv"
+    assert settings("--installer", "pip")[0]["installer"] == "pip"
+
+
+def test_status_of_a_recorded_plan_shows_the_clis_installer(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_plan(target, monkeypatch, {"LAZY_IMPORT_HOOK_INSTALLER": "uv"})
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_INSTALLER", "pip")
+    text = main_in_process(["--target", str(target), "status"])[1]
+    assert "installer:  pip (setting: pip)" in text
 
