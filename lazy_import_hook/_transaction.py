@@ -131,17 +131,31 @@ def _check_allowed(job: Job) -> None:
 
         versions = _distributions.installed_versions(target) if os.path.isdir(target) else {}
         stale = [s for e in job.entries for s in stale_versions(e, versions)]
-        raise job.error(
-            InstallsDisabledError,
+        raise InstallsDisabledError(
             f"{job.subject} needs an install, but installs are disabled by "
             f"{plan.sources.get('enabled', 'the configuration')}"
             + (f"; the target holds {', '.join(stale)}, which does not match" if stale else "")
             + "".join(f"; {line}" for line in _layer_notes(job)),
+            name=job.name,
+            command=_command_despite_switch(job),
         )
     # The library-folder check needs sysconfig; install() did it and kept the answer.
     found = plan.problem if plan.unsafe else _safety.problem(target, library=False)
     if found:
         raise job.error(TargetRefusedError, f"cannot install {job.subject}: {found.message}{_TARGET_HINT}")
+
+
+def _command_despite_switch(job: Job) -> str:
+    """The command that installs by hand while installs are disabled. The
+    command line's installs stop only at its own environment's kill switch
+    (see _config.operators_switch); where this process's variable turned
+    them off, the operator's shell likely has it too, so the command says
+    it is an explicit override."""
+    from ._settings import Settings
+
+    variable = f"{Settings.enabled.env}="
+    switches = job.plan.sources.get("enabled", "").split(" and ")
+    return f"{variable}0 {job.command}" if any(s.startswith(variable) for s in switches) else job.command
 
 
 def _layer_notes(job: Job) -> list[str]:

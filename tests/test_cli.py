@@ -18,6 +18,7 @@ from _fakes import PIP, installs
 from _offline import installer_env
 
 import lazy_import_hook
+from lazy_import_hook import LazyInstallError
 
 ALLOWLIST = """\
 [tool.lazy-import-hook]
@@ -447,4 +448,37 @@ def test_status_of_a_recorded_plan_shows_the_clis_installer(
     monkeypatch.setenv("LAZY_IMPORT_HOOK_INSTALLER", "pip")
     text = main_in_process(["--target", str(target), "status"])[1]
     assert "installer:  pip (setting: pip)" in text
+
+
+# -- the commands error messages suggest, run -------------------------------------------------
+
+
+def test_the_command_a_disabled_import_suggests_installs_it(
+    fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disabled by the variable, in a shell that still has it (the
+    container's environment): the suggested command must still work."""
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_DISABLE", "1")
+    lazy_import_hook.install(CODE_ALLOWLIST, target=target, installer="pip")
+    with pytest.raises(LazyInstallError) as info:
+        import toymod  # noqa: F401
+    assert info.value.reason == "disabled" and info.value.command is not None
+    assert str(info.value).splitlines()[-1] == f"To install it by hand: {info.value.command}"
+    code, out, err = run_suggested(info.value.command, monkeypatch)
+    assert code == 0, err
+    assert "toymod: installed" in out and (target / "toymod").is_dir()
+
+
+def test_the_command_an_import_disabled_in_code_suggests_installs_it(
+    fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    lazy_import_hook.install(CODE_ALLOWLIST, target=target, installer="pip", enabled=False)
+    with pytest.raises(LazyInstallError) as info:
+        import toymod  # noqa: F401
+    assert info.value.reason == "disabled" and info.value.command is not None
+    code, _, err = run_suggested(info.value.command, monkeypatch)
+    assert code == 0, err
+    assert (target / "toymod").is_dir()
 
