@@ -142,7 +142,7 @@ def _check_allowed(job: Job) -> None:
     # The library-folder check needs sysconfig; install() did it and kept the answer.
     found = plan.problem if plan.unsafe else _safety.problem(target, library=False)
     if found:
-        raise job.error(TargetRefusedError, f"cannot install {job.subject}: {found.message}{_TARGET_HINT}")
+        raise _refused(job, found.message)
 
 
 def _command_despite_switch(job: Job) -> str:
@@ -158,6 +158,22 @@ def _command_despite_switch(job: Job) -> str:
     return f"{variable}0 {job.command}" if any(s.startswith(variable) for s in switches) else job.command
 
 
+def _refused(job: Job, why: str) -> LazyInstallError:
+    """The target cannot take an install: no command run by hand can install
+    into it either (and a refused target holds no recorded plan for the
+    command line to use), so the advice is the setting that chooses another."""
+    source = job.plan.sources.get("target", "the default")
+    if source.startswith("install("):
+        where = "the application's install(target=...) call (it wins over LAZY_IMPORT_HOOK_TARGET)"
+    else:
+        where = 'target = "..." in [tool.lazy-import-hook], install(target=...) or LAZY_IMPORT_HOOK_TARGET'
+    return TargetRefusedError(
+        f"cannot install {job.subject}: {why}\nThe target comes from {source}; point it at a folder this "
+        f"user owns and only this user can write, with {where}",
+        name=job.name,
+    )
+
+
 def _layer_notes(job: Job) -> list[str]:
     """What the read-only layers have to do with a needed install: a stale
     copy they hide, or a layer left out."""
@@ -170,12 +186,6 @@ def _layer_notes(job: Job) -> list[str]:
         if stale:
             notes.append(f"the read-only layer {layer.folder} holds {', '.join(stale)}, which does not match")
     return notes
-
-
-_TARGET_HINT = (
-    "; point the hook at a folder this user owns and can write: target = \"...\" in "
-    "[tool.lazy-import-hook], install(target=...) or LAZY_IMPORT_HOOK_TARGET"
-)
 
 
 class _LockedTarget:
@@ -202,8 +212,7 @@ class _LockedTarget:
             self.__exit__()
             if not isinstance(e, OSError):
                 raise
-            message = f"cannot install {job.subject}: {target} cannot be used: {e}{_TARGET_HINT}"
-            raise job.error(TargetRefusedError, message) from e
+            raise _refused(job, f"{target} cannot be used: {e}") from e
 
     def __exit__(self, *exc: object) -> None:
         if self.undo:

@@ -482,3 +482,23 @@ def test_the_command_an_import_disabled_in_code_suggests_installs_it(
     assert code == 0, err
     assert (target / "toymod").is_dir()
 
+
+def test_a_refused_target_says_how_to_choose_another_and_suggests_no_prefetch(
+    fp: Any, tmp_path: Path
+) -> None:
+    """Nothing can install into a refused folder (and it holds no recorded
+    plan): the advice is the setting that fixes it."""
+    refused = tmp_path / "shared"
+    refused.mkdir()
+    os.chmod(refused, 0o777)
+    with pytest.warns(UserWarning):
+        lazy_import_hook.install(CODE_ALLOWLIST, target=str(refused), installer="pip")
+    with pytest.raises(LazyInstallError) as info:
+        import toymod  # noqa: F401
+    message = str(info.value)
+    assert info.value.reason == "target-refused" and info.value.command is None
+    assert "prefetch" not in message and "To install it by hand" not in message
+    last = message.splitlines()[-1]
+    assert f"install(target={str(refused)!r})" in last and "LAZY_IMPORT_HOOK_TARGET" in last
+    assert fp.call_count([*PIP, fp.any()]) == 0
+
