@@ -51,6 +51,7 @@ class LazyInstallError(ModuleNotFoundError):
     ) -> None:
         self.command = command
         self.output = output
+        self.message = message  # without the output and the command
         text = message
         if output:
             text += "\ninstaller output (tail):\n" + _indent(output)

@@ -282,7 +282,7 @@ def _failed(
     error = failure_error(failure, plan.settings.timeout)
     _audit.record(plan.target, status="timeout" if failure.code is None else failure.code, **fields)
     for entry in job.entries:
-        _failures.remember(plan.target, entry, str(error))
+        _failures.remember(plan.target, entry, error)
     notice(f"installing {job.what} failed after {fields['duration_s']:.1f} s ({error.reason})")
     raise error
 

@@ -502,3 +502,36 @@ def test_a_refused_target_says_how_to_choose_another_and_suggests_no_prefetch(
     assert f"install(target={str(refused)!r})" in last and "LAZY_IMPORT_HOOK_TARGET" in last
     assert fp.call_count([*PIP, fp.any()]) == 0
 
+
+@pytest.mark.parametrize("how", ["timeout", "sdist-refused", "installer-failed"])
+def test_a_failure_within_retry_after_keeps_its_reason_and_its_command_works(
+    how: str, fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process within `retry-after`: the same kind of error as the
+    failure it recorded, one line of advice, and that advice works."""
+    failing: dict[str, dict[str, Any]] = {
+        "timeout": {"wait": 1.0},
+        "sdist-refused": {"stdout": "ERROR: building from source is disabled\n", "returncode": 1},
+        "installer-failed": {"stdout": "ERROR: index unreachable\n", "returncode": 1},
+    }
+    fp.register([*PIP, fp.any()], **failing[how])
+    fp.register([*PIP, fp.any()], callback=installs("toy-dist", "1.0", TOY))
+    settings: dict[str, Any] = {"target": target, "installer": "pip", "timeout": 0.5}
+    lazy_import_hook.install(CODE_ALLOWLIST, **settings)
+    with pytest.raises(LazyInstallError) as first:
+        import toymod
+    assert first.value.reason == how
+    lazy_import_hook.install(CODE_ALLOWLIST, **settings)  # a new finder: another process
+    with pytest.raises(LazyInstallError) as info:
+        import toymod  # noqa: F401
+    message = str(info.value)
+    assert (info.value.reason, type(info.value)) == (how, type(first.value))
+    assert "not retrying until 60 s have passed" in message
+    command = f"lazy-import-hook --target {target} prefetch toymod"
+    assert info.value.command == command and f"or run: {command}" in message.splitlines()[0]
+    assert message.count("To install it by hand") == 1
+    assert message.splitlines()[-1] == f"To install it by hand: {command}"
+    assert fp.call_count([*PIP, fp.any()]) == 1
+    code, out, err = run_suggested(info.value.command, monkeypatch)
+    assert code == 0, err
+    assert "toymod: installed" in out
