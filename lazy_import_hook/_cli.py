@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 EPILOG = """\
 Settings come from the same places as install(): the options here, then
 LAZY_IMPORT_HOOK_* environment variables, then [tool.lazy-import-hook] in the
-nearest pyproject.toml (or --pyproject)."""
+nearest pyproject.toml (or --pyproject). With --target and the plan an
+application recorded there: the options, then its install() arguments, then
+this shell's variables, then its pyproject. Only this shell's
+LAZY_IMPORT_HOOK_DISABLE=1 stops prefetch."""
 RESOLVING = ("lock", "bundle")  # verbs that make closures rather than use them
 _VALUED = ("--pyproject", "--target", "--installer")  # global options that take a value
 
