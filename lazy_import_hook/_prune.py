@@ -116,5 +116,6 @@ def _remove(target: str, infos: Sequence[str]) -> None:
     for info in infos:
         paths = record_paths(target, info)
         os.rename(os.path.join(target, info), os.path.join(trash, info))
-        remove_listed(target, [rel for rel in paths if rel not in kept and not rel.startswith(info)], kept)
+        gone = [rel for rel in paths if rel not in kept and not rel.startswith(info)]
+        remove_listed(target, gone, lambda link: any(rel.startswith(link + os.sep) for rel in kept))
     shutil.rmtree(trash, ignore_errors=True)

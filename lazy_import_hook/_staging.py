@@ -35,7 +35,7 @@ from ._target import hook_file, meta
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Callable, Sequence
 
 
 def clean_leftovers(target: str) -> None:
@@ -104,14 +104,23 @@ class _Committer:
             for child in sorted(os.listdir(src)):
                 self.merge(os.path.join(rel, child))
             return
-        self._clear_for(src, dst)
+        self._clear_for(rel, src, dst)
         os.replace(src, dst)
 
-    def _clear_for(self, src: str, dst: str) -> None:
+    def _clear_for(self, rel: str, src: str, dst: str) -> None:
         """A folder is not renamed over a folder, nor over a symbolic link
         (the link goes, never what it points to); a file replaces either
-        atomically."""
-        if _real_dir(dst) or (os.path.islink(dst) and _real_dir(src)):
+        atomically. A link that distributions kept here live behind stays,
+        and the install stops: replacing it would hide them, and going
+        through it would write outside the target."""
+        if os.path.islink(dst) and _real_dir(src):
+            if rel in self.shared:
+                raise OSError(
+                    f"{dst} is a symbolic link to {os.path.realpath(dst)}, where installed distributions "
+                    "live: an install never replaces it nor writes through it; make it a real folder"
+                )
+            self.discard(dst)
+        elif _real_dir(dst):
             self.discard(dst)
 
     def replace(self, rel: str, parts: Sequence[str]) -> None:
@@ -130,7 +139,7 @@ class _Committer:
             for child in lead:
                 self.replace(os.path.join(rel, child), inner)
             return
-        self._clear_for(src, dst)
+        self._clear_for(rel, src, dst)
         os.replace(src, dst)
 
 
@@ -170,7 +179,7 @@ def commit(staging: str, target: str, import_names: Sequence[str], requested: Se
             committer.replace(info, ())
     for rel, parts in leads.items():
         committer.replace(rel, parts)
-    remove_listed(target, leftovers)
+    remove_listed(target, leftovers, lambda link: link in committer.shared)
     for info in requested_infos:
         committer.replace(info, ())
     for name in set(os.listdir(staging)) - set(names):  # uv's .lock: then rmdir does, without shutil
@@ -287,13 +296,14 @@ def remove_file(path: str) -> None:
         pass
 
 
-def remove_listed(target: str, paths: list[str], kept: Collection[str] = ()) -> None:
+def remove_listed(target: str, paths: list[str], keeps: Callable[[str], bool]) -> None:
     """Remove these files of the target (paths its RECORDs list), their
     compiled files (uv lists none: a package folder left with only its
     __pycache__ would import as an empty namespace package) and the folders
     they leave empty. Never through a symbolic link: a folder linked into
     the target (a checkout, a shared folder) keeps what it holds, and the
-    link goes instead, unless a `kept` path lies behind it."""
+    link goes instead, unless `keeps(link)`: files that stay live behind it.
+    A file that cannot be removed stays (as an unowned leftover)."""
     seen: dict[str, bool] = {}
     links: set[str] = set()
     gone: list[str] = []
@@ -307,10 +317,12 @@ def remove_listed(target: str, paths: list[str], kept: Collection[str] = ()) -> 
         except OSError:
             continue
         gone.append(rel)
-    _drop_compiled(target, [rel for rel in gone if rel.endswith(".py")])
-    for link in links:
-        if not any(rel.startswith(link + os.sep) for rel in kept):
-            remove_file(os.path.join(target, link))
+    try:
+        _drop_compiled(target, [rel for rel in gone if rel.endswith(".py")])
+        for link in (link for link in links if not keeps(link)):
+            os.unlink(os.path.join(target, link))
+    except OSError:
+        pass
     for folder in {os.path.dirname(rel) for rel in [*gone, *links]}:
         prune_empty(os.path.join(target, folder, "__pycache__"), target)
         prune_empty(os.path.join(target, folder), target)

@@ -100,6 +100,43 @@ def test_an_upgrade_removes_no_leftover_through_a_linked_folder(target: Path, tm
     assert all(whole(target).values())
 
 
+def test_a_linked_folder_other_distributions_live_behind_is_never_replaced(
+    target: Path, tmp_path: Path
+) -> None:
+    """A namespace folder linked from elsewhere that a kept distribution's
+    files live behind: the install stops with an error that says so, and
+    what was installed stays visible."""
+    target.mkdir()
+    write_dist(str(target), "proto", "4.0", {"gns/proto/__init__.py": ""})
+    elsewhere = tmp_path / "gns"
+    (target / "gns").rename(elsewhere)
+    (target / "gns").symlink_to(elsewhere, target_is_directory=True)
+    staging = _staging.new_staging(str(target))
+    write_dist(staging, "storage", "1.0", {"gns/storage/__init__.py": ""})
+    with pytest.raises(OSError, match=r"symbolic link .* make it a real folder"):
+        _staging.commit(staging, str(target), ["gns.storage"], ["storage"])
+    assert (target / "gns").is_symlink() and (target / "gns" / "proto" / "__init__.py").exists()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["proto"]
+
+
+def test_an_upgrade_keeps_a_linked_folder_another_distribution_lives_behind(
+    target: Path, tmp_path: Path
+) -> None:
+    """A file only the old version had, behind a link that another
+    distribution's files share: the file stays and so does the link."""
+    target.mkdir()
+    write_dist(str(target), "toy-dep", "1.0", {**dep("1.0"), "shared/dep_extra.py": ""})
+    write_dist(str(target), "other-dist", "1.0", {**OLD, "shared/other.py": ""})
+    elsewhere = tmp_path / "shared"
+    (target / "shared").rename(elsewhere)
+    (target / "shared").symlink_to(elsewhere, target_is_directory=True)
+    staging = _staging.new_staging(str(target))
+    write_dist(staging, "toy-dep", "2.0", dep("2.0"))
+    _staging.commit(staging, str(target), ["toydep"], ["toy-dep"])
+    assert (target / "shared").is_symlink() and (target / "shared" / "other.py").exists()
+    assert (elsewhere / "dep_extra.py").exists()
+
+
 def test_an_upgrade_takes_the_compiled_files_of_what_the_old_version_alone_had(target: Path) -> None:
     """uv lists no .pyc: a package the new version dropped must not stay
     behind as a __pycache__ folder, which imports as a namespace package."""
