@@ -170,8 +170,9 @@ def in_this_environment(plan: Plan, options: Mapping[str, object], *, verb_resol
     before = (plan.settings.lock, plan.settings.wheelhouse)
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
+    table = _recorded_pyproject(plan)
     for row in Settings.rows():
-        values[row.name], sources[row.name] = _recorded_value(row, plan)
+        values[row.name], sources[row.name] = _recorded_value(row, plan, table)
         if row.name in options:
             values[row.name] = row.kind.finish(row.kind.check(options[row.name], row.name), None)
             sources[row.name] = "the command line"
@@ -185,7 +186,20 @@ def in_this_environment(plan: Plan, options: Mapping[str, object], *, verb_resol
             apply_lock(plan)
 
 
-def _recorded_value(row: Setting[object], plan: Plan) -> tuple[object, str]:
+def _recorded_pyproject(plan: Plan) -> dict[str, object]:
+    """The recorded plan's pyproject table, read here ({} without one): the
+    record keeps only each setting's winner, and where the application's
+    own variable won, the pyproject's value is what this shell falls back on."""
+    if not plan.pyproject:
+        return {}
+    try:
+        with open(plan.pyproject, encoding="utf-8") as f:
+            return _read_table(Raw(None, {}, plan.pyproject, f.read()))
+    except OSError:
+        return {}
+
+
+def _recorded_value(row: Setting[object], plan: Plan, table: Mapping[str, object]) -> tuple[object, str]:
     """One setting of a recorded plan, with this process's environment in
     place of the application's (see _value for the order of the sources)."""
     value, was = getattr(plan.settings, row.name), plan.sources.get(row.name)
@@ -202,6 +216,10 @@ def _recorded_value(row: Setting[object], plan: Plan) -> tuple[object, str]:
     by_argument = was.startswith("install(")
     by_pyproject = not by_argument and was != "the default" and not (env and was.startswith(env))
     found: list[tuple[object, str]] = [(value, was)] if by_pyproject else []
+    if env and was.startswith(env) and row.key in table:  # the application's variable hid it
+        where = f"{plan.pyproject} [{SECTION}] {row.key}"
+        checked = row.kind.check(table[row.key], where)
+        found.append((row.kind.finish(checked, os.path.dirname(plan.pyproject)), where))
     from_env = row.env_value()
     if from_env is not None:
         found.append((row.kind.finish(from_env, None), f"{row.env}={os.environ.get(str(row.env))}"))

@@ -203,7 +203,7 @@ def _file_layers(files: list[str], command: str) -> list[dict[str, Value]]:
         try:
             parser.read(path, encoding="utf-8")
         except (configparser.Error, UnicodeDecodeError) as e:
-            raise ValueError(f"pip configuration file {path} cannot be read: {e}") from e
+            raise ValueError(redacted(f"pip configuration file {path} cannot be read: {e}")) from e
         for section, found in sections.items():
             if parser.has_section(section):
                 for key, raw in parser.items(section):

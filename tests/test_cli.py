@@ -441,6 +441,31 @@ def test_a_recorded_plan_takes_its_settings_from_the_clis_environment_as_install
     assert settings("--installer", "pip")[0]["installer"] == "pip"
 
 
+def test_a_recorded_plans_pyproject_value_returns_where_the_applications_variable_hid_it(
+    target: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The record keeps each setting's winner only: where the application's
+    own variable beat its pyproject, this shell (without the variable) gets
+    the pyproject's value, as install() here would, not the default."""
+    from lazy_import_hook._cli import _load, _parse
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[tool.lazy-import-hook]\ninstaller = "pip"\nretry-after = 9\n'
+        '[tool.lazy-import-hook.allowlist]\ntoymod = "toy-dist==1.0"\n'
+    )
+    with monkeypatch.context() as app:
+        app.setenv("LAZY_IMPORT_HOOK_INSTALLER", "uv")
+        app.setenv("LAZY_IMPORT_HOOK_RETRY_AFTER", "3")
+        lazy_import_hook.install(pyproject=pyproject, target=target)
+    lazy_import_hook.uninstall()
+    with redirect_stderr(io.StringIO()):
+        plan = _load(_parse(["--target", str(target), "status"]))[0]
+    values = plan.settings.values()
+    assert (values["installer"], values["retry_after"]) == ("pip", 9.0)
+    assert plan.sources["installer"] == f"{pyproject} [tool.lazy-import-hook] installer"
+
+
 def test_status_of_a_recorded_plan_shows_the_clis_installer(
     target: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
