@@ -46,6 +46,12 @@ def whole(target: Path) -> dict[str, bool]:
     return result
 
 
+def link_away(folder: Path, elsewhere: Path) -> None:
+    """Move `folder` to `elsewhere` and leave a symbolic link to it in its place."""
+    folder.rename(elsewhere)
+    folder.symlink_to(elsewhere, target_is_directory=True)
+
+
 def prepared(target: Path) -> None:
     target.mkdir()
     write_dist(str(target), "other-dist", "1.0", OLD)
@@ -73,8 +79,7 @@ def test_an_upgrade_replaces_a_linked_package_folder_and_never_touches_what_it_p
     the old version's files in it, stay as they are."""
     prepared(target)
     elsewhere = tmp_path / "checkout"
-    (target / "toymod").rename(elsewhere)
-    (target / "toymod").symlink_to(elsewhere, target_is_directory=True)
+    link_away(target / "toymod", elsewhere)
     before = sorted(p.name for p in elsewhere.iterdir())
     _staging.commit(stage(target, "2.0", "1.0"), str(target), ["toymod"], ["toy-dist"])
     assert sorted(p.name for p in elsewhere.iterdir()) == before
@@ -90,8 +95,7 @@ def test_an_upgrade_removes_no_leftover_through_a_linked_folder(target: Path, tm
     target.mkdir()
     write_dist(str(target), "toy-dep", "1.0", {**dep("1.0"), "toydep_data/old.txt": ""})
     elsewhere = tmp_path / "data"
-    (target / "toydep_data").rename(elsewhere)
-    (target / "toydep_data").symlink_to(elsewhere, target_is_directory=True)
+    link_away(target / "toydep_data", elsewhere)
     staging = _staging.new_staging(str(target))
     write_dist(staging, "toy-dep", "2.0", dep("2.0"))
     _staging.commit(staging, str(target), ["toydep"], ["toy-dep"])
@@ -109,8 +113,7 @@ def test_a_linked_folder_other_distributions_live_behind_is_never_replaced(
     target.mkdir()
     write_dist(str(target), "proto", "4.0", {"gns/proto/__init__.py": ""})
     elsewhere = tmp_path / "gns"
-    (target / "gns").rename(elsewhere)
-    (target / "gns").symlink_to(elsewhere, target_is_directory=True)
+    link_away(target / "gns", elsewhere)
     staging = _staging.new_staging(str(target))
     write_dist(staging, "storage", "1.0", {"gns/storage/__init__.py": ""})
     with pytest.raises(OSError, match=r"symbolic link .* make it a real folder"):
@@ -128,8 +131,7 @@ def test_an_upgrade_keeps_a_linked_folder_another_distribution_lives_behind(
     write_dist(str(target), "toy-dep", "1.0", {**dep("1.0"), "shared/dep_extra.py": ""})
     write_dist(str(target), "other-dist", "1.0", {**OLD, "shared/other.py": ""})
     elsewhere = tmp_path / "shared"
-    (target / "shared").rename(elsewhere)
-    (target / "shared").symlink_to(elsewhere, target_is_directory=True)
+    link_away(target / "shared", elsewhere)
     staging = _staging.new_staging(str(target))
     write_dist(staging, "toy-dep", "2.0", dep("2.0"))
     _staging.commit(staging, str(target), ["toydep"], ["toy-dep"])
