@@ -319,10 +319,13 @@ def remove_listed(target: str, paths: list[str], keeps: Callable[[str], bool]) -
         gone.append(rel)
     try:
         _drop_compiled(target, [rel for rel in gone if rel.endswith(".py")])
-        for link in (link for link in links if not keeps(link)):
-            os.unlink(os.path.join(target, link))
     except OSError:
         pass
+    for link in (link for link in links if not keeps(link)):
+        try:
+            os.unlink(os.path.join(target, link))
+        except OSError:
+            pass
     for folder in {os.path.dirname(rel) for rel in [*gone, *links]}:
         prune_empty(os.path.join(target, folder, "__pycache__"), target)
         prune_empty(os.path.join(target, folder), target)
