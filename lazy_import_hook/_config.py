@@ -159,14 +159,17 @@ def pip_config(plan: Plan) -> PipConfig:
 # -- a plan recorded in the target, in another process's environment -----------
 
 
-def in_this_environment(plan: Plan, options: Mapping[str, object], *, verb_resolves: bool = False) -> None:
+def in_this_environment(
+    plan: Plan, options: Mapping[str, object], *, verb_resolves: bool = False, relock: bool = False
+) -> None:
     """A recorded plan's settings resolved as install() would resolve them
     here: what the application passed to install() and read from its
     pyproject stays as recorded; what it read from its own environment does
     not (this process's variables count instead); `options` (the command
     line) win over everything. The allowlist and the target stay the
-    application's. A lock or wheelhouse that changed is applied again
-    (unless `verb_resolves`: `lock` and `bundle` make closures)."""
+    application's. A lock or wheelhouse that changed, or any with `relock`
+    (prefetch --from: the bundle may have been made again since), is
+    applied again (unless `verb_resolves`: `lock` and `bundle` make closures)."""
     before = (plan.settings.lock, plan.settings.wheelhouse)
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
@@ -178,7 +181,7 @@ def in_this_environment(plan: Plan, options: Mapping[str, object], *, verb_resol
             sources[row.name] = "the command line"
     plan.settings = Settings(**values)
     plan.sources = sources
-    if (plan.settings.lock, plan.settings.wheelhouse) != before:
+    if relock or (plan.settings.lock, plan.settings.wheelhouse) != before:
         for entry in plan.entries.values():
             entry.locked = ()
         plan.lock_stamp = ""
