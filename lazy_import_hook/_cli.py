@@ -152,9 +152,7 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]
     plan = _recorded_plan(target) if options.pyproject is None and target else None
     if plan is not None:
         # The application's environment is not this one: its variables give way to ours.
-        _config.in_this_environment(
-            plan, overrides, verb_resolves=options.verb in RESOLVING, relock=bool(wheelhouse)
-        )
+        _config.in_this_environment(plan, overrides, verb_resolves=options.verb in RESOLVING)
     else:
         try:
             raw = _settings.gather(None, options.pyproject, {**overrides, "target": options.target})

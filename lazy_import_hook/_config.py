@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._plan import Plan, lock_stamp
+from ._plan import Plan, lock_stamp, lock_unchanged
 from ._settings import LOCK_NAME, SECTION, Raw, Setting, Settings, config_error, default_lock
 
 TYPE_CHECKING = False
@@ -159,18 +159,18 @@ def pip_config(plan: Plan) -> PipConfig:
 # -- a plan recorded in the target, in another process's environment -----------
 
 
-def in_this_environment(
-    plan: Plan, options: Mapping[str, object], *, verb_resolves: bool = False, relock: bool = False
-) -> None:
+def in_this_environment(plan: Plan, options: Mapping[str, object], *, verb_resolves: bool = False) -> None:
     """A recorded plan's settings resolved as install() would resolve them
     here: what the application passed to install() and read from its
     pyproject stays as recorded; what it read from its own environment does
     not (this process's variables count instead); `options` (the command
     line) win over everything. The allowlist and the target stay the
-    application's. A lock or wheelhouse that changed, or any with `relock`
-    (prefetch --from: the bundle may have been made again since), is
-    applied again (unless `verb_resolves`: `lock` and `bundle` make closures)."""
+    application's. A lock or wheelhouse setting that changed, or a lock file
+    that did since the plan was recorded (a bundle made again in its folder),
+    is applied again, as the application's next start would (unless
+    `verb_resolves`: `lock` and `bundle` make closures)."""
     before = (plan.settings.lock, plan.settings.wheelhouse)
+    stale = not lock_unchanged(plan)
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
     table = _recorded_pyproject(plan)
@@ -181,7 +181,7 @@ def in_this_environment(
             sources[row.name] = "the command line"
     plan.settings = Settings(**values)
     plan.sources = sources
-    if relock or (plan.settings.lock, plan.settings.wheelhouse) != before:
+    if stale or (plan.settings.lock, plan.settings.wheelhouse) != before:
         for entry in plan.entries.values():
             entry.locked = ()
         plan.lock_stamp = ""

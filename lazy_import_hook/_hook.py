@@ -15,7 +15,7 @@ import sys
 
 from . import _plan, _settings, _target
 from ._finder import LazyFinder, active_finder, after_import, forget
-from ._settings import Settings, default_lock
+from ._settings import Settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ def _warm_plan(raw: _settings.Raw) -> _plan.Plan | None:
     same_target = not raw.target_hint or plan.target == raw.target_hint
     safe = not plan.unsafe and not _target.untrusted(st)
     ours = all(p not in sys.path or p in _target.ACTIVATED for p in (plan.target, *plan.layer_paths()))
-    fresh = _same_lock(plan) and _same_layers(plan)
+    fresh = _plan.lock_unchanged(plan) and _same_layers(plan)
     return plan if unchanged and same_target and safe and ours and fresh else None
 
 
@@ -268,14 +268,6 @@ def _same_layers(plan: _plan.Plan) -> bool:
     each (nothing to do without layers)."""
     folders = plan.settings.read_only_targets
     return not folders or _plan.layer_stamps(folders) == plan.layer_stamps
-
-
-def _same_lock(plan: _plan.Plan) -> bool:
-    """The lock file the plan was made from is unchanged, and none appeared
-    beside the pyproject since (a stat or two)."""
-    if not plan.lock_stamp:
-        return not (plan.pyproject and os.path.exists(default_lock(plan.pyproject)))
-    return _plan.same_lock(plan.lock_stamp)
 
 
 def _register_abc() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import _thread
 import os
 
-from ._settings import Settings
+from ._settings import Settings, default_lock
 from ._target import Problem, meta, mtime, read_stamp, read_trusted
 
 TYPE_CHECKING = False
@@ -506,6 +506,14 @@ def same_lock(stamp: str) -> bool:
         return lock_stamp(stamp.rsplit("\t", 2)[0]) == stamp
     except OSError:
         return False
+
+
+def lock_unchanged(plan: Plan) -> bool:
+    """The lock file the plan was made from is unchanged, and none appeared
+    beside the pyproject since (a stat or two)."""
+    if not plan.lock_stamp:
+        return not (plan.pyproject and os.path.exists(default_lock(plan.pyproject)))
+    return same_lock(plan.lock_stamp)
 
 
 # -- the plan recorded in the target ------------------------------------------

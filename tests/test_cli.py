@@ -441,6 +441,43 @@ def test_a_recorded_plan_takes_its_settings_from_the_clis_environment_as_install
     assert settings("--installer", "pip")[0]["installer"] == "pip"
 
 
+def write_bundle_lock(bundle: Path, version: str) -> None:
+    """A bundle's lock for CODE_ALLOWLIST, each entry's closure its one dist at `version`."""
+    from lazy_import_hook._lockfile import EntryLock, Locked, LockFile, this_environment, write
+
+    entries = {}
+    for name, requirement in CODE_ALLOWLIST.items():
+        dist = requirement.split("==")[0]
+        wheel = f"{dist.replace('-', '_')}-{version}-py3-none-any.whl"
+        locked = Locked(dist, version, filename=wheel, sha256="ab" * 32)
+        entries[name] = EntryLock(name, [requirement], [], [locked])
+    write(str(bundle / "pylock.lazy-import-hook.toml"), LockFile(entries, environment=this_environment()))
+
+
+def test_a_bundle_made_again_where_the_recorded_plan_points_counts_with_its_new_lock(
+    target: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The application recorded its plan with the bundle's closures; the
+    operator makes the bundle again in the same folder: status and prefetch
+    use the new lock, as the application's next start will, not the
+    closures recorded before it."""
+    from lazy_import_hook._cli import _load, _parse
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir(mode=0o755)
+    write_bundle_lock(bundle, "1.0")
+    record_plan(target, monkeypatch, {}, wheelhouse=str(bundle))
+    write_bundle_lock(bundle, "1.1")
+
+    def closure(*args: str) -> tuple[str, ...]:
+        with redirect_stderr(io.StringIO()):
+            return _load(_parse(["--target", str(target), *args]))[0].entries["toymod"].locked
+
+    new = (f"toy-dist==1.1 sha256:{'ab' * 32} toy_dist-1.1-py3-none-any.whl",)
+    assert closure("status") == new
+    assert closure("prefetch", "--from", str(bundle), "toymod") == new
+
+
 def test_a_recorded_plans_pyproject_value_returns_where_the_applications_variable_hid_it(
     target: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
