@@ -201,27 +201,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = _parse(list(sys.argv[1:] if argv is None else argv))
     try:
         plan, raw, application_disabled = _load(options)
-        if options.verb == "status":
-            from ._status import status
-
-            return status(plan, as_json=options.json, log=options.log, verify=options.verify,
-                          application_disabled=application_disabled)  # fmt: skip
-        if options.verb in ("prefetch", "prune") and plan.problem is None:
-            from ._prepare import prepare
-
-            prepare(plan.target, enabled=plan.settings.enabled)  # the ABI wipe and stamp, as install() does
         if options.verb == "run":
-            return run(plan, raw, options.module, options.args)
-        verbs: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
-            "prefetch": lambda p, o: prefetch(p, o.names),
-            "prune": lambda p, o: prune(p, dry_run=o.dry_run),
-            "lock": lock,
-            "bundle": bundle,
-        }
-        return verbs[options.verb](plan, options)
+            return run(plan, raw, options.module, options.args)  # the application's own errors stay its own
+        return _act(plan, options, application_disabled)
     except ConfigError as e:
         print(f"lazy-import-hook: configuration error: {e}", file=sys.stderr)
         return 2
+
+
+def _act(plan: Plan, options: argparse.Namespace, application_disabled: str) -> int:
+    """Every verb but `run`; a folder that cannot be read or written, or a
+    full disk, is one line."""
+    verbs: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
+        "status": lambda p, o: _status(p, o, application_disabled),
+        "prefetch": lambda p, o: prefetch(p, o.names),
+        "prune": lambda p, o: prune(p, dry_run=o.dry_run),
+        "lock": lock,
+        "bundle": bundle,
+    }
+    try:
+        if options.verb == "prefetch" and plan.problem is None:
+            from ._prepare import prepare
+
+            prepare(plan.target, enabled=plan.settings.enabled)  # the ABI wipe and stamp, as install() does
+        return verbs[options.verb](plan, options)
+    except OSError as e:
+        print(f"lazy-import-hook: {options.verb}: {e}", file=sys.stderr)
+        return 1
+
+
+def _status(plan: Plan, options: argparse.Namespace, application_disabled: str) -> int:
+    from ._status import status
+
+    return status(plan, as_json=options.json, log=options.log, verify=options.verify,
+                  application_disabled=application_disabled)  # fmt: skip
 
 
 # -- prefetch -----------------------------------------------------------------
@@ -335,12 +348,23 @@ def bundle(plan: Plan, options: argparse.Namespace) -> int:
 
 
 def prune(plan: Plan, *, dry_run: bool) -> int:
+    """Remove what neither this plan nor any application using the target
+    right now needs."""
     from . import _prune
+    from ._records import record_id, recorded
 
     if not os.path.isdir(plan.target):
         print(f"nothing to prune: {plan.target} does not exist")
         return 0
-    removals = _prune.prune(plan, dry_run=dry_run)
+    refusal = _prune.refusal(plan, dry_run=dry_run)
+    if refusal:
+        print(f"lazy-import-hook: prune: {refusal}; nothing was removed", file=sys.stderr)
+        return 1
+    mine = plan.record_id or record_id(plan)
+    others = [r for r in recorded(plan.target) if r.live and r.record_id != mine]
+    for other in others:
+        print(f"keeping what {other.describe()} needs")
+    removals = _prune.prune(plan, dry_run=dry_run, others=[r.plan for r in others])
     if not removals:
         print("nothing to prune")
         return 0

@@ -36,10 +36,31 @@ def _requires(target: str, info: str) -> list[Requirement]:
     return reqs
 
 
-def plan_removals(plan: Plan) -> list[tuple[str, str]]:
+def refusal(plan: Plan, *, dry_run: bool) -> str:
+    """Why this target must not be pruned ("" if it may): one that is not
+    safe to trust, or read-only (a dry run only reads), or that holds
+    another Python's store (whose next start or prefetch replaces it all),
+    or a folder the hook never stamped (someone's site-packages)."""
+    problem = plan.problem
+    if problem is not None and (problem.unsafe or not dry_run):
+        return problem.message
+    state = _target.stamp_state(plan.target)
+    if state == _target.FOREIGN:
+        return (
+            f"the target {plan.target} was built for another Python ({_target.read_stamp(plan.target)}): "
+            "`lazy-import-hook prefetch`, or the application's next start with installs enabled, "
+            "replaces all of it"
+        )
+    if state == _target.NONE and not os.path.isdir(_target.meta(plan.target)):
+        return f"{plan.target} has no {_target.STAMP} stamp: no lazy-import-hook installed into it"
+    return ""
+
+
+def plan_removals(plan: Plan, others: Sequence[Plan] = ()) -> list[tuple[str, str]]:
     """(dist-info folder, why) for every distribution the target can do without.
 
-    Needed: what the active allowlist entries require, with their extras, and
+    Needed: what the active allowlist entries of `plan` and `others` (the
+    applications using the target now) require, with their extras, and
     recursively what those require (markers evaluated). Not needed: anything
     else, and any copy of a distribution that the core environment has (the
     core copy is what gets imported anyway).
@@ -49,7 +70,7 @@ def plan_removals(plan: Plan) -> list[tuple[str, str]]:
     target = plan.target
     infos = {key: dist.info for key, dist in dist_folders(target).items()}
     core = core_distributions(plan.paths())  # a layer's copy is no reason to remove the target's
-    needed = _needed(plan, infos, core)
+    needed = set().union(*(_needed(p, infos, core) for p in (plan, *others)))
     removals = []
     for key, info in sorted(infos.items()):
         if key in core:
@@ -87,14 +108,16 @@ def _needed(plan: Plan, infos: dict[str, str], core: dict[str, str]) -> set[str]
     return needed
 
 
-def prune(plan: Plan, *, dry_run: bool) -> list[tuple[str, str]]:
-    """Decide and remove under one hold of the target lock."""
+def prune(plan: Plan, *, dry_run: bool, others: Sequence[Plan] = ()) -> list[tuple[str, str]]:
+    """Decide and remove under one hold of the target lock (a dry run only
+    reads, and takes none: it works on a read-only target too)."""
     from ._lock import lock
 
+    if dry_run:
+        return plan_removals(plan, others)
     with lock(plan.target):
-        removals = plan_removals(plan)
-        if not dry_run:
-            _remove(plan.target, [info for info, _ in removals])
+        removals = plan_removals(plan, others)
+        _remove(plan.target, [info for info, _ in removals])
     return removals
 
 

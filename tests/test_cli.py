@@ -18,7 +18,7 @@ from _fakes import PIP, installs
 from _offline import installer_env
 
 import lazy_import_hook
-from lazy_import_hook import LazyInstallError
+from lazy_import_hook import LazyInstallError, _target
 
 ALLOWLIST = """\
 [tool.lazy-import-hook]
@@ -176,6 +176,7 @@ def test_prune_removes_copies_the_core_environment_shadows(
     env = installer_env(wheelhouse, tmp_path)
     target = project / "lazy-target"
     target.mkdir()
+    _target.write_stamp(str(target))
     # A stray copy of a core distribution in the target (e.g. a dependency).
     dist = target / "packaging-1.0.dist-info"
     dist.mkdir()
@@ -597,3 +598,75 @@ def test_a_failure_within_retry_after_keeps_its_reason_and_its_command_works(
     code, out, err = run_suggested(info.value.command, monkeypatch)
     assert code == 0, err
     assert "toymod: installed" in out
+
+
+def a_dist(target: Path, name: str = "stray_dist", version: str = "1.0") -> Path:
+    """A distribution no entry needs: what prune would remove."""
+    info = target / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "RECORD").write_text(f"{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
+    return info
+
+
+def contents(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_prune_leaves_another_pythons_store_alone(
+    target: Path, monkeypatch: pytest.MonkeyPatch, dry_run: bool
+) -> None:
+    """After a Python upgrade, "what would prune do?" must not wipe the target
+    (the ABI wipe is for the application's next start, or prefetch)."""
+    record_plan(target, monkeypatch, {}, installer="pip")
+    a_dist(target)
+    (target / ".python-abi").write_text("cpython-310-linux-x86_64-64bit\n")
+    before = contents(target)
+    code, out, err = main_in_process(["--target", str(target), "prune", *(["--dry-run"] if dry_run else [])])
+    assert code == 1 and out == ""
+    assert "was built for another Python (cpython-310-linux-x86_64-64bit)" in err
+    assert "`lazy-import-hook prefetch`" in err and "nothing was removed" in err
+    assert contents(target) == before
+
+
+def test_prune_refuses_a_folder_the_hook_never_installed_into(tmp_path: Path) -> None:
+    """A target setting that names someone's site-packages by mistake."""
+    site = tmp_path / "site-packages"
+    a_dist(site)
+    pyproject = ALLOWLIST.format(installer="pip").replace("lazy-target", str(site))
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    before = contents(site)
+    code, _, err = main_in_process(["--pyproject", str(tmp_path / "pyproject.toml"), "prune"])
+    assert code == 1 and f"{site} has no .python-abi stamp" in err and "nothing was removed" in err
+    assert contents(site) == before
+
+
+def test_prune_refuses_a_target_others_can_write(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    record_plan(target, monkeypatch, {}, installer="pip")
+    a_dist(target)
+    target.chmod(0o777)
+    before = contents(target)
+    for args in ([], ["--dry-run"]):
+        code, _, err = main_in_process(["--target", str(target), "prune", *args])
+        assert code == 1 and "writable by every user" in err and "nothing was removed" in err
+    assert contents(target) == before
+
+
+def test_a_dry_run_prune_only_reads(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It takes no lock (so it works on a read-only target) and changes
+    nothing; a prune that cannot take the lock is one line, not a traceback."""
+    from lazy_import_hook import _lock
+
+    record_plan(target, monkeypatch, {}, installer="pip")
+    a_dist(target)
+
+    def no_lock(folder: str) -> None:
+        raise PermissionError(13, "Permission denied", os.path.join(folder, _target.LOCK))
+
+    monkeypatch.setattr(_lock, "lock", no_lock)
+    code, out, _ = main_in_process(["--target", str(target), "prune", "--dry-run"])
+    assert code == 0 and "would remove stray_dist-1.0: no allowlist entry needs it" in out
+    code, out, err = main_in_process(["--target", str(target), "prune"])
+    assert code == 1 and err.splitlines()[-1].startswith("lazy-import-hook: prune: [Errno 13] Permission")
+    assert (target / "stray_dist-1.0.dist-info").is_dir()

@@ -91,3 +91,51 @@ def test_conflicting_pins_on_one_target_are_reported_never_served_or_flip_floppe
             if app.proc.poll() is None:
                 app.proc.kill()
                 app.proc.wait()
+
+
+LIVE = """
+import sys, lazy_import_hook
+lazy_import_hook.install({allowlist!r}, target={target!r}, installer="uv")
+import {module}
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def live_app(module: str, requirement: str, target: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """An application that imported `module` through the hook and keeps running."""
+    code = textwrap.dedent(LIVE.format(allowlist={module: requirement}, target=str(target), module=module))
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n", proc.communicate()
+    return proc
+
+
+def test_prune_keeps_what_every_application_using_the_target_needs(
+    wheelhouse: Path, target: Path, tmp_path: Path
+) -> None:
+    """Two applications share the target; whichever plan prune acts on, what
+    the other running one imports stays. Once it has ended, it goes."""
+    env = installer_env(wheelhouse, tmp_path)
+    cli_env = {**env, "PYTHONPATH": str(ROOT)}
+
+    def prune(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "lazy_import_hook", "--target", str(target), "prune", *args]
+        return subprocess.run(command, env=cli_env, capture_output=True, text=True, check=False)
+
+    toy = live_app("toymod", "toy-dist==1.0", target, env)
+    other = live_app("othermod", "other-dist==1.0", target, env)
+    before = len(list(target.glob("*.dist-info")))
+    try:
+        for args in ((), ("--dry-run",)):
+            proc = prune(*args)
+            assert proc.returncode == 0, proc.stderr
+            assert "keeping what" in proc.stdout and proc.stdout.splitlines()[-1] == "nothing to prune"
+        assert len(list(target.glob("*.dist-info"))) == before
+    finally:
+        toy.communicate()
+    proc = prune()
+    assert proc.returncode == 0, proc.stderr
+    assert "removed toy_dist-1.0: no allowlist entry needs it" in proc.stdout.splitlines()
+    assert not (target / "toymod").exists() and (target / "othermod").exists()
+    other.communicate()
