@@ -151,6 +151,8 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]
     raw = None
     plan = _recorded_plan(target) if options.pyproject is None and target else None
     if plan is not None:
+        how = f"--target {options.target}" if options.target else f"{Settings.target.env}={target}"
+        _found_in(plan, folder_path(target), how)
         # The application's environment is not this one: its variables give way to ours.
         _config.in_this_environment(plan, overrides, verb_resolves=options.verb in RESOLVING)
     else:
@@ -185,6 +187,17 @@ def _recorded_plan(target: str) -> Plan | None:
     chosen = next((r for r in found if r.live), found[0])
     print(f"lazy-import-hook: using the plan recorded by {chosen.describe()}", file=sys.stderr)
     return chosen.plan
+
+
+def _found_in(plan: Plan, folder: str, how: str) -> None:
+    """A recorded plan acts on the folder it was found in, the one named: a
+    target copied, moved or seen through another mount keeps the path it
+    was recorded at, which may be another folder, or none, here."""
+    if os.path.realpath(plan.target) != os.path.realpath(folder):
+        print(f"lazy-import-hook: the plan was recorded for the target {plan.target}; acting on {folder}, "
+              "where it was found", file=sys.stderr)  # fmt: skip
+    plan.settings = Settings(**{**plan.settings.values(), "target": folder})
+    plan.sources["target"] = how
 
 
 def _nothing_found(target: str) -> str:

@@ -165,6 +165,8 @@ def _refused(job: Job, why: str) -> LazyInstallError:
     source = job.plan.sources.get("target", "the default")
     if source.startswith("install("):
         where = "the application's install(target=...) call (it wins over LAZY_IMPORT_HOOK_TARGET)"
+    elif source.startswith("--target"):
+        where = "another --target"
     else:
         where = 'target = "..." in [tool.lazy-import-hook], install(target=...) or LAZY_IMPORT_HOOK_TARGET'
     return TargetRefusedError(

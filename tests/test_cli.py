@@ -670,3 +670,24 @@ def test_a_dry_run_prune_only_reads(target: Path, monkeypatch: pytest.MonkeyPatc
     code, out, err = main_in_process(["--target", str(target), "prune"])
     assert code == 1 and err.splitlines()[-1].startswith("lazy-import-hook: prune: [Errno 13] Permission")
     assert (target / "stray_dist-1.0.dist-info").is_dir()
+
+
+def test_a_copied_target_is_acted_on_where_it_was_found(
+    target: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A target copied, moved or mounted elsewhere keeps the record of where
+    it was: the command acts on the folder it was named, never the other."""
+    import shutil
+
+    record_plan(target, monkeypatch, {}, installer="pip")
+    a_dist(target)
+    copy = tmp_path / "copy"
+    shutil.copytree(target, copy, symlinks=True)
+    code, out, err = main_in_process(["--target", str(copy), "prune"])
+    assert code == 0 and "removed stray_dist-1.0" in out, err
+    assert f"the plan was recorded for the target {target}; acting on {copy}, where it was found" in err
+    assert not (copy / "stray_dist-1.0.dist-info").exists()
+    assert (target / "stray_dist-1.0.dist-info").is_dir()
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_TARGET", str(copy))
+    code, out, _ = main_in_process(["status", "--json"])
+    assert code == 0 and json.loads(out)["target"] == str(copy)
