@@ -23,7 +23,7 @@ def record(target: str, **fields: object) -> None:
         # One write on an append-only descriptor: lines written by other
         # processes (uv's provenance comes outside the target's lock) never
         # interleave with this one, however long it is.
-        fd = os.open(meta(target, AUDIT), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = _open_log(target)
         try:
             while data:
                 data = data[os.write(fd, data) :]
@@ -31,6 +31,21 @@ def record(target: str, **fields: object) -> None:
             os.close(fd)
     except OSError as e:
         print(f"lazy-import-hook: could not write the audit log: {e}", file=sys.stderr)
+
+
+def _open_log(target: str) -> int:
+    """The log, never through a link (ELOOP instead): a planted
+    `.lazy-import-hook` or `audit.jsonl` link must not have a line appended,
+    or a file created, wherever it points."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | nofollow
+    if os.open not in os.supports_dir_fd:
+        return os.open(meta(target, AUDIT), flags, 0o666)
+    folder = os.open(meta(target), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | nofollow)
+    try:
+        return os.open(AUDIT, flags, 0o666, dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 def last(target: str, count: int = 10) -> list[dict[str, object]]:

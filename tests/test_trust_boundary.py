@@ -343,3 +343,44 @@ def test_a_target_on_a_virtual_file_system_is_refused_with_what_to_do() -> None:
     last = str(info.value).splitlines()[-1]
     assert last.startswith("The target comes from install(target='/proc/lazy-import-hook-target')")
     assert "point it at a folder" in last
+
+
+@pytest.mark.parametrize("planted", ["log", "folder"])
+def test_the_audit_log_is_never_written_through_a_planted_link(
+    planted: str, target: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another user who could once write the target links audit.jsonl (or
+    the folder holding it) to a file of ours: no line goes there, no file is
+    created where the link points."""
+    from lazy_import_hook import _audit
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "config").write_text("secret = 1\n")
+    meta = target / ".lazy-import-hook"
+    if planted == "log":
+        meta.mkdir(parents=True)
+        (meta / "audit.jsonl").symlink_to(victim / "config")
+    else:
+        target.mkdir(parents=True, exist_ok=True)
+        meta.symlink_to(victim)
+    _audit.record(str(target), event="verify", status=0)
+    assert (victim / "config").read_text() == "secret = 1\n"
+    assert sorted(p.name for p in victim.iterdir()) == ["config"]
+    assert "could not write the audit log" in capsys.readouterr().err
+
+
+def test_status_verify_writes_nothing_into_a_target_it_must_not_trust(target: Path, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(TABLE.format(target=target, name="toymod", req="toy-dist==1.0"))
+    lazy_import_hook.install(pyproject=tmp_path / "pyproject.toml")
+    lazy_import_hook.uninstall()
+    target.chmod(0o777)
+    before = {p.name: p.stat().st_mtime_ns for p in (target / ".lazy-import-hook").iterdir()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lazy_import_hook", "--pyproject", str(tmp_path / "pyproject.toml"), "status",
+         "--verify"], capture_output=True, text=True, check=False,
+        env={**os.environ, "LAZY_IMPORT_HOOK_CACHE_DIR": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert "writable by every user" in proc.stdout + proc.stderr, proc.stderr
+    assert "verify:" in proc.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in (target / ".lazy-import-hook").iterdir()} == before
