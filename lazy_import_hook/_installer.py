@@ -195,7 +195,7 @@ def run_resolver(cmd: list[str], launch: Launch, work: str, timeout: float = 900
         proc = subprocess.run(cmd, env=launch.env, cwd=work, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
     except (OSError, subprocess.SubprocessError) as e:
-        raise LockError(f"{cmd[0]} could not run: {e}") from e
+        raise LockError(redacted(f"{cmd[0]} could not run: {e}")) from e  # a timeout quotes the command
     if proc.returncode != 0:
         raise LockError(redacted((proc.stderr or proc.stdout).strip())[-1500:])
     return proc.stdout

@@ -197,11 +197,15 @@ def _index_options(pip: PipConfig, env: dict[str, str]) -> list[str]:
         # default, only from the first that has the project (a pin found
         # only on an extra index would fail). Unless the operator chose.
         _default(env, "UV_INDEX_STRATEGY", "unsafe-best-match")
-    for link in pip.items("find-links"):
-        # pip skips a folder that does not exist; uv would stop: skip it too.
-        if "://" in link or os.path.isdir(link):
-            options.append(f"--find-links={link}")
-    return options
+    # pip skips a folder that does not exist; uv would stop: skip it too.
+    links = [link for link in pip.items("find-links") if "://" in link or os.path.isdir(link)]
+    if any(redacted(link) != link for link in links) and not any("," in link for link in links):
+        # A link with a password or token stays off the command line, which
+        # every user can read (ps, /proc/PID/cmdline). uv 0.4.19+ reads the
+        # variable, comma-separated; given any --find-links, it would not.
+        env["UV_FIND_LINKS"] = ",".join(links)
+        return options
+    return options + [f"--find-links={link}" for link in links]
 
 
 def _translate_trust(pip: PipConfig, env: dict[str, str]) -> None:

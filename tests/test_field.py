@@ -145,6 +145,25 @@ def test_uvs_no_index_variable_beside_pips_settings_keeps_pips_find_links(
     )
 
 
+def test_uv_finds_wheels_through_pips_find_links_url_with_a_password(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """The link goes to uv in its variable, off the command line; uv still
+    reads it (and sends the password: the page is asked for)."""
+    asked: list[str] = []
+    with serve_find_links(wheelhouse, request_log=asked) as url:
+        link = url.replace("http://", "http://alice:s3cr3t@")
+        env = pip_only_env(tmp_path / "nowhere", tmp_path, PIP_FIND_LINKS=link)
+        code = hook(target, "uv", {"othermod": "other-dist==1.0"}) + report("othermod")
+        ok, where = json.loads(run_python(code, env).stdout)
+    assert ok == "ok" and Path(where).is_relative_to(target)
+    assert any("other_dist-1.0" in request for request in asked), asked
+    line = audit_lines(target)[-1]
+    assert "s3cr3t" not in json.dumps(line)
+    shown = link.replace("s3cr3t", "****")
+    assert line["index"] == f"no index (PIP_NO_INDEX), find-links {shown} (PIP_FIND_LINKS)"
+
+
 def test_status_shows_the_effective_index_and_where_it_came_from(wheelhouse: Path, tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.lazy-import-hook]\ntarget = "t"\ninstaller = "uv"\n'

@@ -569,6 +569,37 @@ def test_uvs_own_index_is_shown_without_its_credentials_and_reaches_uv_whole(
     assert f"index:      {index}\n" in status and "s3cr3t" not in status
 
 
+@pytest.mark.parametrize(
+    ("links", "in_variable"),
+    [
+        ("https://alice:s3cr3t@links/ https://t0ken@more/", True),
+        ("https://links/?token=s3cr3t", True),
+        ("https://links/ https://more/", False),  # nothing to hide: shown in the command, as before
+        ("https://alice:s3cr3t@links/?a=1,2", False),  # a comma the variable cannot carry
+    ],
+)  # fmt: skip
+def test_pips_find_links_with_credentials_reach_uv_off_its_command_line(
+    links: str, in_variable: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every user can read a command line (ps, /proc/PID/cmdline), only the
+    process's own user its environment."""
+    from lazy_import_hook import _pipconf
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in [n for n in os.environ if n.startswith("UV_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_FIND_LINKS", links)
+    launch = Uv("/opt/uv").launch(_pipconf.read())
+    if in_variable:
+        assert launch.env["UV_FIND_LINKS"] == ",".join(links.split())
+        assert not any("s3cr3t" in o or "t0ken" in o for o in launch.options)
+    else:
+        assert "UV_FIND_LINKS" not in launch.env
+        assert [o for o in launch.options if o.startswith("--find-links")] == [
+            f"--find-links={link}" for link in links.split()
+        ]
+
+
 INSTALLER_SAYS = (
     "Looking in indexes: https://alice:s3cr3t@mirror.example/simple\n"
     "error: Failed to fetch: `https://mirror.example/simple/toy-dist/?token=s3cr3t`\n"  # as uv shows it
@@ -652,3 +683,14 @@ def test_a_resolvers_words_are_reported_without_credentials(tmp_path: Path) -> N
     assert str(info.value) == "error: https://alice:****@mirror.example/simple"
     said = str(_uv._compiled(failing, dict(os.environ), ["toy-dist==1.0"]))
     assert said == "uv pip compile failed: error: https://alice:****@mirror.example/simple"
+
+
+def test_a_resolver_that_times_out_is_reported_without_the_credentials_in_its_command(tmp_path: Path) -> None:
+    """subprocess quotes the whole command in a timeout's message."""
+    from lazy_import_hook._installer import Launch, LockError, run_resolver
+
+    cmd = [sys.executable, "-c", "import time; time.sleep(10)", "--find-links=https://alice:s3cr3t@links/"]
+    with pytest.raises(LockError) as raised:
+        run_resolver(cmd, Launch(dict(os.environ), [], []), str(tmp_path), timeout=0.5)
+    assert "timed out" in str(raised.value) and "alice:****@links" in str(raised.value)
+    assert "s3cr3t" not in str(raised.value)
