@@ -11,7 +11,7 @@ import os
 import sys
 
 from ._plan import Plan, lock_stamp, lock_unchanged
-from ._settings import LOCK_NAME, SECTION, Raw, Setting, Settings, config_error, default_lock
+from ._settings import LOCK_NAME, SECTION, Raw, Setting, Settings, config_error, default_lock, read_pyproject
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -192,14 +192,12 @@ def in_this_environment(plan: Plan, options: Mapping[str, object], *, verb_resol
 def _recorded_pyproject(plan: Plan) -> dict[str, object]:
     """The recorded plan's pyproject table, read here ({} without one): the
     record keeps only each setting's winner, and where the application's
-    own variable won, the pyproject's value is what this shell falls back on."""
-    if not plan.pyproject:
+    own variable won, the pyproject's value is what this shell falls back on.
+    A pyproject others could write now is refused, as the application's next
+    start refuses it."""
+    if not plan.pyproject or not os.path.exists(plan.pyproject):
         return {}
-    try:
-        with open(plan.pyproject, encoding="utf-8") as f:
-            return _read_table(Raw(None, {}, plan.pyproject, f.read()))
-    except OSError:
-        return {}
+    return _read_table(Raw(None, {}, plan.pyproject, read_pyproject(plan.pyproject)))
 
 
 def _recorded_value(row: Setting[object], plan: Plan, table: Mapping[str, object]) -> tuple[object, str]:

@@ -557,13 +557,13 @@ def gather(
     path = text = ""
     if pyproject is not None:
         path = _checked_path(os.path.abspath(os.fspath(pyproject)))
-        text = _read_pyproject(path)
+        text = read_pyproject(path)
     elif allowlist is None:
         path, text = _find_or_explain()
     return Raw(dict(allowlist) if allowlist is not None else None, given, path, text)
 
 
-def _read_pyproject(path: str) -> str:
+def read_pyproject(path: str) -> str:
     """An explicitly named pyproject: read, and refused if others could write it."""
     try:
         with open(path, "rb") as f:

@@ -502,6 +502,11 @@ def test_a_recorded_plans_pyproject_value_returns_where_the_applications_variabl
     values = plan.settings.values()
     assert (values["installer"], values["retry_after"]) == ("pip", 9.0)
     assert plan.sources["installer"] == f"{pyproject} [tool.lazy-import-hook] installer"
+    # Someone else could rewrite it now (min-release-age = "0", say): refused,
+    # as the application's next start refuses it, never read.
+    pyproject.chmod(0o666)
+    code, _, err = main_in_process(["--target", str(target), "status"])
+    assert code == 2 and f"pyproject file {pyproject}: the file is writable by every user" in err
 
 
 def test_status_of_a_recorded_plan_shows_the_clis_installer(
