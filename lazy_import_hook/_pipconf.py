@@ -197,6 +197,7 @@ def _file_layers(files: list[str], command: str) -> list[dict[str, Value]]:
     for path in files:
         if not os.path.isfile(path):
             continue
+        _check_trusted(path)
         import configparser  # only for a file that is there: an install waits for it
 
         parser = configparser.RawConfigParser()
@@ -209,6 +210,20 @@ def _file_layers(files: list[str], command: str) -> list[dict[str, Value]]:
                 for key, raw in parser.items(section):
                     found[_key(key)] = Value(raw, f"{path} [{section}]")
     return [sections["global"], sections[command]]
+
+
+def _check_trusted(path: str) -> None:
+    """pip takes orders from the file whoever could write it; the hook takes
+    none (see _target.untrusted_input): ValueError instead, which names it.
+    (Reached, say, by sudo -E with another user's HOME or XDG_CONFIG_DIRS.)"""
+    from ._target import untrusted_input
+
+    why = untrusted_input(path)
+    if why:
+        raise ValueError(
+            f"pip configuration file {path}: {why}; pip would take its index and options from it. "
+            "Make it yours (chown) and writable only by you (chmod go-w), or remove it"
+        )
 
 
 def _pip_variable(name: str) -> bool:

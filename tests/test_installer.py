@@ -694,3 +694,26 @@ def test_a_resolver_that_times_out_is_reported_without_the_credentials_in_its_co
         run_resolver(cmd, Launch(dict(os.environ), [], []), str(tmp_path), timeout=0.5)
     assert "timed out" in str(raised.value) and "alice:****@links" in str(raised.value)
     assert "s3cr3t" not in str(raised.value)
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_a_pip_configuration_file_others_can_write_stops_the_install(
+    installer: str, fp: Any, target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip would take its index from it (sudo -E with another user's HOME,
+    say); the hook takes orders from no file others can write, for either
+    installer, and says which file and how to fix it."""
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://evil.example/simple\n")
+    conf.chmod(0o666)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.setattr(_uv, "find_uv", lambda: "/opt/uv")
+    fp.register([fp.any()], occurrences=0)
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer=installer)
+    with pytest.raises(LazyInstallError) as raised:
+        import toymod  # noqa: F401
+    message = str(raised.value)
+    assert raised.value.reason == "installer-failed"
+    assert f"pip configuration file {conf}: the file is writable by every user" in message
+    assert "chmod go-w" in message
+    assert not list(target.glob("*.dist-info"))
