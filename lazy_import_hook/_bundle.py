@@ -116,10 +116,16 @@ def _download(plan: Plan, packages: list[Locked], folder: str, target: Target, w
     for platform in _platforms(wanted) if target.platform else ():
         cmd += ["--platform", platform]
     launch = Pip(sys.executable).launch(pip_config(plan))
-    proc = subprocess.run(
-        [*cmd, "-r", requirements], env=launch.env, cwd=work, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, timeout=plan.settings.timeout, check=False,
-    )  # fmt: skip
+    try:
+        proc = subprocess.run(
+            [*cmd, "-r", requirements], env=launch.env, cwd=work, capture_output=True, text=True,
+            stdin=subprocess.DEVNULL, timeout=plan.settings.timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        raise LockError(
+            f"pip download of {len(wanted)} wheels did not finish in {e.timeout:g} s "
+            f"({plan.sources.get('timeout', 'the timeout setting')}); a slow index? raise the timeout setting"
+        ) from e
     if proc.returncode != 0:
         raise LockError(f"pip download failed:\n{redacted((proc.stderr or proc.stdout).strip())[-1500:]}")
 

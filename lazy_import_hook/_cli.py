@@ -148,6 +148,9 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]
     if options.verb in RESOLVING:
         overrides["wheelhouse"] = ""  # they resolve from the index, never from a bundle
     target = options.target or os.environ.get(str(Settings.target.env)) or ""
+    if target and os.path.exists(target) and not os.path.isdir(target):
+        named = "--target" if options.target else str(Settings.target.env)
+        raise ConfigError(f"{named} {target}: a file, not a folder; name the folder the packages go into")
     raw = None
     plan = _recorded_plan(target) if options.pyproject is None and target else None
     if plan is not None:
@@ -201,6 +204,15 @@ def _found_in(plan: Plan, folder: str, how: str) -> None:
 
 
 def _nothing_found(target: str) -> str:
+    from ._records import untrusted_records
+
+    refused = untrusted_records(folder_path(target)) if target else []
+    if refused:
+        return (
+            f"the target {folder_path(target)} holds recorded plans this user must not trust "
+            f"({'; '.join(refused[:3])}): run the command as the user who runs the application "
+            "(sudo -u THAT_USER lazy-import-hook ...)"
+        )
     where = f"the target {folder_path(target)} holds no recorded plan" if target else "no --target was given"
     return (
         f"no pyproject.toml with a [tool.lazy-import-hook] table (that only you or root can write) "

@@ -66,6 +66,25 @@ def recorded(target: str) -> list[Recorded]:
     return [r for _, r in sorted(found, key=lambda pair: -pair[0])]
 
 
+def untrusted_records(target: str) -> list[str]:
+    """Why each record `recorded` leaves out is not to be trusted (another
+    user's, say): the command line names them rather than finding none."""
+    folder = _target.meta(target, "plans")
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".plan"))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        try:
+            why = _target.untrusted(os.stat(os.path.join(folder, name)))
+        except OSError as e:
+            why = f"unreadable ({e.strerror})"
+        if why:
+            found.append(f"{name}: {why}")
+    return found
+
+
 def _in_use(rid: str, live: str) -> bool:
     """Whether another process holds a lock on the record's .live file. Our
     own records are ours: opening and closing their file would drop our lock."""

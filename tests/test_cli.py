@@ -696,3 +696,27 @@ def test_a_copied_target_is_acted_on_where_it_was_found(
     monkeypatch.setenv("LAZY_IMPORT_HOOK_TARGET", str(copy))
     code, out, _ = main_in_process(["status", "--json"])
     assert code == 0 and json.loads(out)["target"] == str(copy)
+
+
+def test_a_target_that_is_a_file_is_named_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for args in (["--target", str(afile), "prune"], ["--target", str(afile), "status"]):
+        code, _, err = main_in_process(args)
+        assert code == 2 and f"--target {afile}: a file, not a folder" in err
+    monkeypatch.setenv("LAZY_IMPORT_HOOK_TARGET", str(afile))
+    code, _, err = main_in_process(["status"])
+    assert code == 2 and f"LAZY_IMPORT_HOOK_TARGET {afile}: a file, not a folder" in err
+
+
+def test_records_the_command_must_not_trust_are_named_not_missed(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run as another user than the application's (root, say): its plans are
+    there, but not to be trusted; the error says so and whose user to be."""
+    record_plan(target, monkeypatch, {}, installer="pip")
+    (record,) = (target / ".lazy-import-hook" / "plans").glob("*.plan")
+    record.chmod(0o666)
+    code, _, err = main_in_process(["--target", str(target), "status"])
+    assert code == 2 and "holds recorded plans this user must not trust" in err
+    assert f"{record.name}: writable by every user" in err and "sudo -u" in err

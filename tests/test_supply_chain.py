@@ -449,3 +449,28 @@ def test_locks_and_bundles_others_could_write_are_refused(index: str, tmp_path: 
     project(tmp_path, "uv", {"idxapp": "idx-app==1.1"}, wheelhouse="bundle")
     result = cli(tmp_path, env, "prefetch", check=False)
     assert result.returncode == 2 and "is writable by every user (mode drwxrwxrwx" in result.stderr
+
+
+def test_a_bundle_whose_download_times_out_says_so_in_one_line(
+    target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a traceback: which timeout, from where, and what to change."""
+    from lazy_import_hook import _bundle, _config, _settings
+    from lazy_import_hook._installer import LockError
+    from lazy_import_hook._locker import Target
+    from lazy_import_hook._lockfile import Locked
+
+    raw = _settings.gather({"toymod": "toy-dist==1.0"}, None, {"target": str(target), "timeout": 5})
+    plan = _config.resolve(raw)
+
+    def never_done(cmd: list[str], **options: float) -> None:
+        raise subprocess.TimeoutExpired(cmd, options["timeout"])
+
+    monkeypatch.setattr(subprocess, "run", never_done)
+    wheel = Locked("toy-dist", "1.0", filename="toy_dist-1.0-py3-none-any.whl", sha256="ab" * 32)
+    with pytest.raises(LockError) as raised:
+        _bundle._download(plan, [wheel], str(tmp_path), Target(), str(tmp_path))
+    assert str(raised.value) == (
+        "pip download of 1 wheels did not finish in 5 s (install(timeout=5)); a slow index? "
+        "raise the timeout setting"
+    )
