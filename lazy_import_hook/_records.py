@@ -50,13 +50,8 @@ class Recorded:
 
 def recorded(target: str) -> list[Recorded]:
     """Every plan recorded in `target`, newest first."""
-    folder = _target.meta(target, "plans")
-    try:
-        names = [n for n in os.listdir(folder) if n.endswith(".plan")]
-    except OSError:
-        return []
     found = []
-    for name in names:
+    for name in _record_names(target):
         rid = name[: -len(".plan")]
         path, live = _plan.record_paths(target, rid)
         text = _target.read_trusted(path)
@@ -70,12 +65,8 @@ def untrusted_records(target: str) -> list[str]:
     """Why each record `recorded` leaves out is not to be trusted (another
     user's, say): the command line names them rather than finding none."""
     folder = _target.meta(target, "plans")
-    try:
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".plan"))
-    except OSError:
-        return []
     found = []
-    for name in names:
+    for name in _record_names(target):
         try:
             why = _target.untrusted(os.stat(os.path.join(folder, name)))
         except OSError as e:
@@ -83,6 +74,13 @@ def untrusted_records(target: str) -> list[str]:
         if why:
             found.append(f"{name}: {why}")
     return found
+
+
+def _record_names(target: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(_target.meta(target, "plans")) if n.endswith(".plan"))
+    except OSError:
+        return []
 
 
 def _in_use(rid: str, live: str) -> bool:
