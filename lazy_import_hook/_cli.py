@@ -165,7 +165,8 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
         plan = _config.resolve(raw, locked=options.verb not in RESOLVING)
     application = _config.operators_switch(plan) if options.verb != "run" else ""
-    plan.problem = _safety.problem(plan.target)
+    # This command's own first sys.path entry (the current folder, for -m) is not the application's.
+    plan.problem = _safety.problem(plan.target, path=sys.path[1:])
     _check_layers(plan, quiet=options.verb == "status")
     return plan, raw, application
 

@@ -10,13 +10,18 @@ import sys
 
 from ._target import ACTIVATED, Problem, untrusted
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-def problem(target: str, *, library: bool = True) -> Problem | None:
+
+def problem(target: str, *, library: bool = True, path: Sequence[str] | None = None) -> Problem | None:
     """Why installs into `target` must not happen, or None when they may.
 
     `library`: also the checks that need sysconfig and a look at every
-    sys.path entry (install() makes them; an import relies on its answer)."""
-    why = unsafe(target, library=library)
+    entry of `path` (sys.path; install() makes them; an import relies on
+    its answer)."""
+    why = unsafe(target, library=library, path=path)
     if why:
         return Problem(Problem.UNSAFE, why)
     probe = _existing_ancestor(target)
@@ -25,10 +30,10 @@ def problem(target: str, *, library: bool = True) -> Problem | None:
     return None
 
 
-def unsafe(folder: str, *, library: bool = True) -> str | None:
+def unsafe(folder: str, *, library: bool = True, path: Sequence[str] | None = None) -> str | None:
     """Why nothing may be served from `folder`, or None: another user could
     write it, or (with `library`) it would not stay behind the core environment."""
-    found = _shadowing(folder) if library else None
+    found = _shadowing(folder, sys.path if path is None else path) if library else None
     if found:
         return f"{found}; packages installed there would not stay behind the core environment"
     try:
@@ -38,15 +43,15 @@ def unsafe(folder: str, *, library: bool = True) -> str | None:
     return f"{folder} is {why}: another user could plant code there" if why else None
 
 
-def _shadowing(target: str) -> str | None:
+def _shadowing(target: str, path: Sequence[str]) -> str | None:
     """Why `target` would not stay behind the core environment: inside the
     interpreter's library folders or the user's site-packages (whose .pth
-    lines run at every start), or already on sys.path."""
+    lines run at every start), or already on `path`."""
     real = os.path.realpath(target)
     for lib in _library_dirs():
         if real == lib or real.startswith(lib + os.sep):
             return f"{target} lies inside the interpreter's library folder {lib}"
-    for entry in sys.path:
+    for entry in path:
         if entry not in ACTIVATED and os.path.realpath(entry or os.curdir) == real:
             return f"{target} is already on sys.path (as {entry!r}), ahead of where the hook puts it"
     return None

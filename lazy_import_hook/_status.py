@@ -174,7 +174,7 @@ def status(
     not disabled by the same (see _config.operators_switch)."""
     report = status_report(plan, log)
     report["application_installs_disabled_by"] = application_disabled or None
-    result = _verify(plan.target, audit=plan.problem is None) if verify else None
+    result = _verify(plan.target, trusted=plan.problem is None) if verify else None
     if as_json:
         report.pop("installer_setting")
         if result is not None:
@@ -219,15 +219,15 @@ def _print_report(report: dict[str, object]) -> None:
     _print_recent(report["recent"])  # type: ignore[arg-type]
 
 
-def _verify(target: str, *, audit: bool) -> Verification:
-    """The target checked against its RECORDs (and the audit line written,
-    unless the target must not be written: another user's, say); a target
-    that does not exist yet holds nothing to find."""
+def _verify(target: str, *, trusted: bool) -> Verification:
+    """The target checked against its RECORDs (and the audit line written);
+    nothing is written into a target the hook must not write (another
+    user's, say). A target that does not exist yet holds nothing to find."""
     from ._verify import Verification, verify
 
     if not os.path.isdir(target):
         return Verification(target, 0, 0, (), (), ())
-    return verify(target, audit=audit)
+    return verify(target, audit=trusted, trusted=trusted)
 
 
 def _print_verify(result: Verification) -> None:

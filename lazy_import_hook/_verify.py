@@ -127,17 +127,19 @@ def _counts(result: Verification) -> dict[str, int]:
     return {"modified": len(result.modified), "missing": len(result.missing), "unowned": len(result.unowned)}
 
 
-def verify(target: str, *, audit: bool = True) -> Verification:
+def verify(target: str, *, audit: bool = True, trusted: bool = True) -> Verification:
     """Check every file of every distribution in `target` against its RECORD
     and list what is modified, missing and unowned; write the result to the
     audit log (`audit`). Waits for an install in progress (the target lock)
-    when the target is writable, so a commit half done is not reported.
+    when the target is writable and `trusted` (a lock file root creates in
+    another user's target would lock that user out of it), so a commit half
+    done is not reported.
     `target` itself may be a link (to a volume, say); nothing in it is
     followed. Raises FileNotFoundError when there is no such folder."""
     started = time.monotonic()
     if not os.path.isdir(target):
         raise FileNotFoundError(f"no target folder at {target}")
-    with _locked(target):
+    with _locked(target, trusted):
         result = _verify(target)
     if audit:
         fields = as_json(result, AUDITED)
@@ -153,11 +155,11 @@ class _locked:
     """The target lock, when it can be had: a read-only target (mounted, or
     another user's) has nobody installing into it through this hook."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, trusted: bool) -> None:
         lock = os.path.join(target, LOCK)
         writable = os.access(lock if os.path.lexists(lock) else target, os.W_OK)
         self.lock = None
-        if writable:
+        if writable and trusted:
             from ._lock import lock as target_lock
 
             self.lock = target_lock(target)

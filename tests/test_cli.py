@@ -720,3 +720,15 @@ def test_records_the_command_must_not_trust_are_named_not_missed(
     code, _, err = main_in_process(["--target", str(target), "status"])
     assert code == 2 and "holds recorded plans this user must not trust" in err
     assert f"{record.name}: writable by every user" in err and "sudo -u" in err
+
+
+def test_prune_runs_from_inside_the_target(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m` puts the current folder first on the command's own
+    sys.path; that is not the application's, so the target is no less safe."""
+    from conftest import ROOT
+
+    record_plan(target, monkeypatch, {}, installer="pip")
+    a_dist(target)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = cli(["--target", ".", "prune", "--dry-run"], env, target)
+    assert "would remove stray_dist-1.0: no allowlist entry needs it" in proc.stdout

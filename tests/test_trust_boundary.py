@@ -375,7 +375,8 @@ def test_status_verify_writes_nothing_into_a_target_it_must_not_trust(target: Pa
     lazy_import_hook.install(pyproject=tmp_path / "pyproject.toml")
     lazy_import_hook.uninstall()
     target.chmod(0o777)
-    before = {p.name: p.stat().st_mtime_ns for p in (target / ".lazy-import-hook").iterdir()}
+    (target / ".lazy-import-hook.lock").unlink()  # as before anyone installed: none to take
+    before = {str(p): p.stat().st_mtime_ns for p in target.rglob("*")}
     proc = subprocess.run(
         [sys.executable, "-m", "lazy_import_hook", "--pyproject", str(tmp_path / "pyproject.toml"), "status",
          "--verify"], capture_output=True, text=True, check=False,
@@ -383,4 +384,4 @@ def test_status_verify_writes_nothing_into_a_target_it_must_not_trust(target: Pa
     )  # fmt: skip
     assert "writable by every user" in proc.stdout + proc.stderr, proc.stderr
     assert "verify:" in proc.stdout
-    assert {p.name: p.stat().st_mtime_ns for p in (target / ".lazy-import-hook").iterdir()} == before
+    assert {str(p): p.stat().st_mtime_ns for p in target.rglob("*")} == before  # no lock, no audit line
