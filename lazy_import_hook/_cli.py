@@ -164,6 +164,9 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]
         except ConfigError as e:
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
         plan = _config.resolve(raw, locked=options.verb not in RESOLVING)
+    if os.path.exists(plan.target) and not os.path.isdir(plan.target):
+        where = plan.sources.get("target", "the default")
+        raise ConfigError(f"the target {plan.target} ({where}) is a file, not a folder: name a folder")
     application = _config.operators_switch(plan) if options.verb != "run" else ""
     # This command's own first sys.path entry (the current folder, for -m) is not the application's.
     plan.problem = _safety.problem(plan.target, path=sys.path[1:])

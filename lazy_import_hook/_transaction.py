@@ -165,8 +165,8 @@ def _refused(job: Job, why: str) -> LazyInstallError:
     source = job.plan.sources.get("target", "the default")
     if source.startswith("install("):
         where = "the application's install(target=...) call (it wins over LAZY_IMPORT_HOOK_TARGET)"
-    elif source.startswith("--target"):
-        where = "another --target"
+    elif source.startswith("--target"):  # the application's target: its user can install there
+        where = "another --target, or run the command as the user the application runs as (sudo -u ...)"
     else:
         where = 'target = "..." in [tool.lazy-import-hook], install(target=...) or LAZY_IMPORT_HOOK_TARGET'
     return TargetRefusedError(

@@ -707,6 +707,13 @@ def test_a_target_that_is_a_file_is_named_so(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("LAZY_IMPORT_HOOK_TARGET", str(afile))
     code, _, err = main_in_process(["status"])
     assert code == 2 and f"LAZY_IMPORT_HOOK_TARGET {afile}: a file, not a folder" in err
+    monkeypatch.delenv("LAZY_IMPORT_HOOK_TARGET")
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(ALLOWLIST.format(installer="pip").replace("lazy-target", "afile"))
+    for verb in ("prune", "status"):
+        code, _, err = main_in_process(["--pyproject", str(pyproject), verb])
+        assert code == 2 and f"the target {afile} ({pyproject} [tool.lazy-import-hook] target)" in err
+        assert "is a file, not a folder" in err
 
 
 def test_records_the_command_must_not_trust_are_named_not_missed(
@@ -732,3 +739,13 @@ def test_prune_runs_from_inside_the_target(target: Path, monkeypatch: pytest.Mon
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = cli(["--target", ".", "prune", "--dry-run"], env, target)
     assert "would remove stray_dist-1.0: no allowlist entry needs it" in proc.stdout
+
+
+def test_a_refused_target_named_on_the_command_line_gets_command_line_advice(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_plan(target, monkeypatch, {}, installer="pip")
+    target.chmod(0o777)
+    code, _, err = main_in_process(["--target", str(target), "prefetch", "toymod"])
+    assert code == 1 and f"The target comes from --target {target}" in err
+    assert "with another --target, or run the command as the user the application runs as" in err
