@@ -380,7 +380,6 @@ def prune(plan: Plan, *, dry_run: bool) -> int:
     """Remove what neither this plan nor any application using the target
     right now needs."""
     from . import _prune
-    from ._records import record_id, recorded
 
     if not os.path.isdir(plan.target):
         print(f"nothing to prune: {plan.target} does not exist")
@@ -389,15 +388,22 @@ def prune(plan: Plan, *, dry_run: bool) -> int:
     if refusal:
         print(f"lazy-import-hook: prune: {refusal}; nothing was removed", file=sys.stderr)
         return 1
-    mine = plan.record_id or record_id(plan)
-    others = [r for r in recorded(plan.target) if r.live and r.record_id != mine]
-    for other in others:
-        print(f"keeping what {other.describe()} needs")
-    removals = _prune.prune(plan, dry_run=dry_run, others=[r.plan for r in others])
-    if not removals:
+    pruned = _prune.prune(plan, dry_run=dry_run)
+    if pruned.unread:
+        why = (
+            f"{len(pruned.unread)} application(s) using the target now have a plan this user cannot "
+            f"read or trust ({', '.join(pruned.unread)}); prune would remove what they need"
+        )
+        done = "would be" if dry_run else "was"
+        print(f"lazy-import-hook: prune: {why}; nothing {done} removed. Run it as their user, or when they "
+              "have stopped", file=sys.stderr)  # fmt: skip
+        return 1
+    for other in pruned.kept_for:
+        print(f"keeping what {other} needs")
+    if not pruned.removals:
         print("nothing to prune")
         return 0
-    for info, why in removals:
+    for info, why in pruned.removals:
         print(f"{'would remove' if dry_run else 'removed'} {info[: -len('.dist-info')]}: {why}")
     return 0
 

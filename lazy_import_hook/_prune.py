@@ -108,17 +108,43 @@ def _needed(plan: Plan, infos: dict[str, str], core: dict[str, str]) -> set[str]
     return needed
 
 
-def prune(plan: Plan, *, dry_run: bool, others: Sequence[Plan] = ()) -> list[tuple[str, str]]:
-    """Decide and remove under one hold of the target lock (a dry run only
-    reads, and takes none: it works on a read-only target too)."""
+class Pruned:
+    """What prune decided: the removals (dist-info, why), whose needs were
+    kept (the other applications using the target), and the applications
+    in use whose plan could not be read (nothing is removed then)."""
+
+    __slots__ = ("kept_for", "removals", "unread")
+
+    def __init__(self, removals: list[tuple[str, str]], kept_for: list[str], unread: list[str]) -> None:
+        self.removals = removals
+        self.kept_for = kept_for
+        self.unread = unread
+
+
+def prune(plan: Plan, *, dry_run: bool) -> Pruned:
+    """Decide and remove under one hold of the target lock, so an application
+    that starts meanwhile is counted (a dry run only reads, and takes none:
+    it works on a read-only target too)."""
     from ._lock import lock
 
     if dry_run:
-        return plan_removals(plan, others)
+        return _decide(plan)
     with lock(plan.target):
-        removals = plan_removals(plan, others)
-        _remove(plan.target, [info for info, _ in removals])
-    return removals
+        pruned = _decide(plan)
+        if not pruned.unread:
+            _remove(plan.target, [info for info, _ in pruned.removals])
+    return pruned
+
+
+def _decide(plan: Plan) -> Pruned:
+    from ._records import record_id, recorded, unread_in_use
+
+    mine = plan.record_id or record_id(plan)
+    found = recorded(plan.target)
+    others = [r for r in found if r.live and r.record_id != mine]
+    unread = unread_in_use(plan.target, {mine, *(r.record_id for r in found)})
+    removals = plan_removals(plan, [r.plan for r in others])
+    return Pruned(removals, [r.describe() for r in others], unread)
 
 
 def _remove(target: str, infos: Sequence[str]) -> None:

@@ -14,6 +14,8 @@ from . import _distributions, _plan, _target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ._plan import Entry, Plan
 
 
@@ -74,6 +76,19 @@ def untrusted_records(target: str) -> list[str]:
         if why:
             found.append(f"{name}: {why}")
     return found
+
+
+def unread_in_use(target: str, known: Iterable[str]) -> list[str]:
+    """The plans in use by a process that `recorded` left out (another
+    user's, not to be trusted, or written by another version)."""
+    folder = _target.meta(target, "plans")
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".live"))
+    except OSError:
+        return []
+    known = set(known)
+    rids = [name[: -len(".live")] for name in names]
+    return [rid for rid in rids if rid not in known and _in_use(rid, os.path.join(folder, f"{rid}.live"))]
 
 
 def _record_names(target: str) -> list[str]:

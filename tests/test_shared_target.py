@@ -139,3 +139,29 @@ def test_prune_keeps_what_every_application_using_the_target_needs(
     assert "removed toy_dist-1.0: no allowlist entry needs it" in proc.stdout.splitlines()
     assert not (target / "toymod").exists() and (target / "othermod").exists()
     other.communicate()
+
+
+def test_prune_removes_nothing_while_an_application_it_cannot_read_uses_the_target(
+    wheelhouse: Path, target: Path, tmp_path: Path
+) -> None:
+    """Another user's application shares the target; its plan is not one
+    this user may trust, so what it needs is unknown: nothing goes."""
+    env = installer_env(wheelhouse, tmp_path)
+    toy = live_app("toymod", "toy-dist==1.0", target, env)
+    other = live_app("othermod", "other-dist==1.0", target, env)
+    try:
+        plans = sorted((target / ".lazy-import-hook" / "plans").glob("*.plan"))
+        for plan in plans:
+            if "othermod" in plan.read_text():
+                plan.chmod(0o666)
+        before = sorted(p.name for p in target.iterdir())
+        for args in ((), ("--dry-run",)):
+            command = [sys.executable, "-m", "lazy_import_hook", "--target", str(target), "prune", *args]
+            proc = subprocess.run(command, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                                  text=True, check=False)  # fmt: skip
+            assert proc.returncode == 1, proc.stdout
+            assert "1 application(s) using the target now have a plan this user cannot read" in proc.stderr
+        assert sorted(p.name for p in target.iterdir()) == before
+    finally:
+        toy.communicate()
+        other.communicate()

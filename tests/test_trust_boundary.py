@@ -269,7 +269,7 @@ def test_prune_never_deletes_the_hooks_own_files(target: Path, tmp_path: Path) -
     (target / ".lazy-import-hook" / "audit.jsonl").write_text("{}\n")
     a_record_claiming_the_hooks_files(target, "greedy-dist", "1.0")
     plan = _config.resolve(_settings.gather({"toymod": "toy-dist==1.0"}, None, {"target": str(target)}))
-    removed = _prune.prune(plan, dry_run=False)
+    removed = _prune.prune(plan, dry_run=False).removals
     assert [info for info, _ in removed] == ["greedy_dist-1.0.dist-info"]
     assert all((target / path).exists() for path in HOOK_FILES)
 
