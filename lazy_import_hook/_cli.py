@@ -213,7 +213,7 @@ def _nothing_found(target: str) -> str:
     refused = untrusted_records(folder_path(target)) if target else []
     if refused:
         return (
-            f"the target {folder_path(target)} holds recorded plans this user must not trust "
+            f"the target {folder_path(target)} holds recorded plans this user cannot read or must not trust "
             f"({'; '.join(refused[:3])}): run the command as the user who runs the application "
             "(sudo -u THAT_USER lazy-import-hook ...)"
         )

@@ -67,12 +67,19 @@ def untrusted_records(target: str) -> list[str]:
     """Why each record `recorded` leaves out is not to be trusted (another
     user's, say): the command line names them rather than finding none."""
     folder = _target.meta(target, "plans")
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".plan"))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        return [f"{folder}: {e.strerror}"]
     found = []
-    for name in _record_names(target):
+    for name in names:
+        path = os.path.join(folder, name)
         try:
-            why = _target.untrusted(os.stat(os.path.join(folder, name)))
+            why = _problem_with(path, os.lstat(path))
         except OSError as e:
-            why = f"unreadable ({e.strerror})"
+            why = str(e.strerror)
         if why:
             found.append(f"{name}: {why}")
     return found
@@ -89,6 +96,14 @@ def unread_in_use(target: str, known: Iterable[str]) -> list[str]:
     known = set(known)
     rids = [name[: -len(".live")] for name in names]
     return [rid for rid in rids if rid not in known and _in_use(rid, os.path.join(folder, f"{rid}.live"))]
+
+
+def _problem_with(path: str, st: os.stat_result) -> str:
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    return _target.untrusted(st) or ("" if os.access(path, os.R_OK) else "not readable by this user")
 
 
 def _record_names(target: str) -> list[str]:

@@ -133,10 +133,14 @@ def untrusted_input(path: str, st: os.stat_result | None = None) -> str | None:
 
 
 def read_trusted(path: str) -> str | None:
-    """The text of `path` if nobody but us (or root) could have written it."""
+    """The text of `path` if it is a file nobody but us (or root) could have
+    written. Opened without blocking: a FIFO planted under the name would
+    hang a plain open()."""
     try:
-        with open(path, encoding="utf-8") as f:
-            if untrusted(os.fstat(f.fileno())):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, encoding="utf-8") as f:
+            st = os.fstat(fd)
+            if st.st_mode & 0o170000 != 0o100000 or untrusted(st):  # not a regular file (stat.S_ISREG)
                 return None
             return f.read()
     except (OSError, UnicodeDecodeError):

@@ -725,8 +725,13 @@ def test_records_the_command_must_not_trust_are_named_not_missed(
     (record,) = (target / ".lazy-import-hook" / "plans").glob("*.plan")
     record.chmod(0o666)
     code, _, err = main_in_process(["--target", str(target), "status"])
-    assert code == 2 and "holds recorded plans this user must not trust" in err
+    assert code == 2 and "holds recorded plans this user cannot read or must not trust" in err
     assert f"{record.name}: writable by every user" in err and "sudo -u" in err
+    # A FIFO planted as a record would hang a plain open(): it is named instead.
+    record.unlink()
+    os.mkfifo(record)
+    code, _, err = main_in_process(["--target", str(target), "status"])
+    assert code == 2 and f"{record.name}: not a regular file" in err
 
 
 def test_prune_runs_from_inside_the_target(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
