@@ -219,11 +219,15 @@ def _check_trusted(path: str) -> None:
     from ._target import untrusted_input
 
     why = untrusted_input(path)
-    if why:
-        raise ValueError(
-            f"pip configuration file {path}: {why}; pip would take its index and options from it. "
-            "Make it yours (chown) and writable only by you (chmod go-w), or remove it"
-        )
+    if not why:
+        return
+    owner = os.stat(path).st_uid
+    if owner not in (os.geteuid(), 0):  # whose file it is stays theirs
+        fix = ("is this another user's HOME or XDG_CONFIG_* (sudo -E)? Use sudo -H, or set "
+               "PIP_CONFIG_FILE to a file of yours")  # fmt: skip
+    else:
+        fix = "make it writable only by you (chmod go-w), in a folder only you can write, or remove it"
+    raise ValueError(f"pip configuration file {path}: {why}; pip would take its index from it: {fix}")
 
 
 def _pip_variable(name: str) -> bool:

@@ -199,12 +199,16 @@ def _index_options(pip: PipConfig, env: dict[str, str]) -> list[str]:
         _default(env, "UV_INDEX_STRATEGY", "unsafe-best-match")
     # pip skips a folder that does not exist; uv would stop: skip it too.
     links = [link for link in pip.items("find-links") if "://" in link or os.path.isdir(link)]
-    if any(redacted(link) != link for link in links) and not any("," in link for link in links):
+    if any(redacted(link) != link for link in links):
         # A link with a password or token stays off the command line, which
         # every user can read (ps, /proc/PID/cmdline). uv 0.4.19+ reads the
-        # variable, comma-separated; given any --find-links, it would not.
-        env["UV_FIND_LINKS"] = ",".join(links)
-        return options
+        # variable, comma-separated (a URL's comma is the same as %2C); given
+        # any --find-links, it would not. Only a folder with a comma in its
+        # name cannot be written there.
+        listed = [link.replace(",", "%2C") if "://" in link else link for link in links]
+        if not any("," in link for link in listed):
+            env["UV_FIND_LINKS"] = ",".join(listed)
+            return options
     return options + [f"--find-links={link}" for link in links]
 
 

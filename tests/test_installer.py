@@ -575,7 +575,7 @@ def test_uvs_own_index_is_shown_without_its_credentials_and_reaches_uv_whole(
         ("https://alice:s3cr3t@links/ https://t0ken@more/", True),
         ("https://links/?token=s3cr3t", True),
         ("https://links/ https://more/", False),  # nothing to hide: shown in the command, as before
-        ("https://alice:s3cr3t@links/?a=1,2", False),  # a comma the variable cannot carry
+        ("https://alice:s3cr3t@links/?a=1,2", True),  # the comma goes as %2C
     ],
 )  # fmt: skip
 def test_pips_find_links_with_credentials_reach_uv_off_its_command_line(
@@ -591,7 +591,7 @@ def test_pips_find_links_with_credentials_reach_uv_off_its_command_line(
     monkeypatch.setenv("PIP_FIND_LINKS", links)
     launch = Uv("/opt/uv").launch(_pipconf.read())
     if in_variable:
-        assert launch.env["UV_FIND_LINKS"] == ",".join(links.split())
+        assert launch.env["UV_FIND_LINKS"] == ",".join(links.replace(",", "%2C").split())
         assert not any("s3cr3t" in o or "t0ken" in o for o in launch.options)
     else:
         assert "UV_FIND_LINKS" not in launch.env
@@ -715,5 +715,22 @@ def test_a_pip_configuration_file_others_can_write_stops_the_install(
     message = str(raised.value)
     assert raised.value.reason == "installer-failed"
     assert f"pip configuration file {conf}: the file is writable by every user" in message
-    assert "chmod go-w" in message
+    assert "make it writable only by you (chmod go-w)" in message
     assert not list(target.glob("*.dist-info"))
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give a file away")
+def test_another_users_pip_configuration_is_not_taken_and_not_told_to_be_chowned(
+    target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sudo -E keeps the user's HOME: root must not take over their file."""
+    from lazy_import_hook import _pipconf
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://evil.example/simple\n")
+    os.chown(conf, 65534, 65534)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    with pytest.raises(ValueError) as raised:
+        _pipconf.read()
+    assert "owned by another user (uid 65534)" in str(raised.value)
+    assert "Use sudo -H, or set PIP_CONFIG_FILE to a file of yours" in str(raised.value)
