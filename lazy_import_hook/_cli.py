@@ -139,22 +139,11 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]
     the application) installs unless this environment's kill switch is on
     (see _config.operators_switch). Also returns what disables the
     application's own installs ("" if nothing)."""
-    wheelhouse = getattr(options, "wheelhouse", None)  # prefetch --from
-    if wheelhouse and not os.path.isdir(wheelhouse):
-        raise ConfigError(f"prefetch --from {wheelhouse}: no such folder (see `lazy-import-hook bundle`)")
-    overrides = {"installer": options.installer, "verbose": True if options.verbose else None,
-                 "wheelhouse": os.path.abspath(wheelhouse) if wheelhouse else None}  # fmt: skip
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if options.verb in RESOLVING:
-        overrides["wheelhouse"] = ""  # they resolve from the index, never from a bundle
-    target = options.target or os.environ.get(str(Settings.target.env)) or ""
-    if target and os.path.exists(target) and not os.path.isdir(target):
-        named = "--target" if options.target else str(Settings.target.env)
-        raise ConfigError(f"{named} {target}: a file, not a folder; name the folder the packages go into")
+    overrides = _overrides(options)
+    target, how = _named_target(options)
     raw = None
     plan = _recorded_plan(target) if options.pyproject is None and target else None
     if plan is not None:
-        how = f"--target {options.target}" if options.target else f"{Settings.target.env}={target}"
         _found_in(plan, folder_path(target), how)
         # The application's environment is not this one: its variables give way to ours.
         _config.in_this_environment(plan, overrides, verb_resolves=options.verb in RESOLVING)
@@ -164,14 +153,40 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]
         except ConfigError as e:
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
         plan = _config.resolve(raw, locked=options.verb not in RESOLVING)
-    if os.path.exists(plan.target) and not os.path.isdir(plan.target):
-        where = plan.sources.get("target", "the default")
-        raise ConfigError(f"the target {plan.target} ({where}) is a file, not a folder: name a folder")
+    _not_a_file(plan.target, plan.sources.get("target", "the default"))
     application = _config.operators_switch(plan) if options.verb != "run" else ""
     # This command's own first sys.path entry (the current folder, for -m) is not the application's.
     plan.problem = _safety.problem(plan.target, path=sys.path[1:])
     _check_layers(plan, quiet=options.verb == "status")
     return plan, raw, application
+
+
+def _overrides(options: argparse.Namespace) -> dict[str, object]:
+    """The settings the command line gives (prefetch --from's wheelhouse among them)."""
+    wheelhouse = getattr(options, "wheelhouse", None)  # prefetch --from
+    if wheelhouse and not os.path.isdir(wheelhouse):
+        raise ConfigError(f"prefetch --from {wheelhouse}: no such folder (see `lazy-import-hook bundle`)")
+    overrides = {"installer": options.installer, "verbose": True if options.verbose else None,
+                 "wheelhouse": os.path.abspath(wheelhouse) if wheelhouse else None}  # fmt: skip
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if options.verb in RESOLVING:
+        overrides["wheelhouse"] = ""  # they resolve from the index, never from a bundle
+    return overrides
+
+
+def _named_target(options: argparse.Namespace) -> tuple[str, str]:
+    """The target this command was given (--target, else the variable; "" if
+    none), and how, as a setting's source is shown."""
+    variable = str(Settings.target.env)
+    target = options.target or os.environ.get(variable) or ""
+    how = f"--target {target}" if options.target else f"{variable}={target}"
+    _not_a_file(target, how)
+    return target, how
+
+
+def _not_a_file(target: str, how: str) -> None:
+    if target and os.path.exists(target) and not os.path.isdir(target):
+        raise ConfigError(f"the target {target} ({how}) is a file, not a folder: name a folder")
 
 
 def _check_layers(plan: Plan, *, quiet: bool) -> None:

@@ -703,10 +703,10 @@ def test_a_target_that_is_a_file_is_named_so(tmp_path: Path, monkeypatch: pytest
     afile.write_text("")
     for args in (["--target", str(afile), "prune"], ["--target", str(afile), "status"]):
         code, _, err = main_in_process(args)
-        assert code == 2 and f"--target {afile}: a file, not a folder" in err
+        assert code == 2 and f"the target {afile} (--target {afile}) is a file, not a folder" in err
     monkeypatch.setenv("LAZY_IMPORT_HOOK_TARGET", str(afile))
     code, _, err = main_in_process(["status"])
-    assert code == 2 and f"LAZY_IMPORT_HOOK_TARGET {afile}: a file, not a folder" in err
+    assert code == 2 and f"the target {afile} (LAZY_IMPORT_HOOK_TARGET={afile}) is a file" in err
     monkeypatch.delenv("LAZY_IMPORT_HOOK_TARGET")
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(ALLOWLIST.format(installer="pip").replace("lazy-target", "afile"))
