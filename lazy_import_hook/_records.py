@@ -67,14 +67,10 @@ def untrusted_records(target: str) -> list[str]:
     """Why each record `recorded` leaves out is not to be trusted (another
     user's, say): the command line names them rather than finding none."""
     folder = _target.meta(target, "plans")
-    try:
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".plan"))
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        return [f"{folder}: {e.strerror}"]
+    if os.path.isdir(folder) and not os.access(folder, os.R_OK | os.X_OK):
+        return [f"{folder}: not readable by this user"]
     found = []
-    for name in names:
+    for name in _record_names(target):
         path = os.path.join(folder, name)
         try:
             why = _problem_with(path, os.lstat(path))
@@ -89,12 +85,8 @@ def unread_in_use(target: str, known: Iterable[str]) -> list[str]:
     """The plans in use by a process that `recorded` left out (another
     user's, not to be trusted, or written by another version)."""
     folder = _target.meta(target, "plans")
-    try:
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".live"))
-    except OSError:
-        return []
     known = set(known)
-    rids = [name[: -len(".live")] for name in names]
+    rids = [name[: -len(".live")] for name in _record_names(target, ".live")]
     return [rid for rid in rids if rid not in known and _in_use(rid, os.path.join(folder, f"{rid}.live"))]
 
 
@@ -106,9 +98,10 @@ def _problem_with(path: str, st: os.stat_result) -> str:
     return _target.untrusted(st) or ("" if os.access(path, os.R_OK) else "not readable by this user")
 
 
-def _record_names(target: str) -> list[str]:
+def _record_names(target: str, suffix: str = ".plan") -> list[str]:
+    """The plans folder's files ending in `suffix` ([] if it cannot be listed)."""
     try:
-        return sorted(n for n in os.listdir(_target.meta(target, "plans")) if n.endswith(".plan"))
+        return sorted(n for n in os.listdir(_target.meta(target, "plans")) if n.endswith(suffix))
     except OSError:
         return []
 
