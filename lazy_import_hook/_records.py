@@ -112,7 +112,8 @@ def _in_use(rid: str, live: str) -> bool:
     if rid in _plan.held_ids():
         return True
     try:
-        fd = os.open(live, os.O_RDONLY)
+        # Without blocking or following: a FIFO or link planted under the name must not hang or lead us.
+        fd = os.open(live, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return False
     try:

@@ -732,6 +732,14 @@ def test_records_the_command_must_not_trust_are_named_not_missed(
     os.mkfifo(record)
     code, _, err = main_in_process(["--target", str(target), "status"])
     assert code == 2 and f"{record.name}: not a regular file" in err
+    # Nor does one in place of a record's .live file, asked whether it is in use.
+    live = record.with_suffix(".live")
+    live.unlink(missing_ok=True)
+    os.mkfifo(live)
+    code = f"from lazy_import_hook._records import _in_use; print(_in_use('x', {str(live)!r}))"
+    asked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                           check=False)  # fmt: skip
+    assert asked.returncode == 0 and asked.stdout.strip() in ("True", "False"), asked.stderr
 
 
 def test_prune_runs_from_inside_the_target(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
