@@ -736,8 +736,8 @@ def test_records_the_command_must_not_trust_are_named_not_missed(
     live = record.with_suffix(".live")
     live.unlink(missing_ok=True)
     os.mkfifo(live)
-    code = f"from lazy_import_hook._records import _in_use; print(_in_use('x', {str(live)!r}))"
-    asked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+    probe = f"from lazy_import_hook._records import _in_use; print(_in_use('x', {str(live)!r}))"
+    asked = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30,
                            check=False)  # fmt: skip
     assert asked.returncode == 0 and asked.stdout.strip() in ("True", "False"), asked.stderr
 
