@@ -202,14 +202,20 @@ def _index_options(pip: PipConfig, env: dict[str, str]) -> list[str]:
     if any(redacted(link) != link for link in links):
         # A link with a password or token stays off the command line, which
         # every user can read (ps, /proc/PID/cmdline). uv 0.4.19+ reads the
-        # variable, comma-separated (a URL's comma is the same as %2C); given
-        # any --find-links, it would not. Only a folder with a comma in its
-        # name cannot be written there.
-        listed = [link.replace(",", "%2C") if "://" in link else link for link in links]
-        if not any("," in link for link in listed):
-            env["UV_FIND_LINKS"] = ",".join(listed)
-            return options
+        # variable, comma-separated; given any --find-links, it would not: all
+        # go there, a URL's comma as %2C, a folder as its file:// URL.
+        env["UV_FIND_LINKS"] = ",".join(_listable(link) for link in links)
+        return options
     return options + [f"--find-links={link}" for link in links]
+
+
+def _listable(link: str) -> str:
+    """`link` with no comma, for a comma-separated list."""
+    if "://" in link:
+        return link.replace(",", "%2C")
+    from pathlib import Path
+
+    return Path(os.path.abspath(link)).as_uri()  # percent-encoded: "," is "%2C"
 
 
 def _translate_trust(pip: PipConfig, env: dict[str, str]) -> None:

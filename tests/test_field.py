@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -162,6 +163,23 @@ def test_uv_finds_wheels_through_pips_find_links_url_with_a_password(
     assert "s3cr3t" not in json.dumps(line)
     shown = link.replace("s3cr3t", "****")
     assert line["index"] == f"no index (PIP_NO_INDEX), find-links {shown} (PIP_FIND_LINKS)"
+
+
+def test_uv_reads_a_folder_with_a_comma_beside_a_find_links_url_with_a_password(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """The variable is comma-separated: the folder goes there as its file://
+    URL, and the password still stays off uv's command line."""
+    folder = tmp_path / "wheels,here"
+    shutil.copytree(wheelhouse, folder)
+    (tmp_path / "empty").mkdir()
+    with serve_find_links(tmp_path / "empty") as url:
+        link = url.replace("http://", "http://alice:s3cr3t@")
+        env = pip_only_env(f"{link} {folder}", tmp_path)
+        code = hook(target, "uv", {"othermod": "other-dist==1.0"}) + report("othermod")
+        ok, where = json.loads(run_python(code, env).stdout)
+    assert ok == "ok" and Path(where).is_relative_to(target)
+    assert "s3cr3t" not in json.dumps(audit_lines(target)[-1])
 
 
 def test_status_shows_the_effective_index_and_where_it_came_from(wheelhouse: Path, tmp_path: Path) -> None:

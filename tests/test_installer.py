@@ -600,6 +600,25 @@ def test_pips_find_links_with_credentials_reach_uv_off_its_command_line(
         ]
 
 
+def test_a_folder_with_a_comma_reaches_uv_in_the_variable_as_its_file_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside a link with a password, a folder whose name has a comma (the
+    variable's separator) once sent every link back to the command line."""
+    from lazy_import_hook import _pipconf
+
+    folder = tmp_path / "a,b"
+    folder.mkdir()
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in [n for n in os.environ if n.startswith("UV_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_FIND_LINKS", f"https://alice:s3cr3t@links/ {folder}")
+    launch = Uv("/opt/uv").launch(_pipconf.read())
+    assert launch.env["UV_FIND_LINKS"] == f"https://alice:s3cr3t@links/,{folder.as_uri()}"
+    assert "%2C" in folder.as_uri()
+    assert not any("find-links" in o or "s3cr3t" in o for o in launch.options)
+
+
 INSTALLER_SAYS = (
     "Looking in indexes: https://alice:s3cr3t@mirror.example/simple\n"
     "error: Failed to fetch: `https://mirror.example/simple/toy-dist/?token=s3cr3t`\n"  # as uv shows it
