@@ -84,12 +84,29 @@ class Launch:
     """How an installer is started: the environment it gets, the options the
     operator's settings add (before `--`), and what was not passed on."""
 
-    __slots__ = ("dropped", "env", "options")
+    __slots__ = ("dropped", "env", "needs", "options")
 
     def __init__(self, env: dict[str, str], options: list[str], dropped: list[str]) -> None:
         self.env = env
         self.options = options
         self.dropped = dropped  # names of settings that would change where or what
+        # The installer's version this launch needs, and for what ("" if any):
+        # an older one ignores part of it, which only shows when it fails.
+        self.needs: tuple[str, str] = ("", "")
+
+    def too_old(self, version: str) -> str:
+        """Why `version` ("uv 0.4.10 (...)") cannot run this launch, or ""."""
+        needed, what = self.needs
+        name, found = [*version.split(" ", 2), ""][:2]
+        if not needed or not found:
+            return ""
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            older = Version(found) < Version(needed)
+        except InvalidVersion:
+            return ""
+        return f" {name} {found} is older than {needed}, which {what}: upgrade {name}." if older else ""
 
 
 class Installer:
@@ -232,7 +249,7 @@ class Failure:
 
     __slots__ = (
         "code", "command", "core", "dists", "layers", "locked", "name", "only_binary", "output",
-        "source_only", "subject",
+        "source_only", "subject", "too_old",
     )  # fmt: skip
 
     def __init__(  # noqa: PLR0913  (a record of named fields)
@@ -251,6 +268,7 @@ class Failure:
         self.locked = locked  # the lock's closure: "name==version sha256:HEX file" lines
         self.layers = layers or {}  # those of the core pins that a read-only layer holds -> the layer
         self.source_only: str | None = None  # a distribution found only as a source archive
+        self.too_old = ""  # why the installer's version could not do what it was asked
 
 
 def failure_error(failure: Failure, timeout: float) -> LazyInstallError:
@@ -280,7 +298,9 @@ def failure_error(failure: Failure, timeout: float) -> LazyInstallError:
             f"binary-only by default so no build code runs. {SDIST_HINT}",
             **details,
         )
-    return InstallerFailedError(f"{f.subject} failed (exit status {f.code}).{_core_conflict(f)}", **details)
+    return InstallerFailedError(
+        f"{f.subject} failed (exit status {f.code}).{_core_conflict(f)}{f.too_old}", **details
+    )
 
 
 def _mismatched_file(f: Failure) -> str | None:

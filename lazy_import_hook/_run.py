@@ -276,6 +276,7 @@ def _failed(
 ) -> NoReturn:
     """Record a failed run everywhere it must be seen, then raise its error."""
     plan = job.plan
+    failure.too_old = launch.too_old(str(fields.get("installer_version", "")))
     if failure.code is not None and failure.only_binary:
         cwd = _staging.staging_root(plan.target)
         failure.source_only = installer.source_only(failure.output, plan.settings.timeout, cwd, launch.env)

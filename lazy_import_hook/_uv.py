@@ -119,13 +119,17 @@ class Uv(Installer):
         result = {k: v for k, v in result.items() if not k.startswith("UV_") or _kept(k)}
         if pip.sealed:  # the wheelhouse alone: uv's own index settings too are set aside
             dropped += [k for k in (*INDEX_VARIABLES, NO_INDEX) if result.pop(k, None) is not None]
-        options = [] if _own_index(result) else _index_options(pip, result)
+        own = _own_index(result)
+        options = [] if own else _index_options(pip, result)
         if _seals(result) and "--no-index" not in options:
             options.insert(0, "--no-index")
         _translate_trust(pip, result)
         options += [f"--constraint={path}" for path in [*pip.items("constraint"), *forwarded]]
         dropped += [f"{key} ({value.source})" for key, value in sorted(pip.others.items())]
-        return Launch(result, options, dropped)
+        launch = Launch(result, options, dropped)
+        if not own and "UV_FIND_LINKS" in result:  # pip's links with credentials, put there
+            launch.needs = ("0.4.19", "is the first to read find-links from UV_FIND_LINKS")
+        return launch
 
     def index(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> str:
         env = os.environ if env is None else env

@@ -619,6 +619,30 @@ def test_a_folder_with_a_comma_reaches_uv_in_the_variable_as_its_file_url(
     assert not any("find-links" in o or "s3cr3t" in o for o in launch.options)
 
 
+@pytest.mark.parametrize(("version", "told"), [("0.4.10", True), ("0.4.19", False), ("0.13.9", False)])
+def test_a_uv_too_old_to_read_the_find_links_it_was_given_is_named_when_it_fails(
+    version: str, told: bool, fp: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A uv before 0.4.19 ignores UV_FIND_LINKS, where a link with a password
+    goes: it says only that nothing matched, which would send the operator
+    looking at the index instead of at uv."""
+    monkeypatch.setattr(_uv, "find_uv", lambda: "/opt/uv")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in [n for n in os.environ if n.startswith(("UV_", "PIP_")) and n != "PIP_CONFIG_FILE"]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", "https://alice:s3cr3t@links.example/")
+    fp.register(["/opt/uv", "--version"], stdout=f"uv {version} (0123abcd 2024-09-01)\n")
+    said = "error: toy-dist was not found\n"
+    fp.register(["/opt/uv", "pip", "install", fp.any()], stdout=said, returncode=1)
+    lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=target, installer="uv")
+    with pytest.raises(LazyInstallError) as raised:
+        import toymod  # noqa: F401
+    hint = f"uv {version} is older than 0.4.19, which is the first to read find-links from UV_FIND_LINKS"
+    assert (hint in str(raised.value)) is told
+    assert raised.value.reason == "installer-failed"
+
+
 INSTALLER_SAYS = (
     "Looking in indexes: https://alice:s3cr3t@mirror.example/simple\n"
     "error: Failed to fetch: `https://mirror.example/simple/toy-dist/?token=s3cr3t`\n"  # as uv shows it
