@@ -112,7 +112,7 @@ def redacted(text: str) -> str:
     for i, piece in enumerate(pieces[1:], 1):
         end = next((k for k, c in enumerate(piece) if c.isspace()), len(piece))
         url, rest = piece[:end], piece[end:]
-        at = url.rfind("@", 0, url.find("/") if "/" in url else len(url))  # the last: a password may hold one
+        at = _credentials_end(url, pieces[i - 1])
         if at >= 0:
             user, colon, _ = url[:at].partition(":")
             url = (f"{user}:****" if colon else "****") + url[at:]
@@ -122,6 +122,17 @@ def redacted(text: str) -> str:
         query = "&".join(f"{name}=****" if eq else "****" if name else "" for name, eq, _ in pairs)
         pieces[i] = url + mark + query + hash_mark + fragment + rest
     return "://".join(pieces)
+
+
+def _credentials_end(url: str, scheme: str) -> int:
+    """Where `user:password@` or `token@` ends in `url` (what follows its
+    scheme): at its last @ before the query, since a password or token may
+    hold a raw @ or / (pip would misread such a URL; what is shown must still
+    hide it). A path with an @ (`/@scope/`) is hidden too: the safe side.
+    A file URL has no credentials."""
+    if scheme.lower().endswith("file"):
+        return -1
+    return url.rfind("@", 0, url.find("?") if "?" in url else len(url))
 
 
 def find_links(pip: PipConfig, env: Mapping[str, str] | None = None) -> list[str]:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from _fakes import PIP, installs
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import lazy_import_hook
 from lazy_import_hook import LazyInstallError, _environment, _installer, _installers, _process, _uv
@@ -457,10 +459,13 @@ def test_pip_is_found_through_the_path_and_never_as_the_hooks_own(monkeypatch: p
         ("http://alice:s3cr3t@mirror:8080/simple", "http://alice:****@mirror:8080/simple"),
         ("https://t0ken@pypi.fury.io/me/", "https://****@pypi.fury.io/me/"),  # a lone token, as pip hides it
         ("https://alice:p@ss@mirror/simple", "https://alice:****@mirror/simple"),  # an @ in the password
+        ("https://alice:p/ss@mirror/simple", "https://alice:****@mirror/simple"),  # a raw / in it
+        ("https://alice:p/s#s@mirror/?a=1", "https://alice:****@mirror/?a=****"),
+        ("https://mirror:8080/simple/?from=a@b", "https://mirror:8080/simple/?from=****"),
         ("https://alice:s3cr3t@mirror", "https://alice:****@mirror"),
         ("https://mirror/simple/?token=s3cr3t&x=1#frag", "https://mirror/simple/?token=****&x=****#frag"),
         ("https://mirror/simple/?s3cr3t", "https://mirror/simple/?****"),
-        ("https://mirror/simple/@scope/", "https://mirror/simple/@scope/"),  # an @ in the path: not one
+        ("https://mirror/simple/@scope/", "https://****@scope/"),  # an @ in the path: hidden, the safe side
         ("file:///srv/wheels@2024/", "file:///srv/wheels@2024/"),
         ("/srv/wheels@2024", "/srv/wheels@2024"),
         ("alice:s3cr3t@mirror/simple", "alice:s3cr3t@mirror/simple"),  # no scheme: not a URL, as for pip
@@ -478,6 +483,25 @@ def test_credentials_in_urls_are_hidden_as_pip_hides_them(text: str, shown: str)
 
     assert redacted(text) == shown
 
+
+
+@settings(max_examples=300)
+@given(
+    password=st.text(
+        st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="?"), min_size=4, max_size=24
+    ).filter(lambda p: "://" not in p and p not in "@mirror.example/simple/"),
+    token=st.booleans(),
+)
+def test_no_password_or_token_is_ever_shown(password: str, token: bool) -> None:
+    """Whatever printable characters a password (or a lone token) holds, raw
+    (a token with a colon is a user and a password), what is shown hides it."""
+    from lazy_import_hook._pipconf import redacted
+
+    secret = password.replace(":", "") if token else password
+    assume(len(secret) >= 4 and secret not in "@mirror.example/simple/")
+    url = f"https://{'' if token else 'alice:'}{secret}@mirror.example/simple/"
+    assert secret not in redacted(url)
+    assert redacted(url) == f"https://{'' if token else 'alice:'}****@mirror.example/simple/"
 
 PIP_INDEXES = {
     "PIP_INDEX_URL": "http://alice:s3cr3t@mirror.example/simple",
