@@ -295,7 +295,7 @@ def failure_error(failure: Failure, timeout: float) -> LazyInstallError:
         which = f" of {f.source_only}" if f.source_only else ""
         return SdistRefusedError(
             f"{f.subject} failed: only a source archive{which} was found, and installs are "
-            f"binary-only by default so no build code runs. {SDIST_HINT}",
+            f"binary-only by default so no build code runs. {SDIST_HINT}{f.too_old}",
             **details,
         )
     return InstallerFailedError(

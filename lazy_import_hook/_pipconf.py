@@ -126,13 +126,11 @@ def redacted(text: str) -> str:
 
 def _credentials_end(url: str, scheme: str) -> int:
     """Where `user:password@` or `token@` ends in `url` (what follows its
-    scheme): at its last @ before the query, since a password or token may
-    hold a raw @ or / (pip would misread such a URL; what is shown must still
-    hide it). A path with an @ (`/@scope/`) is hidden too: the safe side.
-    A file URL has no credentials."""
-    if scheme.lower().endswith("file"):
-        return -1
-    return url.rfind("@", 0, url.find("?") if "?" in url else len(url))
+    scheme): at its last @, since a password or token may hold a raw @, / or
+    ? (pip would misread such a URL; what is shown must still hide it). An @
+    in a path or a query hides what comes before it too: the safe side. A
+    file URL has no credentials."""
+    return -1 if scheme.lower().endswith("file") else url.rfind("@")
 
 
 def find_links(pip: PipConfig, env: Mapping[str, str] | None = None) -> list[str]:

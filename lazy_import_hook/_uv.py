@@ -39,6 +39,11 @@ KEPT = frozenset((
     "UV_COMPILE_BYTECODE_TIMEOUT", "UV_NO_WRAP", "UV_LOG_CONTEXT", "UV_STACK_SIZE", "UV_GITHUB_TOKEN",
     "UV_BUILD_CONSTRAINT", "UV_REQUIRE_BUILD_HASHES", "UV_NO_CONFIG", "UV_NO_SYSTEM_CONFIG",
 ))  # fmt: skip
+# The uv a launch needs (Launch.needs): UV_FIND_LINKS is read since 0.4.19,
+# and split at commas since 0.5.17 (0.4.20 to 0.5.16 took it as one link).
+NEEDS_NOTHING = ("", "")
+READS_LINKS = ("0.4.19", "is the first to read find-links from UV_FIND_LINKS")
+READS_LIST = ("0.5.17", "is the first to split UV_FIND_LINKS into its links at commas")
 PROVENANCE_WAIT = 60.0  # seconds uv's resolution of what was committed may take
 _KEPT_PREFIXES = ("UV_INDEX_", "UV_CONCURRENT_")  # per-index credentials; parallelism
 
@@ -119,16 +124,14 @@ class Uv(Installer):
         result = {k: v for k, v in result.items() if not k.startswith("UV_") or _kept(k)}
         if pip.sealed:  # the wheelhouse alone: uv's own index settings too are set aside
             dropped += [k for k in (*INDEX_VARIABLES, NO_INDEX) if result.pop(k, None) is not None]
-        own = _own_index(result)
-        options = [] if own else _index_options(pip, result)
+        options, needs = ([], NEEDS_NOTHING) if _own_index(result) else _index_options(pip, result)
         if _seals(result) and "--no-index" not in options:
             options.insert(0, "--no-index")
         _translate_trust(pip, result)
         options += [f"--constraint={path}" for path in [*pip.items("constraint"), *forwarded]]
         dropped += [f"{key} ({value.source})" for key, value in sorted(pip.others.items())]
         launch = Launch(result, options, dropped)
-        if not own and "UV_FIND_LINKS" in result:  # pip's links with credentials, put there
-            launch.needs = ("0.4.19", "is the first to read find-links from UV_FIND_LINKS")
+        launch.needs = needs
         return launch
 
     def index(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> str:
@@ -189,9 +192,10 @@ def _seals(env: Mapping[str, str]) -> bool:
     return env.get(NO_INDEX, "").strip().lower() not in _FALSE
 
 
-def _index_options(pip: PipConfig, env: dict[str, str]) -> list[str]:
+def _index_options(pip: PipConfig, env: dict[str, str]) -> tuple[list[str], tuple[str, str]]:
     """pip's index settings for uv: variables where uv has them (every
-    version since 0.4), options where it has none (--no-index)."""
+    version since 0.4), options where it has none (--no-index); and the uv
+    version they need, if newer than that."""
     options = ["--no-index"] if pip.flag("no-index") else []
     if pip.get("index-url"):
         env["UV_INDEX_URL"] = str(pip.get("index-url"))
@@ -205,12 +209,12 @@ def _index_options(pip: PipConfig, env: dict[str, str]) -> list[str]:
     links = [link for link in pip.items("find-links") if "://" in link or os.path.isdir(link)]
     if any(redacted(link) != link for link in links):
         # A link with a password or token stays off the command line, which
-        # every user can read (ps, /proc/PID/cmdline). uv 0.4.19+ reads the
-        # variable, comma-separated; given any --find-links, it would not: all
-        # go there, a URL's comma as %2C, a folder as its file:// URL.
+        # every user can read (ps, /proc/PID/cmdline): all go in the variable
+        # (given any --find-links, uv would not read it), comma-separated, a
+        # URL's comma as %2C, a folder as its file:// URL.
         env["UV_FIND_LINKS"] = ",".join(_listable(link) for link in links)
-        return options
-    return options + [f"--find-links={link}" for link in links]
+        return options, (READS_LIST if len(links) > 1 else READS_LINKS)
+    return options + [f"--find-links={link}" for link in links], NEEDS_NOTHING
 
 
 def _listable(link: str) -> str:

@@ -146,12 +146,38 @@ def test_uvs_no_index_variable_beside_pips_settings_keeps_pips_find_links(
     )
 
 
+class CommandLinesAtEachRequest(list):  # type: ignore[type-arg]
+    """A find-links server's request log that, at each request (the installer
+    waits for the answer meanwhile), reads every process's command line."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret.encode()
+        self.installers_seen = 0
+        self.holding_secret: list[str] = []
+
+    def append(self, request: str) -> None:
+        super().append(request)
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                words = cmdline.read_bytes().split(b"\0")
+            except OSError:  # ended meanwhile
+                continue
+            self.installers_seen += b"install" in words and b"--target" in words
+            if any(self.secret in word for word in words):
+                self.holding_secret.append(b" ".join(words).decode(errors="replace"))
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads command lines from /proc")
+
+
+@needs_proc
 def test_uv_finds_wheels_through_pips_find_links_url_with_a_password(
     wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:
-    """The link goes to uv in its variable, off the command line; uv still
-    reads it (and sends the password: the page is asked for)."""
-    asked: list[str] = []
+    """The link goes to uv in its variable, off the command line every user
+    can read; uv still reads it (and sends the password: the page is asked for)."""
+    asked = CommandLinesAtEachRequest("s3cr3t")
     with serve_find_links(wheelhouse, request_log=asked) as url:
         link = url.replace("http://", "http://alice:s3cr3t@")
         env = pip_only_env(tmp_path / "nowhere", tmp_path, PIP_FIND_LINKS=link)
@@ -159,12 +185,14 @@ def test_uv_finds_wheels_through_pips_find_links_url_with_a_password(
         ok, where = json.loads(run_python(code, env).stdout)
     assert ok == "ok" and Path(where).is_relative_to(target)
     assert any("other_dist-1.0" in request for request in asked), asked
+    assert asked.installers_seen and not asked.holding_secret
     line = audit_lines(target)[-1]
     assert "s3cr3t" not in json.dumps(line)
     shown = link.replace("s3cr3t", "****")
     assert line["index"] == f"no index (PIP_NO_INDEX), find-links {shown} (PIP_FIND_LINKS)"
 
 
+@needs_proc
 def test_uv_reads_a_folder_with_a_comma_beside_a_find_links_url_with_a_password(
     wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:
@@ -173,12 +201,14 @@ def test_uv_reads_a_folder_with_a_comma_beside_a_find_links_url_with_a_password(
     folder = tmp_path / "wheels,here"
     shutil.copytree(wheelhouse, folder)
     (tmp_path / "empty").mkdir()
-    with serve_find_links(tmp_path / "empty") as url:
+    asked = CommandLinesAtEachRequest("s3cr3t")
+    with serve_find_links(tmp_path / "empty", request_log=asked) as url:
         link = url.replace("http://", "http://alice:s3cr3t@")
         env = pip_only_env(f"{link} {folder}", tmp_path)
         code = hook(target, "uv", {"othermod": "other-dist==1.0"}) + report("othermod")
         ok, where = json.loads(run_python(code, env).stdout)
     assert ok == "ok" and Path(where).is_relative_to(target)
+    assert asked.installers_seen and not asked.holding_secret, asked.holding_secret
     assert "s3cr3t" not in json.dumps(audit_lines(target)[-1])
 
 
