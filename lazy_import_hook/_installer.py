@@ -86,13 +86,15 @@ class Launch:
 
     __slots__ = ("dropped", "env", "needs", "options")
 
-    def __init__(self, env: dict[str, str], options: list[str], dropped: list[str]) -> None:
+    def __init__(
+        self, env: dict[str, str], options: list[str], dropped: list[str], needs: tuple[str, str] = ("", "")
+    ) -> None:
         self.env = env
         self.options = options
         self.dropped = dropped  # names of settings that would change where or what
         # The installer's version this launch needs, and for what ("" if any):
         # an older one ignores part of it, which only shows when it fails.
-        self.needs: tuple[str, str] = ("", "")
+        self.needs = needs
 
     def too_old(self, version: str) -> str:
         """Why `version` ("uv 0.4.10 (...)") cannot run this launch, or ""."""

@@ -130,9 +130,7 @@ class Uv(Installer):
         _translate_trust(pip, result)
         options += [f"--constraint={path}" for path in [*pip.items("constraint"), *forwarded]]
         dropped += [f"{key} ({value.source})" for key, value in sorted(pip.others.items())]
-        launch = Launch(result, options, dropped)
-        launch.needs = needs
-        return launch
+        return Launch(result, options, dropped, needs)
 
     def index(self, pip: PipConfig, env: Mapping[str, str] | None = None) -> str:
         env = os.environ if env is None else env
