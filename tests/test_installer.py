@@ -690,6 +690,46 @@ def test_a_uv_too_old_to_read_the_find_links_it_was_given_is_named_when_it_fails
     assert raised.value.reason == "installer-failed"
 
 
+@pytest.mark.parametrize(
+    ("links", "version", "needed"),
+    [
+        ("https://alice:s3cr3t@links.example/ https://more.example/", "0.5.16", "0.5.17"),
+        ("https://alice:s3cr3t@links.example/ https://more.example/", "0.5.17", None),
+        ("", None, None),  # nothing that needs a newer uv: its version is not even asked
+    ],
+)  # fmt: skip
+def test_a_uv_too_old_for_the_find_links_is_named_when_a_lock_fails(
+    links: str, version: str | None, needed: str | None, fp: Any, target: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """`lock` (and `bundle`, which locks first) resolve with the same launch
+    as an install, so the same old uv fails them the same way."""
+    from lazy_import_hook import _config, _settings
+    from lazy_import_hook._installer import LockError
+    from lazy_import_hook._locker import lock
+
+    monkeypatch.setattr(_uv, "find_uv", lambda: "/opt/uv")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in [n for n in os.environ if n.startswith(("UV_", "PIP_")) and n != "PIP_CONFIG_FILE"]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    if links:
+        monkeypatch.setenv("PIP_FIND_LINKS", links)
+    if version:
+        fp.register(["/opt/uv", "--version"], stdout=f"uv {version} (0123abcd 2024-12-01)\n")
+    said = "error: toy-dist was not found\n"
+    fp.register(["/opt/uv", "pip", "compile", fp.any()], stderr=said, returncode=1)
+    raw = _settings.gather({"toymod": "toy-dist==1.0"}, None, {"target": str(target), "installer": "uv"})
+    with pytest.raises(LockError) as raised:
+        lock(_config.resolve(raw), str(tmp_path / "lazy-import-hook.lock"))
+    said = str(raised.value)
+    assert said.startswith("uv, resolving toymod: error: toy-dist was not found")
+    hint = f" uv {version} is older than {needed}, which is the first to split UV_FIND_LINKS into its links"
+    assert (hint in said) is (needed is not None), said
+    assert said.endswith("upgrade uv.") is (needed is not None)
+    assert "s3cr3t" not in said
+
+
 INSTALLER_SAYS = (
     "Looking in indexes: https://alice:s3cr3t@mirror.example/simple\n"
     "error: Failed to fetch: `https://mirror.example/simple/toy-dist/?token=s3cr3t`\n"  # as uv shows it
