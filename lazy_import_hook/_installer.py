@@ -204,8 +204,12 @@ class Installer:
         return [*cmd, "--", *request.requirements]
 
 
-def run_resolver(cmd: list[str], launch: Launch, work: str, timeout: float = 900) -> str:
-    """Run a resolving command; its stdout, or LockError with its last words."""
+def run_resolver(
+    cmd: list[str], launch: Launch, work: str, timeout: float = 900,
+    version_probe: Callable[[], Callable[[], str]] | None = None,
+) -> str:  # fmt: skip
+    """Run a resolving command; its stdout, or LockError with its last words
+    (and, from `version_probe`, whether the installer is too old for `launch`)."""
     import subprocess
 
     from ._pipconf import redacted
@@ -216,23 +220,10 @@ def run_resolver(cmd: list[str], launch: Launch, work: str, timeout: float = 900
     except (OSError, subprocess.SubprocessError) as e:
         raise LockError(redacted(f"{cmd[0]} could not run: {e}")) from e  # a timeout quotes the command
     if proc.returncode != 0:
-        raise LockError(redacted((proc.stderr or proc.stdout).strip())[-1500:] + _too_old(cmd[0], launch))
+        # The version is asked only after a failure, of a launch that needs a newer one.
+        too_old = launch.too_old(version_probe()()) if version_probe and launch.needs[0] else ""
+        raise LockError(redacted((proc.stderr or proc.stdout).strip())[-1500:] + too_old)
     return proc.stdout
-
-
-def _too_old(executable: str, launch: Launch) -> str:
-    """Why the installer's version could not run this launch, or "": asked
-    only after a failure, and only of a launch that needs a newer one."""
-    import subprocess
-
-    if not launch.needs[0]:
-        return ""
-    try:
-        said = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=10,
-                              stdin=subprocess.DEVNULL, check=False).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return launch.too_old(said.strip())
 
 
 def write_requirements(path: str, requirements: Sequence[str], hashes: Sequence[str]) -> None:

@@ -104,7 +104,8 @@ class Uv(Installer):
         cmd += [self.constraint_option, constraints, *(self.cutoff_options(cutoff) if cutoff else [])]
         cmd += ["--python-version", python_version] if python_version else []
         cmd += ["--python-platform", platform] if platform else []
-        return from_pylock(run_resolver([*cmd, *launch.options, source], launch, work))
+        said = run_resolver([*cmd, *launch.options, source], launch, work, version_probe=self.version_probe)
+        return from_pylock(said)
 
     def _pylock_command(self) -> list[str]:
         """uv's resolution for this interpreter, as a pylock.toml on stdout."""
