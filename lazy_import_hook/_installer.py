@@ -96,6 +96,15 @@ class Launch:
         # an older one ignores part of it, which only shows when it fails.
         self.needs = needs
 
+    def needing(self, needs: tuple[str, str]) -> Launch:
+        """This launch for a command that itself needs `needs`: the higher
+        of the two versions is the one an older installer is told about."""
+        from packaging.version import Version
+
+        if self.needs[0] and Version(self.needs[0]) >= Version(needs[0]):
+            return self
+        return Launch(self.env, self.options, self.dropped, needs)
+
     def too_old(self, version: str) -> str:
         """Why `version` ("uv 0.4.10 (...)") cannot run this launch, or ""."""
         needed, what = self.needs

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._installer import Installer, InstallRequest, Launch, base_environment, run_resolver
+from ._installer import Installer, InstallRequest, Launch, LockError, base_environment, run_resolver
 from ._pipconf import redacted
 
 TYPE_CHECKING = False
@@ -40,10 +40,14 @@ KEPT = frozenset((
     "UV_BUILD_CONSTRAINT", "UV_REQUIRE_BUILD_HASHES", "UV_NO_CONFIG", "UV_NO_SYSTEM_CONFIG",
 ))  # fmt: skip
 # The uv a launch needs (Launch.needs): UV_FIND_LINKS is read since 0.4.19,
-# and split at commas since 0.5.17 (0.4.20 to 0.5.16 took it as one link).
+# and split at commas since 0.5.17 (0.4.20 to 0.5.16 took it as one link);
+# a resolution's pylock.toml is written since 0.6.15 (0.6.14 has no --format),
+# with hashes for a find-links folder's wheels since 0.12.11.
 NEEDS_NOTHING = ("", "")
 READS_LINKS = ("0.4.19", "is the first to read find-links from UV_FIND_LINKS")
 READS_LIST = ("0.5.17", "is the first to split UV_FIND_LINKS into its links at commas")
+WRITES_PYLOCK = ("0.6.15", "is the first whose `pip compile` writes pylock.toml (`lock`, `bundle`)")
+HASHES_FOLDERS = ("0.12.11", "is the first to hash a find-links folder's wheels in a pylock.toml")
 PROVENANCE_WAIT = 60.0  # seconds uv's resolution of what was committed may take
 _KEPT_PREFIXES = ("UV_INDEX_", "UV_CONCURRENT_")  # per-index credentials; parallelism
 
@@ -104,8 +108,20 @@ class Uv(Installer):
         cmd += [self.constraint_option, constraints, *(self.cutoff_options(cutoff) if cutoff else [])]
         cmd += ["--python-version", python_version] if python_version else []
         cmd += ["--python-platform", platform] if platform else []
+        launch = launch.needing(WRITES_PYLOCK)
         said = run_resolver([*cmd, *launch.options, source], launch, work, version_probe=self.version_probe)
-        return from_pylock(said)
+        return self._hashed(from_pylock(said), launch)
+
+    def _hashed(self, locked: list[Locked], launch: Launch) -> list[Locked]:
+        """What uv resolved, unless it left a find-links folder's wheels
+        unhashed because it is too old to hash them (the lock then says only
+        "no sha256", which sends the operator to the folder)."""
+        unhashed = [f.filename for f in locked if not f.sha256]
+        if unhashed and all(f.url.startswith("file:") for f in locked if not f.sha256):
+            too_old = launch.needing(HASHES_FOLDERS).too_old(self.version_probe()())
+            if too_old:
+                raise LockError(f"no sha256 for {', '.join(unhashed)} (in a find-links folder):{too_old}")
+        return locked
 
     def _pylock_command(self) -> list[str]:
         """uv's resolution for this interpreter, as a pylock.toml on stdout."""

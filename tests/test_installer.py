@@ -693,17 +693,21 @@ def test_a_uv_too_old_to_read_the_find_links_it_was_given_is_named_when_it_fails
 @pytest.mark.parametrize(
     ("links", "version", "needed"),
     [
-        ("https://alice:s3cr3t@links.example/ https://more.example/", "0.5.16", "0.5.17"),
-        ("https://alice:s3cr3t@links.example/ https://more.example/", "0.5.17", None),
-        ("", None, None),  # nothing that needs a newer uv: its version is not even asked
+        # Too old for both: the higher need is the one named.
+        ("https://alice:s3cr3t@links.example/ https://more.example/", "0.5.16", "0.6.15"),
+        ("https://alice:s3cr3t@links.example/ https://more.example/", "0.6.15", None),
+        ("", "0.6.14", "0.6.15"),  # uv 0.6.14 has no `pip compile --format pylock.toml`
+        ("", "0.6.15", None),
     ],
 )  # fmt: skip
-def test_a_uv_too_old_for_the_find_links_is_named_when_a_lock_fails(
-    links: str, version: str | None, needed: str | None, fp: Any, target: Path, tmp_path: Path,
+def test_a_uv_too_old_for_the_lock_is_named_when_it_fails(
+    links: str, version: str, needed: str | None, fp: Any, target: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """`lock` (and `bundle`, which locks first) resolve with the same launch
-    as an install, so the same old uv fails them the same way."""
+    as an install, and need a uv whose `pip compile` writes pylock.toml: a uv
+    older than either is named, not only uv's own "not found" or "unexpected
+    argument"."""
     from lazy_import_hook import _config, _settings
     from lazy_import_hook._installer import LockError
     from lazy_import_hook._locker import lock
@@ -715,8 +719,7 @@ def test_a_uv_too_old_for_the_find_links_is_named_when_a_lock_fails(
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     if links:
         monkeypatch.setenv("PIP_FIND_LINKS", links)
-    if version:
-        fp.register(["/opt/uv", "--version"], stdout=f"uv {version} (0123abcd 2024-12-01)\n")
+    fp.register(["/opt/uv", "--version"], stdout=f"uv {version} (0123abcd 2024-12-01)\n")
     said = "error: toy-dist was not found\n"
     fp.register(["/opt/uv", "pip", "compile", fp.any()], stderr=said, returncode=1)
     raw = _settings.gather({"toymod": "toy-dist==1.0"}, None, {"target": str(target), "installer": "uv"})
@@ -724,10 +727,50 @@ def test_a_uv_too_old_for_the_find_links_is_named_when_a_lock_fails(
         lock(_config.resolve(raw), str(tmp_path / "lazy-import-hook.lock"))
     said = str(raised.value)
     assert said.startswith("uv, resolving toymod: error: toy-dist was not found")
-    hint = f" uv {version} is older than {needed}, which is the first to split UV_FIND_LINKS into its links"
+    hint = f" uv {version} is older than {needed}, which is the first whose `pip compile` writes pylock.toml"
     assert (hint in said) is (needed is not None), said
+    assert "UV_FIND_LINKS" not in said  # the lesser need is not named as well
     assert said.endswith("upgrade uv.") is (needed is not None)
     assert "s3cr3t" not in said
+
+
+UNHASHED_PYLOCK = """lock-version = "1.0"
+created-by = "uv"
+
+[[packages]]
+name = "toy-dist"
+version = "1.0"
+wheels = [{ url = "file:///srv/wheels/toy_dist-1.0-py3-none-any.whl", hashes = {} }]
+"""
+
+
+@pytest.mark.parametrize(("version", "named"), [("0.12.10", True), ("0.12.11", False)])
+def test_a_uv_too_old_to_hash_a_find_links_folder_is_named_when_a_lock_has_no_sha256(
+    version: str, named: bool, fp: Any, target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv 0.6.15 to 0.12.10 write `hashes = {}` for a local folder's wheels:
+    "no sha256" alone would send the operator to the folder, not to uv."""
+    from lazy_import_hook import _config, _settings
+    from lazy_import_hook._installer import LockError
+    from lazy_import_hook._locker import lock
+
+    monkeypatch.setattr(_uv, "find_uv", lambda: "/opt/uv")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in [n for n in os.environ if n.startswith(("UV_", "PIP_")) and n != "PIP_CONFIG_FILE"]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", "/srv/wheels")
+    fp.register(["/opt/uv", "--version"], stdout=f"uv {version} (0123abcd 2025-08-01)\n")
+    fp.register(["/opt/uv", "pip", "compile", fp.any()], stdout=UNHASHED_PYLOCK)
+    raw = _settings.gather({"toymod": "toy-dist==1.0"}, None, {"target": str(target), "installer": "uv"})
+    with pytest.raises(LockError) as raised:
+        lock(_config.resolve(raw), str(tmp_path / "lazy-import-hook.lock"))
+    said = str(raised.value)
+    assert "no sha256 for toy_dist-1.0-py3-none-any.whl" in said
+    hint = f"uv {version} is older than 0.12.11, which is the first to hash a find-links folder's wheels"
+    assert (hint in said) is named, said
+    assert said.endswith("upgrade uv.") is named
+    assert not (tmp_path / "lazy-import-hook.lock").exists()
 
 
 INSTALLER_SAYS = (
