@@ -85,7 +85,7 @@ def real_packages(bench: Bench) -> None:
     except RuntimeError as e:
         raise BenchError(f"budget 6: {e}") from e
     rounds = max(2, bench.rounds // 10) if bench.quick else max(9, bench.rounds * 3 // 10)
-    for kind in ("uv", "pip"):
+    for kind in bench.installers:
         for state in ("used", "new"):
             for dont_write in (False, True):
                 figures = [_cell(bench, kind, name, state, dont_write, rounds) for name in PACKAGES]
@@ -134,11 +134,12 @@ def _cell(
     bench.spread(label, sa, sb, scale, unit)
     pairs = [(b - a) * 1e3 if kind == "uv" else b / a for a, b in zip(sa, sb)]
     figure, (low, high, covers) = statistics.median(pairs), median_interval(pairs)
-    outside = zip(around[False][-rounds:], around[True][-rounds:])
+    outside = [(b - a) * 1e3 for a, b in zip(around[False][-rounds:], around[True][-rounds:])]
+    out_low, out_high, _ = median_interval(outside)
     bench.details.append(
         f"{label.rsplit(' (', 1)[0]}: hook against by hand {_shown(kind, figure)} ({covers:.0%}: "
         f"{_shown(kind, low)} to {_shown(kind, high)}); outside the installer's own run, hook - by hand "
-        f"{statistics.median((b - a) * 1e3 for a, b in outside):+.1f} ms (paired median)"
+        f"{statistics.median(outside):+.1f} ms (paired median; {out_low:+.1f} to {out_high:+.1f} ms)"
     )
     return figure, (low, high, covers)
 

@@ -95,6 +95,7 @@ class Bench:
         self.details: list[str] = []
         self.env = self._child_env()
         self.startup = 0.0
+        self.installers: tuple[str, ...] = ("uv", "pip")  # budget 6's
         self._counter = 0
 
     # ---- plumbing -------------------------------------------------------
@@ -830,6 +831,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["1", "2", "3", "4", "5", "6"],
         help="measure only this budget (repeatable); the default is all of them",
     )
+    parser.add_argument(
+        "--installer",
+        action="append",
+        choices=["uv", "pip"],
+        help="budget 6: only this installer's cells (repeatable); the default is both",
+    )
     args = parser.parse_args(argv)
     rounds: int = args.rounds if args.rounds is not None else (10 if args.quick else 30)
     if rounds < 1:
@@ -841,6 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="lazy-import-hook-bench-"))
     bench = Bench(tmp, rounds, args.quick)
+    bench.installers = tuple(args.installer or ("uv", "pip"))
     budgets: Mapping[str, tuple[str, Callable[[], None]]] = {
         "1": ("1/1b warm start", bench.warm_start),
         "2": ("2 misses", bench.misses),
