@@ -45,6 +45,12 @@ class LockError(Exception):
     """A closure that could not be resolved, or cannot be trusted."""
 
 
+class InstallerTooOld(LockError):
+    """The installer's version cannot resolve what was asked: resolving again
+    without the lock's preferences would only fail the same way, or worse,
+    succeed elsewhere with a version nobody asked for."""
+
+
 class InstallRequest:
     """What one installer run must do. Requirements reach the command line only
     after `--` (or in a requirements file), never as options."""
@@ -101,7 +107,7 @@ class Launch:
         of the two versions is the one an older installer is told about."""
         from packaging.version import Version
 
-        if self.needs[0] and Version(self.needs[0]) >= Version(needs[0]):
+        if not needs[0] or (self.needs[0] and Version(self.needs[0]) >= Version(needs[0])):
             return self
         return Launch(self.env, self.options, self.dropped, needs)
 
@@ -231,7 +237,8 @@ def run_resolver(
     if proc.returncode != 0:
         # The version is asked only after a failure, of a launch that needs a newer one.
         too_old = launch.too_old(version_probe()()) if version_probe and launch.needs[0] else ""
-        raise LockError(redacted((proc.stderr or proc.stdout).strip())[-1500:] + too_old)
+        said = redacted((proc.stderr or proc.stdout).strip())[-1500:]
+        raise (InstallerTooOld if too_old else LockError)(said + too_old)
     return proc.stdout
 
 

@@ -18,7 +18,7 @@ import tempfile
 
 from . import _distributions, _environment
 from ._errors import ConfigError
-from ._installer import LockError
+from ._installer import InstallerTooOld, LockError
 from ._lockfile import EntryLock, Locked, LockFile, group_name, this_environment
 from ._pipconf import find_links, redacted
 
@@ -179,6 +179,8 @@ class _Resolver:
             prefer = [f"{name}=={version}" for name, version in kept.items()]
         try:
             packages = self._resolve(entry, prefer)
+        except InstallerTooOld:
+            raise
         except LockError:
             if not prefer:
                 raise
@@ -200,8 +202,8 @@ class _Resolver:
                     cutoff=self.cutoff, python_version=self.target.python_version,
                     platform=self.target.platform,
                 )  # fmt: skip
-            except LockError as e:
-                raise LockError(f"{self.installer.name}, resolving {entry.import_name}: {e}") from e
+            except LockError as e:  # its class kept: InstallerTooOld is not retried
+                raise type(e)(f"{self.installer.name}, resolving {entry.import_name}: {e}") from e
 
 
 def _installed(plan: Plan, entry: Entry) -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._installer import Installer, InstallRequest, Launch, LockError, base_environment, run_resolver
+from ._installer import Installer, InstallerTooOld, InstallRequest, Launch, base_environment, run_resolver
 from ._pipconf import redacted
 
 TYPE_CHECKING = False
@@ -47,7 +47,7 @@ NEEDS_NOTHING = ("", "")
 READS_LINKS = ("0.4.19", "is the first to read find-links from UV_FIND_LINKS")
 READS_LIST = ("0.5.17", "is the first to split UV_FIND_LINKS into its links at commas")
 WRITES_PYLOCK = ("0.6.15", "is the first whose `pip compile` writes pylock.toml (`lock`, `bundle`)")
-HASHES_FOLDERS = ("0.12.11", "is the first to hash a find-links folder's wheels in a pylock.toml")
+HASHES_FOLDERS = ("0.12.11", "is the first to hash local wheels (find-links folders) in a pylock.toml")
 PROVENANCE_WAIT = 60.0  # seconds uv's resolution of what was committed may take
 _KEPT_PREFIXES = ("UV_INDEX_", "UV_CONCURRENT_")  # per-index credentials; parallelism
 
@@ -113,14 +113,14 @@ class Uv(Installer):
         return self._hashed(from_pylock(said), launch)
 
     def _hashed(self, locked: list[Locked], launch: Launch) -> list[Locked]:
-        """What uv resolved, unless it left a find-links folder's wheels
-        unhashed because it is too old to hash them (the lock then says only
-        "no sha256", which sends the operator to the folder)."""
-        unhashed = [f.filename for f in locked if not f.sha256]
-        if unhashed and all(f.url.startswith("file:") for f in locked if not f.sha256):
+        """What uv resolved, unless it left local files (a find-links folder's,
+        a file:// index's) unhashed because it is too old to hash them: the
+        lock would say only "no sha256", which sends the operator to the files."""
+        local = [f.filename for f in locked if not f.sha256 and f.url.startswith("file:")]
+        if local:
             too_old = launch.needing(HASHES_FOLDERS).too_old(self.version_probe()())
             if too_old:
-                raise LockError(f"no sha256 for {', '.join(unhashed)} (in a find-links folder):{too_old}")
+                raise InstallerTooOld(f"no sha256 for {', '.join(local)} (local files):{too_old}")
         return locked
 
     def _pylock_command(self) -> list[str]:
@@ -164,7 +164,10 @@ class Uv(Installer):
         """`uv --version`, asked in parallel with the install itself."""
         from ._process import Probe
 
-        probe = Probe([self.executable, "--version"])
+        try:
+            probe = Probe([self.executable, "--version"])
+        except OSError:  # gone since it was found (no setpriv: Popen itself says so)
+            return lambda: self.name
 
         def version() -> str:
             code, out, _ = probe.result(timeout=10)

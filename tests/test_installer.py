@@ -700,14 +700,16 @@ def test_a_uv_too_old_to_read_the_find_links_it_was_given_is_named_when_it_fails
         ("", "0.6.15", None),
     ],
 )  # fmt: skip
+@pytest.mark.parametrize("installed", [False, True])
 def test_a_uv_too_old_for_the_lock_is_named_when_it_fails(
-    links: str, version: str, needed: str | None, fp: Any, target: Path, tmp_path: Path,
+    links: str, version: str, needed: str | None, installed: bool, fp: Any, target: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """`lock` (and `bundle`, which locks first) resolve with the same launch
     as an install, and need a uv whose `pip compile` writes pylock.toml: a uv
-    older than either is named, not only uv's own "not found" or "unexpected
-    argument"."""
+    older than either is named, not only uv's own words. With a version
+    installed (the lock's preference), a too-old uv is not asked again
+    without it: that could only fail the same way, or lock another version."""
     from lazy_import_hook import _config, _settings
     from lazy_import_hook._installer import LockError
     from lazy_import_hook._locker import lock
@@ -719,14 +721,20 @@ def test_a_uv_too_old_for_the_lock_is_named_when_it_fails(
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     if links:
         monkeypatch.setenv("PIP_FIND_LINKS", links)
-    fp.register(["/opt/uv", "--version"], stdout=f"uv {version} (0123abcd 2024-12-01)\n")
-    said = "error: toy-dist was not found\n"
-    fp.register(["/opt/uv", "pip", "compile", fp.any()], stderr=said, returncode=1)
-    raw = _settings.gather({"toymod": "toy-dist==1.0"}, None, {"target": str(target), "installer": "uv"})
+    if installed:
+        (target / "toy_dist-1.0.dist-info").mkdir(parents=True)
+    fp.register(["/opt/uv", "--version"], stdout=f"uv {version} (0123abcd 2024-12-01)\n", occurrences=2)
+    said = "error: unexpected argument '--format' found\n" if version == "0.6.14" else "error: no toy-dist\n"
+    fp.register(["/opt/uv", "pip", "compile", fp.any()], stderr=said, returncode=1, occurrences=2)
+    raw = _settings.gather({"toymod": "toy-dist>=1.0"}, None, {"target": str(target), "installer": "uv"})
     with pytest.raises(LockError) as raised:
         lock(_config.resolve(raw), str(tmp_path / "lazy-import-hook.lock"))
     said = str(raised.value)
-    assert said.startswith("uv, resolving toymod: error: toy-dist was not found")
+    assert said.startswith("uv, resolving toymod: error: ")
+    assert ("unexpected argument '--format'" in said) is (version == "0.6.14")
+    retried = installed and needed is None
+    assert fp.call_count(["/opt/uv", "pip", "compile", fp.any()]) == (2 if retried else 1)
+    assert fp.call_count(["/opt/uv", "--version"]) == (2 if retried else 1)
     hint = f" uv {version} is older than {needed}, which is the first whose `pip compile` writes pylock.toml"
     assert (hint in said) is (needed is not None), said
     assert "UV_FIND_LINKS" not in said  # the lesser need is not named as well
@@ -741,6 +749,11 @@ created-by = "uv"
 name = "toy-dist"
 version = "1.0"
 wheels = [{ url = "file:///srv/wheels/toy_dist-1.0-py3-none-any.whl", hashes = {} }]
+
+[[packages]]
+name = "helper-dist"
+version = "2.0"
+wheels = [{ url = "https://mirror.example/helper_dist-2.0-py3-none-any.whl", hashes = {} }]
 """
 
 
@@ -749,7 +762,8 @@ def test_a_uv_too_old_to_hash_a_find_links_folder_is_named_when_a_lock_has_no_sh
     version: str, named: bool, fp: Any, target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """uv 0.6.15 to 0.12.10 write `hashes = {}` for a local folder's wheels:
-    "no sha256" alone would send the operator to the folder, not to uv."""
+    "no sha256" alone would send the operator to the folder, not to uv. A
+    file from an index that gave no hash is not uv's age: it is not named so."""
     from lazy_import_hook import _config, _settings
     from lazy_import_hook._installer import LockError
     from lazy_import_hook._locker import lock
@@ -759,18 +773,36 @@ def test_a_uv_too_old_to_hash_a_find_links_folder_is_named_when_a_lock_has_no_sh
     for name in [n for n in os.environ if n.startswith(("UV_", "PIP_")) and n != "PIP_CONFIG_FILE"]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", "/srv/wheels")
+    (tmp_path / "wheels").mkdir()
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "wheels"))
     fp.register(["/opt/uv", "--version"], stdout=f"uv {version} (0123abcd 2025-08-01)\n")
     fp.register(["/opt/uv", "pip", "compile", fp.any()], stdout=UNHASHED_PYLOCK)
     raw = _settings.gather({"toymod": "toy-dist==1.0"}, None, {"target": str(target), "installer": "uv"})
     with pytest.raises(LockError) as raised:
         lock(_config.resolve(raw), str(tmp_path / "lazy-import-hook.lock"))
     said = str(raised.value)
-    assert "no sha256 for toy_dist-1.0-py3-none-any.whl" in said
-    hint = f"uv {version} is older than 0.12.11, which is the first to hash a find-links folder's wheels"
+    assert fp.call_count(["/opt/uv", "--version"]) == 1
+    hint = f"uv {version} is older than 0.12.11, which is the first to hash local wheels (find-links folders)"
     assert (hint in said) is named, said
     assert said.endswith("upgrade uv.") is named
+    if named:  # the local file alone is uv's doing
+        assert "no sha256 for toy_dist-1.0-py3-none-any.whl (local files)" in said
+    else:
+        assert "no sha256 for toy_dist-1.0-py3-none-any.whl, helper_dist-2.0-py3-none-any.whl" in said
     assert not (tmp_path / "lazy-import-hook.lock").exists()
+
+
+def test_a_launch_needing_a_version_keeps_the_higher_need() -> None:
+    from lazy_import_hook._installer import Launch
+
+    plain = Launch({}, [], [])
+    links = Launch({}, [], [], _uv.READS_LIST)
+    assert plain.needing(_uv.WRITES_PYLOCK).needs == _uv.WRITES_PYLOCK
+    assert links.needing(_uv.WRITES_PYLOCK).needs == _uv.WRITES_PYLOCK  # 0.6.15 > 0.5.17
+    assert links.needing(_uv.READS_LINKS) is links  # 0.4.19: the launch's own need is higher
+    assert links.needing(_uv.READS_LIST) is links
+    assert links.needing(_uv.NEEDS_NOTHING) is links
+    assert plain.needing(_uv.NEEDS_NOTHING) is plain
 
 
 INSTALLER_SAYS = (
