@@ -135,11 +135,12 @@ def _cell(
     pairs = [(b - a) * 1e3 if kind == "uv" else b / a for a, b in zip(sa, sb)]
     figure, (low, high, covers) = statistics.median(pairs), median_interval(pairs)
     outside = [(b - a) * 1e3 for a, b in zip(around[False][-rounds:], around[True][-rounds:])]
-    out_low, out_high, _ = median_interval(outside)
+    out_low, out_high, out_covers = median_interval(outside)
     bench.details.append(
         f"{label.rsplit(' (', 1)[0]}: hook against by hand {_shown(kind, figure)} ({covers:.0%}: "
         f"{_shown(kind, low)} to {_shown(kind, high)}); outside the installer's own run, hook - by hand "
-        f"{statistics.median(outside):+.1f} ms (paired median; {out_low:+.1f} to {out_high:+.1f} ms)"
+        f"{statistics.median(outside):+.1f} ms (paired median; {out_covers:.0%}: {out_low:+.1f} to "
+        f"{out_high:+.1f} ms)"
     )
     return figure, (low, high, covers)
 

@@ -848,7 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="lazy-import-hook-bench-"))
     bench = Bench(tmp, rounds, args.quick)
-    bench.installers = tuple(args.installer or ("uv", "pip"))
+    bench.installers = tuple(dict.fromkeys(args.installer or ("uv", "pip")))
     budgets: Mapping[str, tuple[str, Callable[[], None]]] = {
         "1": ("1/1b warm start", bench.warm_start),
         "2": ("2 misses", bench.misses),
