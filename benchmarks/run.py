@@ -841,6 +841,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds: int = args.rounds if args.rounds is not None else (10 if args.quick else 30)
     if rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.installer and args.only and "6" not in args.only:
+        parser.error("--installer chooses budget 6's cells: add --only 6, or leave --installer out")
     started = time.perf_counter()
     for line in machine():
         print(line)
