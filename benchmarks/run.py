@@ -85,7 +85,9 @@ class Row(NamedTuple):
 
 
 class Bench:
-    def __init__(self, tmp: Path, rounds: int, quick: bool) -> None:
+    def __init__(
+        self, tmp: Path, rounds: int, quick: bool, installers: Sequence[str] = ("uv", "pip")
+    ) -> None:
         self.tmp = tmp
         self.rounds = rounds
         self.quick = quick
@@ -95,7 +97,7 @@ class Bench:
         self.details: list[str] = []
         self.env = self._child_env()
         self.startup = 0.0
-        self.installers: tuple[str, ...] = ("uv", "pip")  # budget 6's
+        self.installers = tuple(dict.fromkeys(installers))  # budget 6's, each once
         self._counter = 0
 
     # ---- plumbing -------------------------------------------------------
@@ -849,8 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"rounds:  {rounds}{' (quick)' if args.quick else ''}", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="lazy-import-hook-bench-"))
-    bench = Bench(tmp, rounds, args.quick)
-    bench.installers = tuple(dict.fromkeys(args.installer or ("uv", "pip")))
+    bench = Bench(tmp, rounds, args.quick, *([args.installer] if args.installer else []))
     budgets: Mapping[str, tuple[str, Callable[[], None]]] = {
         "1": ("1/1b warm start", bench.warm_start),
         "2": ("2 misses", bench.misses),

@@ -792,6 +792,17 @@ def test_a_uv_too_old_to_hash_a_find_links_folder_is_named_when_a_lock_has_no_sh
     assert not (tmp_path / "lazy-import-hook.lock").exists()
 
 
+def test_a_uv_gone_since_it_was_found_is_asked_its_version_without_raising(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without setpriv, starting the probe is what meets the missing program:
+    the failed lock or install still gets reported, with "uv" as its version."""
+    from lazy_import_hook import _process
+
+    monkeypatch.setattr(_process, "_SETPRIV", [None])
+    assert _uv.Uv(str(tmp_path / "removed" / "uv")).version_probe()() == "uv"
+
+
 def test_a_launch_needing_a_version_keeps_the_higher_need() -> None:
     from lazy_import_hook._installer import Launch
 
