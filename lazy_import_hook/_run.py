@@ -266,9 +266,11 @@ def _attributed(probe: Callable[[], object], pip: PipConfig) -> list[dict[str, o
 
 
 def _preload_for_commit() -> None:
+    # Not shutil: removing the usually empty folders needs only os.rmdir, and
+    # on a busy machine (an installer compiling on every core) a preload
+    # delays the installer by about what it costs.
     import csv  # noqa: F401  (the commit reads RECORD files)
     import json  # noqa: F401  (_audit)
-    import shutil  # noqa: F401  (the commit and the cleanup remove folders)
 
 
 def _failed(
@@ -289,10 +291,8 @@ def _failed(
 
 
 def cleanup(staging: str, request: InstallRequest) -> None:
-    import shutil
-
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(_temp_folder(staging), ignore_errors=True)
+    _staging.remove_folder(staging)
+    _staging.remove_folder(_temp_folder(staging))
     for path in (request.constraints, request.requirements_file, request.report, f"{staging}.in"):
         if path:
             try:

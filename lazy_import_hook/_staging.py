@@ -41,13 +41,13 @@ if TYPE_CHECKING:
 def clean_leftovers(target: str) -> None:
     """Remove staging and trash folders of crashed installs. Hold the lock."""
     for sub in ("staging", "trash"):
-        _rmtree(meta(target, sub))
+        remove_folder(meta(target, sub))
 
 
-def _rmtree(path: str) -> None:
-    """shutil.rmtree, imported only for a folder that is not empty: an
-    install waits for every import made before its installer starts, and
-    shutil pulls in bz2 and lzma (the staging folder is usually empty)."""
+def remove_folder(path: str) -> None:
+    """shutil.rmtree, imported only for a folder that is not empty: shutil
+    pulls in bz2 and lzma (about 5 ms), and after an install the staging and
+    temporary folders are usually empty."""
     try:
         os.rmdir(path)
     except OSError:
@@ -185,8 +185,8 @@ def commit(staging: str, target: str, import_names: Sequence[str], requested: Se
     for name in set(os.listdir(staging)) - set(names):  # uv's .lock: then rmdir does, without shutil
         if not _real_dir(os.path.join(staging, name)):
             remove_file(os.path.join(staging, name))
-    _rmtree(staging)
-    _rmtree(committer.trash)
+    remove_folder(staging)
+    remove_folder(committer.trash)
     return infos
 
 
@@ -241,7 +241,7 @@ def _drop_kept(staged: dict[str, DistFolder], kept: list[tuple[DistFolder, list[
     keys = {dist.key for dist, _ in kept}
     others = {_top(rel) for d in staged.values() if d.key not in keys for rel in d.record()}
     for dist, paths in kept:
-        _rmtree(os.path.join(dist.folder, dist.info))
+        remove_folder(os.path.join(dist.folder, dist.info))
         _drop_compiled(dist.folder, [rel for rel in paths if rel.endswith(".py")])
         for top in sorted({_top(rel) for rel in paths} - {dist.info}):
             path = os.path.join(dist.folder, top)
@@ -250,7 +250,7 @@ def _drop_kept(staged: dict[str, DistFolder], kept: list[tuple[DistFolder, list[
                     remove_file(os.path.join(dist.folder, rel))
                 _prune_empty_folders(path)
             elif _real_dir(path):
-                _rmtree(path)
+                remove_folder(path)
             else:
                 remove_file(path)
         _prune_empty_folders(os.path.join(dist.folder, "__pycache__"))

@@ -1,7 +1,7 @@
 """The shortcuts that spare an install `packaging` (whose import, with
 `packaging.tags` and `logging` behind it, costs tens of milliseconds) give
 exactly `packaging`'s answers, and a cold install with exact pins imports
-neither `packaging` nor `logging`."""
+neither `packaging` nor `logging` (nor shutil, which needs bz2 and lzma)."""
 
 from __future__ import annotations
 
@@ -63,17 +63,21 @@ def test_a_version_matches_a_requirement_as_packaging_says(requirement: str, ver
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)
-def test_a_cold_install_with_exact_pins_imports_no_packaging_and_no_logging(
+def test_a_cold_install_with_exact_pins_imports_no_packaging_no_logging_and_no_shutil(
     installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:
+    """shutil (with bz2 and lzma, about 5 ms) only when a folder to remove is
+    not empty: after a clean install, the staging and temporary ones are."""
     env = installer_env(wheelhouse, tmp_path)
     code = hook(target, installer, {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"})
-    run_python(code + "import othermod\n", env)  # a target used before: its caches are there
-    probe = (
-        "import toymod\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('packaging', 'logging'))))\n"
-    )
-    assert json.loads(run_python(code + probe, env).stdout.splitlines()[-1]) == []
+    # A brand-new target (its caches are made, with packaging), then one used before.
+    firsts = (("othermod", ("shutil", "bz2", "lzma")), ("toymod", ("packaging", "logging", "shutil")))
+    for module, late in firsts:
+        probe = (
+            f"import {module}\n"
+            f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {late!r})))\n"
+        )
+        assert json.loads(run_python(code + probe, env).stdout.splitlines()[-1]) == [], module
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)
