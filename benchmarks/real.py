@@ -32,7 +32,12 @@ the 8th of 9 pairs, which covers 96%), and a cell whose interval holds its
 limit is one this machine could not decide. Each cell's detail line also gives the
 part the installer's own run does not hide: the time outside it (the hook:
 total minus its audit line's duration_s; by hand: total minus the
-subprocess.run), paired.
+subprocess.run), paired; and the pairs again at equal installer speed: each
+hook sample's installer run scaled by the by-hand partner's installer CPU
+time over its own, which cancels the machine's speed (it varies by a quarter
+from one sample to the next on a small virtual machine) and keeps whatever
+the hook adds, inside the run or outside it, as long as the installer does
+the same work on both sides (the ratio of their CPU times is shown too).
 """
 
 from __future__ import annotations
@@ -121,12 +126,11 @@ def _cell(
 ) -> tuple[float, tuple[float, float, float]]:
     """Paired samples of one package; the median difference (uv, ms) or ratio
     (pip), and an interval of that median (low, high, its coverage)."""
-    around: dict[bool, list[float]] = {False: [], True: []}  # each sample's time outside the installer
+    taken: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
 
     def sample(hook: bool) -> float:
-        total, installer = _sample(bench, kind, name, state, dont_write, hook=hook)
-        around[hook].append(total - installer)
-        return total
+        taken[hook].append(_sample(bench, kind, name, state, dont_write, hook=hook))
+        return taken[hook][-1][0]
 
     sa, sb = bench.alternate(lambda: sample(False), lambda: sample(True), rounds, warmup=1, abba=True)
     scale, unit = (1e3, "ms") if kind == "uv" else (1.0, "s")
@@ -134,22 +138,49 @@ def _cell(
     bench.spread(label, sa, sb, scale, unit)
     pairs = [(b - a) * 1e3 if kind == "uv" else b / a for a, b in zip(sa, sb)]
     figure, (low, high, covers) = statistics.median(pairs), median_interval(pairs)
-    outside = [(b - a) * 1e3 for a, b in zip(around[False][-rounds:], around[True][-rounds:])]
-    out_low, out_high, out_covers = median_interval(outside)
+    hand, hooked = taken[False][-rounds:], taken[True][-rounds:]
+    outside = [((b[0] - b[1]) - (a[0] - a[1])) * 1e3 for a, b in zip(hand, hooked)]
     bench.details.append(
         f"{label.rsplit(' (', 1)[0]}: hook against by hand {_shown(kind, figure)} ({covers:.0%}: "
         f"{_shown(kind, low)} to {_shown(kind, high)}); outside the installer's own run, hook - by hand "
-        f"{statistics.median(outside):+.1f} ms (paired median; {out_covers:.0%}: {out_low:+.1f} to "
-        f"{out_high:+.1f} ms)"
+        f"{_median_and_interval(outside, lambda v: _shown('uv', v))}; "
+        f"{_at_equal_speed(kind, hand, hooked)}"
     )
     return figure, (low, high, covers)
 
 
+def _at_equal_speed(
+    kind: str, hand: list[tuple[float, float, float]], hooked: list[tuple[float, float, float]]
+) -> str:
+    """The pairs again, each hook sample's installer run scaled to the speed
+    its by-hand partner's ran at (by the two runs' CPU times): the machine's
+    speed, which varies between seconds-long runs by far more than the
+    limits, cancels; what the hook does outside the run, and any slowing of
+    the run itself (a process competing with it for the cores), stays. It
+    holds if the installer does the same work on both sides, which the ratio
+    of their CPU times, shown too, can only check roughly (the hook's also
+    count its installer's version probe, a few ms)."""
+    scaled = [(b[0] - b[1]) + b[1] * a[2] / b[2] for a, b in zip(hand, hooked)]
+    pairs = [(s - a[0]) * 1e3 if kind == "uv" else s / a[0] for a, s in zip(hand, scaled)]
+    cpu = [b[2] / a[2] for a, b in zip(hand, hooked)]
+    return (
+        f"at equal installer speed, hook against by hand "
+        f"{_median_and_interval(pairs, lambda v: _shown(kind, v))}; the installer's CPU time, hook / by "
+        f"hand {_median_and_interval(cpu, lambda v: f'x{v:.3f}')}"
+    )
+
+
+def _median_and_interval(values: list[float], shown: Callable[[float], str]) -> str:
+    low, high, covers = median_interval(values)
+    return f"{shown(statistics.median(values))} (paired median; {covers:.0%}: {shown(low)} to {shown(high)})"
+
+
 def _sample(
     bench: Bench, kind: str, name: str, state: str, dont_write: bool, *, hook: bool
-) -> tuple[float, float]:
-    """Seconds from `import` to imported, and of those the installer's own run
-    (by hand: the subprocess.run; the hook: its audit line's duration_s)."""
+) -> tuple[float, float, float]:
+    """Seconds from `import` to imported, of those the installer's own run
+    (by hand: the subprocess.run; the hook: its audit line's duration_s), and
+    the CPU seconds of the child's children (the installer's processes)."""
     target = bench.fresh_dir(f"real-{kind}-{name}-{'b' if hook else 'a'}")
     env = dict(bench.env)
     if dont_write:
@@ -158,11 +189,11 @@ def _sample(
     if state == "used":
         _use(bench, kind, target, env, hook=hook)
     os.sync()  # the earlier samples' files are on disk, not written out during this one
-    elapsed, installer = _reported(bench, code, env)
+    elapsed, cpu, installer = _reported(bench, code, env)
     if hook:
         installer = _audited_duration(target)
     shutil.rmtree(target)
-    return elapsed, installer
+    return elapsed, installer, cpu
 
 
 def _audited_duration(target: Path) -> float:
@@ -181,13 +212,17 @@ def _use(bench: Bench, kind: str, target: Path, env: dict[str, str], *, hook: bo
     _reported(bench, code, env)
 
 
+# The CPU time of the children reaped so far: the installer's (and the hook's probes').
+CHILDREN_CPU = "sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])"
+
+
 def _hooked(kind: str, name: str, target: Path, allowlist: dict[str, str] | None = None) -> str:
     allowlist = {**dict([EARLIER]), name: PACKAGES.get(name, "")} if allowlist is None else allowlist
     allowlist = {k: v for k, v in allowlist.items() if v}
     return (
-        "import time, lazy_import_hook\n"
+        "import resource, time, lazy_import_hook\n"
         f"lazy_import_hook.install({allowlist!r}, target={str(target)!r}, installer={kind!r})\n"
-        f"t0 = time.perf_counter()\nimport {name}\nprint(time.perf_counter() - t0)\n"
+        f"t0 = time.perf_counter()\nimport {name}\nprint(time.perf_counter() - t0, {CHILDREN_CPU})\n"
     )
 
 
@@ -202,15 +237,17 @@ def _by_hand(bench: Bench, kind: str, name: str, target: Path, requirement: str 
         cmd = [sys.executable, "-m", "pip", "install", "--target", str(target), "--no-index",
                "--find-links", wheels, "--disable-pip-version-check", spec]  # fmt: skip
     return (
-        "import subprocess, sys, time\nt0 = time.perf_counter()\n"
+        "import resource, subprocess, sys, time\nt0 = time.perf_counter()\n"
         f"subprocess.run({cmd!r}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,"
         " stderr=subprocess.STDOUT, check=True)\nran = time.perf_counter() - t0\n"
-        f"sys.path.append({str(target)!r})\nimport {name}\nprint(time.perf_counter() - t0, ran)\n"
+        f"sys.path.append({str(target)!r})\nimport {name}\n"
+        f"print(time.perf_counter() - t0, {CHILDREN_CPU}, ran)\n"
     )
 
 
-def _reported(bench: Bench, code: str, env: dict[str, str]) -> tuple[float, float]:
-    """The child's last line: its elapsed seconds, then (by hand) the installer's."""
+def _reported(bench: Bench, code: str, env: dict[str, str]) -> tuple[float, float, float]:
+    """The child's last line: its elapsed seconds, its children's CPU seconds,
+    then (by hand) the installer's run."""
     run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
     proc = run([sys.executable, "-c", code], env=env, cwd=bench.work, capture_output=True, text=True,
                timeout=600, check=False)  # fmt: skip
@@ -218,5 +255,5 @@ def _reported(bench: Bench, code: str, env: dict[str, str]) -> tuple[float, floa
         from run import BenchError
 
         raise BenchError(f"budget 6 child failed:\n{code}\n--- stderr\n{proc.stderr[-3000:]}")
-    elapsed, *installer = proc.stdout.strip().splitlines()[-1].split()
-    return float(elapsed), float(installer[0]) if installer else 0.0
+    elapsed, cpu, *installer = proc.stdout.strip().splitlines()[-1].split()
+    return float(elapsed), float(cpu), float(installer[0]) if installer else 0.0
