@@ -36,8 +36,9 @@ subprocess.run), paired; and the pairs again at equal installer speed: each
 hook sample's installer run scaled by the by-hand partner's installer CPU
 time over its own, which cancels the machine's speed (it varies by a quarter
 from one sample to the next on a small virtual machine) and keeps whatever
-the hook adds, inside the run or outside it, as long as the installer does
-the same work on both sides (the ratio of their CPU times is shown too).
+the hook adds outside the run and to the run's wall time per CPU second;
+any CPU time the hook's side spends more goes with the speed, so the ratio of
+the two sides' CPU times is shown too.
 """
 
 from __future__ import annotations
@@ -155,11 +156,15 @@ def _at_equal_speed(
     """The pairs again, each hook sample's installer run scaled to the speed
     its by-hand partner's ran at (by the two runs' CPU times): the machine's
     speed, which varies between seconds-long runs by far more than the
-    limits, cancels; what the hook does outside the run, and any slowing of
-    the run itself (a process competing with it for the cores), stays. It
-    holds if the installer does the same work on both sides, which the ratio
-    of their CPU times, shown too, can only check roughly (the hook's also
-    count its installer's version probe, a few ms)."""
+    limits, cancels. What stays is the hook's time outside the run and its
+    effect on the run's wall time per CPU second (the installer waiting for
+    a core the hook's process holds). What goes with the speed is any CPU
+    time the hook's side spends more: more work for the installer, the
+    installer's CPU made less efficient (caches, a shared core), and the
+    hook's other children (setpriv and a shell that exec the installer; on a
+    new target, `uv --version`).
+    So the ratio of the CPU times is shown too: above 1, this figure is too
+    kind by about (ratio - 1) x the run."""
     scaled = [(b[0] - b[1]) + b[1] * a[2] / b[2] for a, b in zip(hand, hooked)]
     pairs = [(s - a[0]) * 1e3 if kind == "uv" else s / a[0] for a, s in zip(hand, scaled)]
     cpu = [b[2] / a[2] for a, b in zip(hand, hooked)]

@@ -267,8 +267,8 @@ def _attributed(probe: Callable[[], object], pip: PipConfig) -> list[dict[str, o
 
 def _preload_for_commit() -> None:
     # Not shutil: removing the usually empty folders needs only os.rmdir, and
-    # on a busy machine (an installer compiling on every core) a preload
-    # delays the installer by about what it costs.
+    # while an installer compiles on every core, a preload delays it by up to
+    # what it costs.
     import csv  # noqa: F401  (the commit reads RECORD files)
     import json  # noqa: F401  (_audit)
 

@@ -71,8 +71,8 @@ def test_a_cold_install_with_exact_pins_imports_no_packaging_no_logging_and_no_s
     env = installer_env(wheelhouse, tmp_path)
     code = hook(target, installer, {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"})
     # A brand-new target (its caches are made, with packaging), then one used before.
-    firsts = (("othermod", ("shutil", "bz2", "lzma")), ("toymod", ("packaging", "logging", "shutil")))
-    for module, late in firsts:
+    shutil = ("shutil", "bz2", "lzma")
+    for module, late in (("othermod", shutil), ("toymod", ("packaging", "logging", *shutil))):
         probe = (
             f"import {module}\n"
             f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {late!r})))\n"
