@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import _thread
     from collections.abc import Callable, Sequence
     from importlib.machinery import ModuleSpec
-    from typing import Protocol
+    from typing import Any, Protocol
 
     from ._errors import LazyInstallError
     from ._plan import Entry, Plan
@@ -237,10 +237,48 @@ def _ask_finders_ahead(finder: Finder, fullname: str, path: Sequence[str] | None
 
 
 def refresh_import_caches(finder: Finder) -> None:
-    import importlib
-
     finder._local.invalidating = True
     try:
-        importlib.invalidate_caches()
+        invalidate_caches()
     finally:
         finder._local.invalidating = False
+
+
+def invalidate_caches() -> None:
+    """importlib.invalidate_caches(). From CPython 3.13 on, the path-based
+    finder's part of it imports importlib.metadata (20 to 70 ms here, with
+    zipfile and shutil) only to clear importlib.metadata's own cache, which
+    does not exist while importlib.metadata was never imported: then that
+    part is done here, as CPython does the rest of it."""
+    import importlib
+
+    namespace = _namespace_path()
+    if "importlib.metadata" in sys.modules or namespace is None:
+        importlib.invalidate_caches()
+        return
+    for other in reversed(sys.meta_path):
+        if other is _target.PathFinder:
+            _invalidate_path_entries()
+            namespace._epoch += 1  # namespace packages recompute their __path__
+        elif hasattr(other, "invalidate_caches"):
+            other.invalidate_caches()
+
+
+def _namespace_path() -> Any:
+    """The class of namespace packages' __path__, whose `_epoch` the path-based
+    finder's invalidate_caches() moves on (3.10+); None for any other layout."""
+    external = sys.modules.get("_frozen_importlib_external")
+    for name in ("NamespacePath", "_NamespacePath"):
+        found = getattr(external, name, None)
+        if isinstance(getattr(found, "_epoch", None), int):
+            return found
+    return None
+
+
+def _invalidate_path_entries() -> None:
+    cache = sys.path_importer_cache
+    for path, found in list(cache.items()):
+        if found is None or not os.path.isabs(path):  # a relative entry: the working directory may move
+            cache.pop(path, None)
+        elif hasattr(found, "invalidate_caches"):
+            found.invalidate_caches()

@@ -461,3 +461,64 @@ def test_work_left_for_later_never_fails_an_import_nor_starts_early() -> None:
     after_this_import(lambda: events.append("at once, again"))
     assert events[-2:] == ["nested's work", "at once, again"]
 
+
+
+class _Spy:
+    """A finder that counts the invalidate_caches() calls it gets."""
+
+    def __init__(self) -> None:
+        self.invalidated = 0
+
+    def find_spec(self, *args: object) -> None:
+        return None
+
+    def invalidate_caches(self) -> None:
+        self.invalidated += 1
+
+
+@pytest.mark.parametrize("metadata_loaded", [False, True])
+def test_the_hooks_invalidate_caches_does_what_importlibs_does(
+    metadata_loaded: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without importlib.metadata loaded, the hook's own way (CPython 3.13+
+    would load it); with it, importlib's. Either way: every finder is told,
+    None and relative path entries are dropped, and a namespace package
+    sees a portion that appeared since it was imported."""
+    from lazy_import_hook._serve import invalidate_caches
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    (first / "nsfresh").mkdir(parents=True)
+    (first / "nsfresh" / "one.py").write_text("")
+    second.mkdir()
+    monkeypatch.setattr(sys, "path", [str(first), str(second), *sys.path])
+    importlib.import_module("nsfresh.one")
+    (second / "nsfresh").mkdir()
+    (second / "nsfresh" / "two.py").write_text("")
+    meta, entry = _Spy(), _Spy()
+    monkeypatch.setattr(sys, "meta_path", [meta, *sys.meta_path])
+    sys.path_importer_cache.update({"/no/finder/here": None, "relative": entry, str(tmp_path): entry})
+    if metadata_loaded:
+        importlib.import_module("importlib.metadata")
+    else:  # as late as this: importlib.invalidate_caches() (pytest calls it) loads it on 3.13+
+        monkeypatch.delitem(sys.modules, "importlib.metadata", raising=False)
+
+    invalidate_caches()
+
+    assert meta.invalidated == 1 and entry.invalidated == 1  # the relative entry is dropped, not asked
+    assert "/no/finder/here" not in sys.path_importer_cache and "relative" not in sys.path_importer_cache
+    assert importlib.import_module("nsfresh.two").__name__ == "nsfresh.two"
+    assert ("importlib.metadata" in sys.modules) == metadata_loaded
+
+
+def test_an_install_loads_no_importlib_metadata_to_refresh_the_import_caches(tmp_path: Path) -> None:
+    """CPython 3.13+'s importlib.invalidate_caches() imports importlib.metadata
+    (20 to 70 ms with zipfile and shutil); the hook's refresh does not."""
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(lazy_import_hook.__file__).parent.parent)!r})\n"
+        "from lazy_import_hook._serve import invalidate_caches\n"
+        "invalidate_caches()\n"
+        "print(sorted(m for m in ('importlib.metadata', 'zipfile', 'shutil') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
