@@ -249,36 +249,36 @@ def invalidate_caches() -> None:
     finder's part of it imports importlib.metadata (20 to 70 ms here, with
     zipfile and shutil) only to clear importlib.metadata's own cache, which
     does not exist while importlib.metadata was never imported: then that
-    part is done here, as CPython does the rest of it."""
+    part is done here as 3.13+ does the rest of it."""
     import importlib
 
-    namespace = _namespace_path()
-    if "importlib.metadata" in sys.modules or namespace is None:
+    external = sys.modules.get("_frozen_importlib_external")
+    namespace = _namespace_path(external)
+    if sys.version_info < (3, 13) or "importlib.metadata" in sys.modules or namespace is None:
         importlib.invalidate_caches()
         return
-    for other in reversed(sys.meta_path):
+    for other in list(sys.meta_path):
         if other is _target.PathFinder:
-            _invalidate_path_entries()
+            _invalidate_path_entries(getattr(external, "_path_isabs", os.path.isabs))
             namespace._epoch += 1  # namespace packages recompute their __path__
         elif hasattr(other, "invalidate_caches"):
             other.invalidate_caches()
 
 
-def _namespace_path() -> Any:
+def _namespace_path(external: object) -> Any:
     """The class of namespace packages' __path__, whose `_epoch` the path-based
-    finder's invalidate_caches() moves on (3.10+); None for any other layout."""
-    external = sys.modules.get("_frozen_importlib_external")
-    for name in ("NamespacePath", "_NamespacePath"):
+    finder's invalidate_caches() moves on; None for any other layout."""
+    for name in ("NamespacePath", "_NamespacePath"):  # 3.15, 3.13 and 3.14
         found = getattr(external, name, None)
         if isinstance(getattr(found, "_epoch", None), int):
             return found
     return None
 
 
-def _invalidate_path_entries() -> None:
+def _invalidate_path_entries(is_absolute: Callable[[str], bool]) -> None:
     cache = sys.path_importer_cache
     for path, found in list(cache.items()):
-        if found is None or not os.path.isabs(path):  # a relative entry: the working directory may move
+        if found is None or not is_absolute(path):  # a relative entry: the working directory may move
             cache.pop(path, None)
         elif hasattr(found, "invalidate_caches"):
             found.invalidate_caches()
