@@ -246,7 +246,7 @@ def refresh_import_caches(finder: Finder) -> None:
 
 def invalidate_caches() -> None:
     """importlib.invalidate_caches(). From CPython 3.13 on, the path-based
-    finder's part of it imports importlib.metadata (20 to 70 ms here, with
+    finder's part of it imports importlib.metadata (40 to 70 ms here, with
     zipfile and shutil) only to clear importlib.metadata's own cache, which
     does not exist while importlib.metadata was never imported: then that
     part is done here as 3.13+ does the rest of it."""
