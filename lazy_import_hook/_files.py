@@ -131,12 +131,14 @@ def linked_parent(folder: str, rel: str, seen: dict[str, bool]) -> str | None:
 def record_paths(folder: str, info: str) -> list[str]:
     """The files a *.dist-info's RECORD lists, relative to `folder` (see
     `record_rows`); [] when it cannot be read, what was read when it breaks off."""
+    import csv
+
     paths = []
     try:
         with open(os.path.join(folder, info, "RECORD"), encoding="utf-8", newline="") as f:
             for rel, _, _ in record_rows(f):
                 paths.append(rel)
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error):  # csv.Error: a field over csv's limit
         pass
     return paths
 

@@ -81,6 +81,8 @@ def test_record_paths_uses_the_same_reader(tmp_path: Path) -> None:
     assert _files.record_paths(str(tmp_path), info.name) == []  # no RECORD
     (info / "RECORD").write_text("d.py,sha256=a,1\n../../bin/d,,\n/abs,,\n", encoding="utf-8")
     assert _files.record_paths(str(tmp_path), info.name) == ["d.py", os.path.join("bin", "d")]
+    (info / "RECORD").write_text(f"d.py,,\n{'x' * 200_000},,\ne.py,,\n", encoding="utf-8")  # over csv's limit
+    assert _files.record_paths(str(tmp_path), info.name) == ["d.py"]
 
 
 def test_data_files_pip_wrote_belong_to_their_distribution(tmp_path: Path) -> None:
