@@ -84,6 +84,27 @@ class DistFolder:
     def record(self) -> list[str]:
         return record_paths(self.folder, self.info)
 
+    def lists(self, program: os.stat_result) -> bool:
+        """Whether its RECORD lists `program`, that very file of that size, by
+        a relative path: as an installer records the console scripts it
+        wrote. False when the RECORD cannot be read."""
+        import csv
+
+        size = str(program.st_size)
+        try:
+            with open(os.path.join(self.folder, self.info, "RECORD"), encoding="utf-8", newline="") as f:
+                rows = [row[0] for row in csv.reader(f) if len(row) == 3 and row[2] == size and row[0]]
+        except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+            return False
+        return any(_is(os.path.join(self.folder, rel), program) for rel in rows if not os.path.isabs(rel))
+
+
+def _is(path: str, program: os.stat_result) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), program)
+    except (OSError, ValueError):
+        return False
+
 
 def canonical_name(name: str) -> str:
     """PEP 503's normalised name, `re.sub(r"[-_.]+", "-", name).lower()`, as

@@ -161,9 +161,15 @@ class Uv(Installer):
         return ["uv", "pip", "install", "--python", sys.executable, "--target", target]
 
     def version_probe(self) -> Callable[[], str]:
-        """`uv --version`, asked in parallel with the install itself."""
+        """The version its wheel's record gives, if this very program came
+        from a wheel in the core environment (`pip install uv`); or else `uv
+        --version`, asked in parallel with the install itself: about 10 ms of
+        CPU time on a new target's first install, which uv's own run wants."""
         from ._process import Probe
 
+        recorded = recorded_version(self.executable)
+        if recorded:
+            return lambda: recorded
         try:
             probe = Probe([self.executable, "--version"])
         except OSError:  # gone since it was found (no setpriv: Popen itself says so)
@@ -277,6 +283,37 @@ def find_uv() -> str | None:
         return beside  # without sysconfig
     in_scripts = (program_in(folder, "uv") for folder in _script_folders())
     return next(filter(None, in_scripts), None) or on_path("uv")
+
+
+def recorded_version(executable: str) -> str | None:
+    """`uv X.Y.Z`, if `executable` is the very file (of the size recorded)
+    that the `uv` distribution's RECORD lists, in a folder pip installs this
+    environment's packages into: read as cheaply as pip's own version. None
+    for a uv from anywhere else (a standalone install, a copy), one replaced
+    since, or a uv-*.dist-info anywhere else on sys.path (the working
+    directory, PYTHONPATH, a target)."""
+    from ._files import dist_folders
+
+    try:
+        program = os.stat(executable)
+    except (OSError, ValueError):
+        return None
+    for folder in _site_folders():
+        dist = dist_folders(folder).get("uv")
+        if dist and dist.lists(program):
+            return f"uv {dist.version}"
+    return None
+
+
+def _site_folders() -> list[str]:
+    """Where pip installs packages for this interpreter: the environment's
+    site folders (its prefixes'), and the user's when it is enabled."""
+    import site
+
+    folders = list(getattr(site, "getsitepackages", list)())
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    return folders
 
 
 def _script_folders() -> list[str]:

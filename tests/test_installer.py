@@ -803,6 +803,72 @@ def test_a_uv_gone_since_it_was_found_is_asked_its_version_without_raising(
     assert _uv.Uv(str(tmp_path / "removed" / "uv")).version_probe()() == "uv"
 
 
+def _wheel_installed_uv(prefix: Path, version: str = "0.9.9", recorded_size: int | None = None) -> Path:
+    """`<prefix>/bin/uv` and the dist-info that `pip install uv` leaves for it."""
+    program = prefix / "bin" / "uv"
+    program.parent.mkdir(parents=True)
+    program.write_bytes(b"\x7fELF not really uv")
+    info = prefix / "lib" / "site-packages" / f"uv-{version}.dist-info"
+    info.mkdir(parents=True)
+    size = program.stat().st_size if recorded_size is None else recorded_size
+    rows = ["uv/__init__.py,sha256=abc,10", f"../../bin/uv,sha256=def,{size}", f"{info.name}/RECORD,,"]
+    (info / "RECORD").write_text("".join(f"{row}\n" for row in rows), encoding="utf-8")
+    return program
+
+
+def test_a_uv_installed_from_its_wheel_gives_its_version_without_a_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fp: Any
+) -> None:
+    """`uv --version` beside a new target's first install costs about 10 ms
+    of CPU time uv's own run wants: the wheel's RECORD names the program."""
+    program = _wheel_installed_uv(tmp_path / "venv")
+    monkeypatch.setattr(_uv, "_site_folders", lambda: [str(tmp_path / "venv" / "lib" / "site-packages")])
+    assert _uv.recorded_version(str(program)) == "uv 0.9.9"
+    assert Uv(str(program)).version_probe()() == "uv 0.9.9"
+    assert list(fp.calls) == []  # no process: pytest-subprocess would have refused an unregistered one
+
+
+def test_the_site_folders_are_the_ones_pip_installs_into() -> None:
+    import sysconfig
+
+    assert sysconfig.get_path("purelib") in _uv._site_folders()
+
+
+NOT_NAMED = ["replaced since", "a copy", "on sys.path only", "an absolute path", "no RECORD", "bad RECORD"]
+
+
+@pytest.mark.parametrize("how", NOT_NAMED)
+def test_a_uv_its_wheel_does_not_name_is_asked_its_version(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fp: Any
+) -> None:
+    """Only the very file the RECORD lists (same file, same size, by a
+    relative path), in a folder pip installs into, takes its version from
+    there: a standalone uv copied beside the interpreter, or a uv-*.dist-info
+    planted in another folder on sys.path (the working directory, a target),
+    is asked."""
+    prefix = tmp_path / "venv"
+    program = _wheel_installed_uv(prefix, recorded_size=5 if how == "replaced since" else None)
+    site = prefix / "lib" / "site-packages"
+    record = next(site.glob("uv-*.dist-info")) / "RECORD"
+    if how == "a copy":  # same size, another file
+        copy = prefix / "bin" / "uv-copy"
+        copy.write_bytes(program.read_bytes())
+        program = copy
+    elif how == "an absolute path":
+        record.write_text(record.read_text().replace("../../bin/uv", str(program)), encoding="utf-8")
+    elif how == "no RECORD":
+        record.unlink()
+    elif how == "bad RECORD":
+        record.write_bytes(b'"' + b"x" * 200_000 + b'",,1\n\xff\n')
+    if how == "on sys.path only":
+        monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    else:
+        monkeypatch.setattr(_uv, "_site_folders", lambda: [str(site)])
+    fp.register([str(program), "--version"], stdout="uv 0.9.10 (abc 2026-01-01)\n")
+    assert _uv.recorded_version(str(program)) is None
+    assert Uv(str(program)).version_probe()() == "uv 0.9.10 (abc 2026-01-01)"
+
+
 def test_a_launch_needing_a_version_keeps_the_higher_need() -> None:
     from lazy_import_hook._installer import Launch
 

@@ -244,6 +244,30 @@ def test_uvs_version_is_asked_once_per_program_and_target(
     assert third.stdout.strip() == "1" and audit_lines(target)[-1]["installer_version"] == version
 
 
+def test_a_uv_from_its_wheel_is_not_asked_its_version_even_on_a_new_target(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """This environment's uv came from its wheel (`.[test]`, as `.[uv]`): its
+    RECORD gives the version, so even the first install into a new target
+    starts no `uv --version` beside uv's own run."""
+    from importlib.metadata import version
+
+    env = installer_env(wheelhouse, tmp_path)
+    spied = (
+        "from lazy_import_hook import _process\n"
+        "started = []\n"
+        "real = _process.Probe.__init__\n"
+        "def spy(self, cmd, **kw):\n"
+        "    started.append(list(cmd))\n"
+        "    real(self, cmd, **kw)\n"
+        "_process.Probe.__init__ = spy\n"
+    )
+    code = hook(target, "uv", {"toymod": "toy-dist==1.0"}) + "import toymod\nprint(json.dumps(started))\n"
+    started = json.loads(run_python(spied + code, env).stdout.strip().splitlines()[-1])
+    assert not [cmd for cmd in started if cmd[-1] == "--version"], started
+    assert audit_lines(target)[0]["installer_version"] == f"uv {version('uv')}"
+
+
 def test_back_to_back_uv_installs_each_get_their_provenance(
     wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:
