@@ -96,10 +96,11 @@ class DistFolder:
                 rows = [row[0] for row in csv.reader(f) if len(row) == 3 and row[2] == size and row[0]]
         except (OSError, UnicodeDecodeError, ValueError, csv.Error):
             return False
-        return any(_is(os.path.join(self.folder, rel), program) for rel in rows if not os.path.isabs(rel))
+        relative = (rel for rel in rows if not os.path.isabs(rel))  # an installer's own rows are relative
+        return any(_same_file(os.path.join(self.folder, rel), program) for rel in relative)
 
 
-def _is(path: str, program: os.stat_result) -> bool:
+def _same_file(path: str, program: os.stat_result) -> bool:
     try:
         return os.path.samestat(os.stat(path), program)
     except (OSError, ValueError):

@@ -310,7 +310,7 @@ def _site_folders() -> list[str]:
     site folders (its prefixes'), and the user's when it is enabled."""
     import site
 
-    folders = list(getattr(site, "getsitepackages", list)())
+    folders = list(getattr(site, "getsitepackages", list)())  # an old virtualenv's site.py has none
     if site.ENABLE_USER_SITE:
         folders.append(site.getusersitepackages())
     return folders
