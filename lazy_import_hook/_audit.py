@@ -7,7 +7,8 @@ import os
 import sys
 import time
 
-from ._target import meta
+from ._files import OWN_FILE, make_folders
+from ._target import meta, read_trusted
 
 AUDIT = "audit.jsonl"
 
@@ -19,7 +20,7 @@ def record(target: str, **fields: object) -> None:
     line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(), **fields}
     data = (json.dumps(line, sort_keys=True) + "\n").encode("utf-8")
     try:
-        os.makedirs(meta(target), exist_ok=True)
+        make_folders(meta(target))
         # One write on an append-only descriptor: lines written by other
         # processes (uv's provenance comes outside the target's lock) never
         # interleave with this one, however long it is.
@@ -40,22 +41,21 @@ def _open_log(target: str) -> int:
     nofollow = getattr(os, "O_NOFOLLOW", 0)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | nofollow
     if os.open not in os.supports_dir_fd:
-        return os.open(meta(target, AUDIT), flags, 0o666)
+        return os.open(meta(target, AUDIT), flags, OWN_FILE)
     folder = os.open(meta(target), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | nofollow)
     try:
-        return os.open(AUDIT, flags, 0o666, dir_fd=folder)
+        return os.open(AUDIT, flags, OWN_FILE, dir_fd=folder)
     finally:
         os.close(folder)
 
 
 def last(target: str, count: int = 10) -> list[dict[str, object]]:
+    """The last `count` entries, from a log nobody else could have written
+    (read_trusted: a foreign target's log, or a FIFO under its name, is not read)."""
     import json
 
-    try:
-        with open(meta(target, AUDIT), encoding="utf-8", errors="replace") as f:
-            lines = f.readlines()[-count:]
-    except OSError:
-        return []
+    text = read_trusted(meta(target, AUDIT), errors="replace") if count > 0 else None
+    lines = text.splitlines()[-count:] if text else []
     entries = []
     for line in lines:
         try:

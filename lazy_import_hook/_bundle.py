@@ -62,7 +62,7 @@ def _folder(folder: str) -> str:
     folder = os.path.abspath(folder)
     try:
         os.makedirs(folder, exist_ok=True)
-        why = untrusted(os.stat(folder))
+        why = untrusted(os.stat(folder), folder)
     except OSError as e:
         raise ConfigError(f"bundle {folder}: {e}; name a folder (it is made if it does not exist)") from e
     if why:

@@ -124,7 +124,7 @@ def _check_wheelhouse(plan: Plan) -> None:
         return
     where = plan.sources.get("wheelhouse", "the wheelhouse setting")
     try:
-        why = untrusted(os.stat(folder))
+        why = untrusted(os.stat(folder), folder)
     except OSError as e:
         raise config_error(f"wheelhouse {folder} ({where}): {e}; make it with {_remedy(plan)}") from e
     if why:

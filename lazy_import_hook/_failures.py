@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from ._files import atomic_write, remove_quietly
+from ._files import atomic_write, make_folders, remove_quietly
 from ._target import meta
 
 TYPE_CHECKING = False
@@ -33,7 +33,7 @@ def _path(target: str, name: str) -> str:
 def remember(target: str, entry: Entry, error: LazyInstallError) -> None:
     head = f"{_SEP.join(entry.requirements)}\n{error.reason}\t{len(error.message)}\n"
     try:
-        os.makedirs(meta(target, FAILED), exist_ok=True)
+        make_folders(meta(target, FAILED))
         atomic_write(_path(target, entry.import_name), head + error.message + error.output)
     except OSError:
         pass

@@ -23,19 +23,22 @@ def program_in(folder: str, name: str) -> str | None:
 def on_path(name: str) -> str | None:
     """shutil.which without importing shutil (which pulls in bz2 and lzma):
     an install waits for every import made before its installer starts.
-    Unlike it, never the current directory (an empty entry), and an
-    absolute path (installers run in another directory)."""
-    folders = [os.path.abspath(f) for f in os.environ.get("PATH", os.defpath).split(os.pathsep) if f]
+    Unlike it, never the current directory, nor any folder named relative
+    to it (`.`, `bin`: whoever can write the working directory would choose
+    the program), and an absolute path (installers run in another directory)."""
+    folders = [f for f in os.environ.get("PATH", os.defpath).split(os.pathsep) if os.path.isabs(f)]
     return next(filter(None, (program_in(folder, name) for folder in folders)), None)
 
 
 def atomic_write(path: str, text: str, *, durable: bool = False) -> None:
     """Replace `path` with `text` in one rename: readers see the old or the new
     file, never a part. `durable` also syncs it, for files whose loss or
-    truncation after a power cut would be taken as evidence (the ABI stamp)."""
-    tmp = f"{path}.{os.getpid()}-{_thread.get_ident()}.tmp"
+    truncation after a power cut would be taken as evidence (the ABI stamp).
+    The temporary name is made anew (O_EXCL): a link planted under it is
+    never written through."""
+    tmp = f"{path}.{os.getpid()}-{_thread.get_ident()}-{os.urandom(4).hex()}.tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(create(tmp, exclusive=True), "w", encoding="utf-8") as f:
             f.write(text)
             if durable:
                 f.flush()
@@ -44,6 +47,37 @@ def atomic_write(path: str, text: str, *, durable: bool = False) -> None:
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+OWN_FILE = 0o644  # what the hook writes: never writable by the group or others, whatever the umask
+OWN_FOLDER = 0o755
+
+
+def create(path: str, *, exclusive: bool = False) -> int:
+    """A descriptor to write `path` from its start (mode OWN_FILE at most:
+    a lax umask such as 000 or 002 must not let others change what the hook
+    wrote); never through a link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.open(path, flags | (os.O_EXCL if exclusive else 0), OWN_FILE)
+
+
+def make_folders(path: str) -> None:
+    """os.makedirs(path, exist_ok=True), every folder it makes with mode
+    OWN_FOLDER at most (os.makedirs gives the folders above the last one
+    0o777 under the umask)."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, OWN_FOLDER)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
 
 
 def remove_quietly(path: str) -> None:

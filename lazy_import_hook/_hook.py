@@ -257,7 +257,7 @@ def _warm_plan(raw: _settings.Raw) -> _plan.Plan | None:
     # (chmod keeps the mtime), or that someone else put on sys.path, is
     # checked afresh.
     same_target = not raw.target_hint or plan.target == raw.target_hint
-    safe = not plan.unsafe and not _target.untrusted(st)
+    safe = not plan.unsafe and not _target.untrusted(st, plan.target)
     ours = all(p not in sys.path or p in _target.ACTIVATED for p in (plan.target, *plan.layer_paths()))
     fresh = _plan.lock_unchanged(plan) and _same_layers(plan)
     return plan if unchanged and same_target and safe and ours and fresh else None

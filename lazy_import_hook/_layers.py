@@ -55,7 +55,7 @@ def unusable(folder: str) -> str | None:
     if not stat.S_ISDIR(st.st_mode):
         return "it is not a folder"
     why = _safety.unsafe(folder)
-    if why and _target.untrusted(st):
+    if why and _target.untrusted(st, folder):
         why += f"; make it root's and writable by root alone: chown -R root: {folder}; chmod -R go-w {folder}"
     if not why and not os.access(folder, os.R_OK | os.X_OK):  # a umask of 077 at build time
         why = f"this user cannot read it (mode {stat.filemode(st.st_mode)}): chmod -R a+rX {folder}"

@@ -26,7 +26,10 @@ import errno
 import os
 import sys
 
+from ._files import make_folders
 from ._target import LOCK
+
+LOCK_MODE = 0o600  # nobody else may open it: an open descriptor is enough to hold a flock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,10 +43,12 @@ def _try_flock(path: str, held: list[int]) -> bool:
     is in `held`. False when contended, when this file system has no flock,
     or when anything about the file is unusual: filelock decides then.
 
-    Opened as filelock opens it (mode 0o666 under the umask, no symlink, no
-    blocking on a lease). A lock file this attempt created is removed again if
-    it cannot be locked: filelock 4, finding no flock, falls back to a soft
-    lock that would take a leftover empty file for a live holder.
+    Opened as filelock opens it (no symlink, no blocking on a lease), with
+    mode LOCK_MODE: flock needs only a descriptor, even a read-only one, so a
+    lock file others can open is a lock others can hold forever. A lock file
+    this attempt created is removed again if it cannot be locked: filelock 4,
+    finding no flock, falls back to a soft lock that would take a leftover
+    empty file for a live holder.
     """
     if sys.platform == "win32":
         return False
@@ -55,8 +60,9 @@ def _try_flock(path: str, held: list[int]) -> bool:
         try:
             held.append(os.open(path, flags))
         except FileNotFoundError:
-            held.append(os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666))
+            held.append(os.open(path, flags | os.O_CREAT | os.O_EXCL, LOCK_MODE))
             created = True
+        _private(held[0])
         fcntl.flock(held[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
         # Locked the file that is still at `path` (not one unlinked meanwhile).
         if os.path.samestat(os.fstat(held[0]), os.stat(path, follow_symlinks=False)):
@@ -73,6 +79,14 @@ def _try_flock(path: str, held: list[int]) -> bool:
     return False
 
 
+def _private(fd: int) -> None:
+    """A lock file of ours that others may open (made before LOCK_MODE, or
+    under a lax umask) becomes ours alone, as filelock does with its mode."""
+    st = os.fstat(fd)
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.fchmod(fd, LOCK_MODE)
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -82,7 +96,7 @@ def _unlink(path: str) -> None:
 
 class TargetLock:
     def __init__(self, target: str) -> None:
-        os.makedirs(target, exist_ok=True)
+        make_folders(target)
         self.path = os.path.join(target, LOCK)
         self._thread_lock = _thread.RLock()
         self._depth = 0  # changed only while holding _thread_lock
@@ -155,7 +169,7 @@ class TargetLock:
         if self._file_lock is None:
             from filelock import FileLock
 
-            self._file_lock = FileLock(self.path, thread_local=False)
+            self._file_lock = FileLock(self.path, mode=LOCK_MODE, thread_local=False)
         return self._file_lock
 
 

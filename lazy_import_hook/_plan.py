@@ -468,10 +468,10 @@ def read_cache(path: str, key: str) -> tuple[Plan, int] | None:
 
 def write_cache(path: str, plan: Plan, key: str, target_mtime: int) -> None:
     """Best effort: a cache that cannot be written only costs the next start time."""
-    from ._files import atomic_write
+    from ._files import atomic_write, make_folders
 
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_folders(os.path.dirname(path))
         atomic_write(path, dumps(plan, key, target_mtime))
     except (OSError, ValueError):  # ValueError: a path this file system cannot encode
         pass
@@ -565,10 +565,10 @@ def _release(target: str) -> None:
 
 
 def write_record(plan: Plan) -> None:
-    from ._files import atomic_write
+    from ._files import atomic_write, make_folders
 
     record, _ = record_paths(plan.target, plan.record_id)
-    os.makedirs(os.path.dirname(record), exist_ok=True)
+    make_folders(os.path.dirname(record))
     atomic_write(record, dumps(plan, RECORD_KEY, 0))
 
 

@@ -8,7 +8,7 @@ import os
 from . import _target
 from ._distributions import foreign_entries
 from ._errors import ConfigError, warn
-from ._lock import lock
+from ._files import OWN_FOLDER, make_folders
 
 
 def prepare(target: str, *, enabled: bool) -> bool:
@@ -36,14 +36,16 @@ def prepare(target: str, *, enabled: bool) -> bool:
             RuntimeWarning,
         )
         return True
-    os.makedirs(_target.meta(target), exist_ok=True)  # before the mtime is taken
+    make_folders(_target.meta(target))  # before the mtime is taken
     if state != _target.OWN:
         _wipe_or_stamp(target)
     return False
 
 
 def _wipe_or_stamp(target: str) -> None:
-    with lock(target):
+    from ._watch import Locked  # a new target's first start only
+
+    with Locked(target):
         state = _target.stamp_state(target)
         if state == _target.FOREIGN:
             removed, left = wipe(target)
@@ -76,14 +78,15 @@ def wipe(target: str) -> tuple[list[str], list[str]]:
     from ._files import atomic_write
 
     left = foreign_entries(target)
-    os.makedirs(_target.meta(target), exist_ok=True)
+    make_folders(_target.meta(target))
     atomic_write(_target.meta(target, _target.WIPING), f"{os.getpid()}\n")
     try:
         os.unlink(os.path.join(target, _target.STAMP))
     except FileNotFoundError:
         pass
     trash = _target.meta(target, "trash", uuid.uuid4().hex)
-    os.makedirs(trash)
+    make_folders(os.path.dirname(trash))
+    os.mkdir(trash, OWN_FOLDER)
     removed = []
     # The dist-info folders go last: after a crash, what is left is still
     # known to be the hook's (their RECORDs say so) and the next start wipes it.

@@ -124,10 +124,11 @@ def start(cmd: list[str], env: Mapping[str, str], cwd: str | None) -> Process:
             pass
     import subprocess
 
+    umask = installer_umask()
     return subprocess.Popen(
         die_with_parent(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
-        env=dict(env), cwd=cwd,
+        env=dict(env), cwd=cwd, umask=-1 if umask is None else umask,
     )  # fmt: skip
 
 
@@ -137,8 +138,8 @@ class SpawnedProcess:
     die_with_parent() puts before the command changes to it."""
 
     def __init__(self, cmd: list[str], env: Mapping[str, str], cwd: str | None) -> None:
-        if cwd and not os.access(SHELL, os.X_OK):  # an image without a shell (distroless)
-            raise NotImplementedError(f"no {SHELL} to change to the installer's folder")
+        if (cwd or installer_umask() is not None) and not os.access(SHELL, os.X_OK):  # distroless
+            raise NotImplementedError(f"no {SHELL} to change to the installer's folder or umask")
         argv = die_with_parent(cmd, cwd=os.path.abspath(cwd) if cwd else "")  # absolute: no CDPATH
         read_end, write_end = os.pipe()  # both close on exec; the child gets dup2 copies
         try:
@@ -327,9 +328,11 @@ def kill_group(proc: Process) -> None:
 # died before, between fork and setpriv's prctl, left the child to another
 # parent, and no signal would ever come), or "-"; $2: the folder to run in
 # (posix_spawn has none), or "".
+# $3: the umask to set (octal), or "".
 _LAUNCH = (
     'if [ "$1" != - ] && [ "$PPID" != "$1" ]; then exit 1; fi; '
-    'if [ -n "$2" ]; then cd "$2" || exit 1; fi; shift 2; exec "$@"'
+    'if [ -n "$2" ]; then cd "$2" || exit 1; fi; '
+    'if [ -n "$3" ]; then umask "$3" || exit 1; fi; shift 3; exec "$@"'
 )
 
 
@@ -337,14 +340,39 @@ def die_with_parent(cmd: list[str], cwd: str = "") -> list[str]:
     """On Linux, `cmd` run so that it is killed when this process dies, even by
     SIGKILL: util-linux's setpriv (2.33 or later) sets the parent-death signal,
     then a shell checks that its parent is still this process, changes to
-    `cwd` if given, and execs `cmd` (same pid, same session). Elsewhere an
-    orphaned installer runs until its timeout."""
+    `cwd` if given, tightens the umask (`installer_umask`), and execs `cmd`
+    (same pid, same session). Elsewhere an orphaned installer runs until its
+    timeout."""
     setpriv = _setpriv()
-    if not setpriv and not cwd:
-        return cmd
+    umask = installer_umask()
+    if not setpriv and not cwd and (umask is None or not os.access(SHELL, os.X_OK)):
+        return cmd  # subprocess sets the umask then (Popen's umask=)
     head = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
     pid = str(os.getpid()) if setpriv else "-"
-    return [*head, SHELL, "-c", _LAUNCH, "lazy-import-hook", pid, cwd, *cmd]
+    mask = "" if umask is None else f"{umask:03o}"
+    return [*head, SHELL, "-c", _LAUNCH, "lazy-import-hook", pid, cwd, mask, *cmd]
+
+
+def installer_umask() -> int | None:
+    """The umask an installer runs with: this process's, with writing by the
+    group and by others masked, or None when it is already (022, 077). What
+    it installs is then writable by this user alone: the target's safety
+    check looks at the folder, not at every file an installer made in it."""
+    current = _current_umask()
+    return None if current & 0o022 == 0o022 else current | 0o022
+
+
+def _current_umask() -> int:
+    try:  # Linux 4.7+: read without changing it
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o077)  # reading it elsewhere means setting it: briefly, to the stricter
+    os.umask(current)
+    return current
 
 
 _SETPRIV: list[str | None] = []  # found once per process

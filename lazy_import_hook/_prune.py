@@ -6,7 +6,7 @@ import os
 import shutil
 
 from . import _target
-from ._files import dist_folders, record_paths
+from ._files import OWN_FOLDER, dist_folders, make_folders, record_paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -125,11 +125,11 @@ def prune(plan: Plan, *, dry_run: bool) -> Pruned:
     """Decide and remove under one hold of the target lock, so an application
     that starts meanwhile is counted (a dry run only reads, and takes none:
     it works on a read-only target too)."""
-    from ._lock import lock
+    from ._watch import Locked
 
     if dry_run:
         return _decide(plan)
-    with lock(plan.target):
+    with Locked(plan.target):
         pruned = _decide(plan)
         if not pruned.unread:
             _remove(plan.target, [info for info, _ in pruned.removals])
@@ -161,7 +161,8 @@ def _remove(target: str, infos: Sequence[str]) -> None:
         for path in record_paths(target, name)
     }
     trash = _target.meta(target, "trash", uuid.uuid4().hex[:12])
-    os.makedirs(trash)
+    make_folders(os.path.dirname(trash))
+    os.mkdir(trash, OWN_FOLDER)
     for info in infos:
         paths = record_paths(target, info)
         os.rename(os.path.join(target, info), os.path.join(trash, info))

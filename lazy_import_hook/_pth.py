@@ -43,7 +43,7 @@ def _refusal(real_target: str, path: str, outside: bool) -> str | None:
     if not outside and real != real_target and not real.startswith(real_target + os.sep):
         return f"{real} is outside {real_target}; pth-imports = true allows it"
     try:
-        why = untrusted(os.stat(path))
+        why = untrusted(os.stat(path), path)
     except OSError as e:
         return str(e)
     return f"{real} is {why}" if why else None

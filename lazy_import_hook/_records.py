@@ -95,7 +95,7 @@ def _problem_with(path: str, st: os.stat_result) -> str:
 
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
-    return _target.untrusted(st) or ("" if os.access(path, os.R_OK) else "not readable by this user")
+    return _target.untrusted(st, path) or ("" if os.access(path, os.R_OK) else "not readable by this user")
 
 
 def _record_names(target: str, suffix: str = ".plan") -> list[str]:

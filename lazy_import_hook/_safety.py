@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._target import ACTIVATED, Problem, untrusted
+from ._target import ACTIVATED, Problem, exposed_ancestor, untrusted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,10 +37,13 @@ def unsafe(folder: str, *, library: bool = True, path: Sequence[str] | None = No
     if found:
         return f"{found}; packages installed there would not stay behind the core environment"
     try:
-        why = untrusted(os.stat(folder))
+        why = untrusted(os.stat(folder), folder)
     except OSError:
         why = None
-    return f"{folder} is {why}: another user could plant code there" if why else None
+    if why:
+        return f"{folder} is {why}: another user could plant code there"
+    why = exposed_ancestor(folder)
+    return f"{folder} is not safe: {why}" if why else None
 
 
 def _shadowing(target: str, path: Sequence[str]) -> str | None:

@@ -30,7 +30,7 @@ import _thread
 import os
 import time
 
-from ._files import DistFolder, dist_folders, linked_parent
+from ._files import OWN_FOLDER, DistFolder, dist_folders, linked_parent, make_folders
 from ._target import hook_file, meta
 
 TYPE_CHECKING = False
@@ -64,8 +64,10 @@ def staging_root(target: str) -> str:
 
 def new_staging(target: str) -> str:
     # Unique without uuid (an import the wait for the installer need not pay).
-    path = os.path.join(staging_root(target), f"{os.getpid()}-{_thread.get_ident()}-{time.monotonic_ns()}")
-    os.makedirs(path)
+    root = staging_root(target)
+    make_folders(root)
+    path = os.path.join(root, f"{os.getpid()}-{_thread.get_ident()}-{time.monotonic_ns()}")
+    os.mkdir(path, OWN_FOLDER)
     return path
 
 
@@ -92,7 +94,7 @@ class _Committer:
 
     def discard(self, path: str) -> None:
         """Move aside (atomic), to be deleted once the commit is done."""
-        os.makedirs(self.trash, exist_ok=True)
+        make_folders(self.trash)
         self._discarded += 1
         os.rename(path, os.path.join(self.trash, str(self._discarded)))
 

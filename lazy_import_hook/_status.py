@@ -288,7 +288,12 @@ def _print_recent(recent: list[dict[str, object]]) -> None:
     print("recent installs and verifications:" if verified else "recent installs:")
     lines = {"verify": _verify_line, "provenance": _provenance_line}
     for r in recent:
-        print(f"  {r.get('time')}  {lines.get(str(r.get('event')), _install_line)(r)}")
+        print(printable(f"  {r.get('time')}  {lines.get(str(r.get('event')), _install_line)(r)}"))
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped: a log line must not drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _install_line(r: dict[str, object]) -> str:

@@ -42,6 +42,7 @@ STAMP = ".python-abi"
 LOCK = ".lazy-import-hook.lock"
 META = ".lazy-import-hook"
 WIPING = "wiping"  # marker inside META: a wipe started and has not finished
+INSTALLING = "installing"  # inside META while a process installs: who, what, since when
 OURS = (STAMP, LOCK, META)
 # What the path-based finder loads from a folder, as CPython sets it up.
 ALL_LOADERS = (
@@ -83,12 +84,14 @@ class Problem:
         return f"Problem({self.kind!r}, {self.message!r})"
 
 
-def untrusted(st: os.stat_result) -> str | None:
+def untrusted(st: os.stat_result, where: str | int | None = None) -> str | None:
     """Why a folder or file others could write must not be trusted, or None.
 
     World-writable is refused even with the sticky bit (which only stops
     others deleting files, not creating a package); group-writable only when
-    the group is not this process's own; owners other than us or root too.
+    someone else can write through it (a group that is not this process's,
+    one other users share, an access control list's entry: `where`, its
+    path or descriptor, lets the list be read); owners other than us or root too.
     """
     import stat
 
@@ -96,8 +99,12 @@ def untrusted(st: os.stat_result) -> str | None:
     if st.st_mode & stat.S_IWOTH:
         return f"writable by every user (mode {mode}; fix: chmod o-w)"
     if hasattr(os, "geteuid"):
-        if st.st_mode & stat.S_IWGRP and st.st_gid != os.getegid():
-            return f"writable by group {st.st_gid} (mode {mode}; fix: chmod g-w)"
+        if st.st_mode & stat.S_IWGRP:
+            from ._trust import group_writers
+
+            who = group_writers(st, where)
+            if who:
+                return f"writable by {who} (mode {mode}; fix: chmod g-w)"
         if st.st_uid not in (os.geteuid(), 0):
             return f"owned by another user (uid {st.st_uid})"
     return None
@@ -106,7 +113,7 @@ def untrusted(st: os.stat_result) -> str | None:
 def untrusted_input(path: str, st: os.stat_result | None = None) -> str | None:
     """Why a file that gives orders (a pyproject, a lock) must not be
     trusted, or None: it must be ours or root's and writable by nobody
-    else, reached through no link another user made, in a folder nobody
+    else, reached through no link another user made, in folders nobody
     else can write to (git's safe.directory idea; a sticky shared folder
     such as /tmp is fine, since no one else can replace a file we own there)."""
     import stat
@@ -116,31 +123,59 @@ def untrusted_input(path: str, st: os.stat_result | None = None) -> str | None:
         link = os.lstat(path)
     except OSError as e:
         return f"it cannot be checked ({e})"
-    why = untrusted(st)
+    why = untrusted(st, path)
     if why:
         return f"the file is {why}"
     if stat.S_ISLNK(link.st_mode) and hasattr(os, "geteuid") and link.st_uid not in (os.geteuid(), 0):
         return f"it is a symbolic link made by another user (uid {link.st_uid})"
-    folder = os.path.dirname(os.path.realpath(path))
+    return exposed_ancestor(path)
+
+
+def exposed_ancestor(path: str) -> str | None:
+    """Why another user could put something else at `path` by renaming a
+    folder on the way to it, or None. Every folder above it, as written and
+    as its links resolve, must be ours or root's and writable by nobody
+    else, or be sticky (/tmp) with the next step ours or root's: no one else
+    can then rename or replace that step. Steps that do not exist yet are
+    made by us."""
+    for start in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        child, folder = start, os.path.dirname(start)
+        while folder != child:
+            why = _exposed_step(folder, child)
+            if why:
+                return f"the folder {folder} on the way is {why}: another user could replace its contents"
+            child, folder = folder, os.path.dirname(folder)
+    return None
+
+
+def _exposed_step(folder: str, child: str) -> str | None:
+    import stat
+
     try:
-        folder_st = os.stat(folder)
+        st = os.stat(folder)
+    except FileNotFoundError:
+        return None  # to be made by us
     except OSError as e:
-        return f"its folder cannot be checked ({e})"
-    if folder_st.st_mode & stat.S_ISVTX:
-        return None
-    why = untrusted(folder_st)
-    return f"its folder {folder} is {why}" if why else None
+        return f"not checkable ({e})"
+    why = untrusted(st, folder)
+    if not why or not st.st_mode & stat.S_ISVTX or st.st_uid not in (os.geteuid(), 0):
+        return why
+    try:
+        owner = os.lstat(child).st_uid
+    except OSError:
+        return None  # not there yet: we make it
+    return None if owner in (os.geteuid(), 0) else f"{why}, and {child} in it is another user's (uid {owner})"
 
 
-def read_trusted(path: str) -> str | None:
+def read_trusted(path: str, errors: str = "strict") -> str | None:
     """The text of `path` if it is a file nobody but us (or root) could have
     written. Opened without blocking: a FIFO planted under the name would
     hang a plain open()."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with open(fd, encoding="utf-8") as f:
+        with open(fd, encoding="utf-8", errors=errors) as f:
             st = os.fstat(fd)
-            if st.st_mode & 0o170000 != 0o100000 or untrusted(st):  # not a regular file (stat.S_ISREG)
+            if st.st_mode & 0o170000 != 0o100000 or untrusted(st, fd):  # not a regular file (stat.S_ISREG)
                 return None
             return f.read()
     except (OSError, UnicodeDecodeError):

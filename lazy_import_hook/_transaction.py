@@ -24,7 +24,7 @@ from ._errors import (
 )
 from ._installers import choose
 from ._job import Job, prefetch_command
-from ._watch import notice, waiting
+from ._watch import notice, say_waiting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from ._installer import Installer
     from ._pipconf import PipConfig
     from ._plan import Entry, Plan
-
-INSTALLING = "installing"  # in the meta folder while a process installs: who, what, since when
 
 
 def satisfied(target: str, entry: Entry) -> bool:
@@ -205,7 +203,7 @@ class _LockedTarget:
     def __enter__(self) -> None:
         job, target = self.job, self.job.plan.target
         try:
-            held = _lock.lock(target).acquire(on_wait=lambda: _say_waiting(target))
+            held = _lock.lock(target).acquire(on_wait=lambda: say_waiting(target))
             self.undo.append(lambda: held.__exit__(None, None, None))
             _check_stamp(job)
             _staging.clean_leftovers(target)
@@ -225,25 +223,13 @@ class _LockedTarget:
                 self.__exit__()
 
 
-def _say_waiting(target: str) -> None:
-    text = _target.read_trusted(_target.meta(target, INSTALLING)) or ""
-    pid, since, subject = [*text.split("\n", 2), "", ""][:3]
-    try:
-        when = float(since)
-        if not 0 < when < 1e11:  # inf, nan, nonsense: time.localtime would raise
-            raise ValueError(since)
-        waiting(target, {"pid": int(pid), "subject": subject, "since": when})
-    except (ValueError, OverflowError, OSError):  # gone, cut short, another format: nothing to say
-        pass
-
-
 def _mark_installing(target: str, subject: str) -> Callable[[], None]:
     """Tell processes that wait for the lock who holds it and since when:
     pid, time and subject on three lines (json would be one more import
     the install waits for before its installer starts)."""
     from ._files import atomic_write, remove_quietly
 
-    path = _target.meta(target, INSTALLING)
+    path = _target.meta(target, _target.INSTALLING)
     atomic_write(path, f"{os.getpid()}\n{time.time()!r}\n{subject}")
     return lambda: remove_quietly(path)
 

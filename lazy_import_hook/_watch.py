@@ -103,11 +103,36 @@ def _columns() -> int:
         return 80
 
 
-def waiting(target: str, holder: dict[str, object]) -> None:
-    """Said once by a process that waits for another one's install."""
-    since = holder.get("since")
-    when = ""
-    if isinstance(since, (int, float)):
-        when = f" since {time.strftime('%H:%M:%S', time.localtime(since))} ({time.time() - since:.0f} s ago)"
-    who = f"process {holder.get('pid')}, installing {holder.get('subject')}"
-    notice(f"waiting for {who} into {target}{when} ...")
+class Locked:
+    """`with Locked(target):` the target's lock, held for the block; a wait
+    for another process is said once (say_waiting)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __enter__(self) -> None:
+        from ._lock import lock
+
+        self.held = lock(self.target).acquire(on_wait=lambda: say_waiting(self.target))
+
+    def __exit__(self, *exc: object) -> None:
+        self.held.__exit__()
+
+
+def say_waiting(target: str) -> None:
+    """Said once by a process about to wait for the target's lock: who
+    installs what since when, from the marker the holder wrote, or that no
+    install is under way (a prune, a wipe, a stuck process)."""
+    from ._target import INSTALLING, LOCK, meta, read_trusted
+
+    text = read_trusted(meta(target, INSTALLING)) or ""
+    pid, since, subject = [*text.split("\n", 2), "", ""][:3]
+    try:
+        when = float(since)
+        if not 0 < when < 1e11:  # inf, nan, nonsense: time.localtime would raise
+            raise ValueError(since)
+        ago = f"{time.strftime('%H:%M:%S', time.localtime(when))} ({time.time() - when:.0f} s ago)"
+        notice(f"waiting for process {int(pid)}, installing {subject} into {target} since {ago} ...")
+    except (ValueError, OverflowError, OSError):  # gone, cut short, another format: no install under way
+        lock = os.path.join(target, LOCK)
+        notice(f"waiting for the process holding {lock}, with no install under way (`fuser -v {lock}`) ...")

@@ -22,7 +22,7 @@ PACKAGE = ROOT / "lazy_import_hook"
 # deferred to keep the warm start cheap). This list is the one place the
 # order is written; the README's Development section draws it.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundation", ["_errors", "_files", "_child"]),
+    ("foundation", ["_errors", "_files", "_child", "_trust"]),
     ("the target folder", ["_target"]),
     ("what a folder holds, whether it is safe", ["_distributions", "_safety"]),
     ("mechanisms", ["_pth", "_pipconf", "_process", "_lock", "_audit", "_staging", "_lockfile", "_layers"]),

@@ -111,7 +111,7 @@ def test_before_the_installer_starts_an_install_imports_only_what_it_needs(
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
-def test_on_path_finds_what_shutil_which_finds_but_never_the_current_directory(
+def test_on_path_finds_what_shutil_which_finds_but_never_a_folder_relative_to_the_working_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
@@ -129,13 +129,15 @@ def test_on_path_finds_what_shutil_which_finds_but_never_the_current_directory(
     for name in ("tool", "no-such-program-here"):
         assert on_path(name) == shutil.which(name)
     assert on_path("tool") == str(program / "tool")
-    # Unlike shutil.which: never the current directory (an empty entry),
-    # and an absolute path for a relative entry (installers run elsewhere).
+    # Unlike shutil.which: never the current directory (an empty entry), nor
+    # a folder named relative to it, which whoever can write there would fill.
+    monkeypatch.chdir(tmp_path)
+    for entry in (os.pathsep, ".", "c", os.path.join(".", "c")):
+        monkeypatch.setenv("PATH", entry)
+        assert on_path("tool") is None, entry
     monkeypatch.chdir(program)
     monkeypatch.setenv("PATH", os.pathsep)
     assert shutil.which("tool") is not None and on_path("tool") is None
-    monkeypatch.setenv("PATH", ".")
-    assert shutil.which("tool") == "./tool" and on_path("tool") == str(program / "tool")
 
 
 def test_pips_whereabouts_need_no_importlib_util() -> None:

@@ -246,6 +246,27 @@ def test_an_installer_runs_in_its_folder_with_no_stdin_and_both_streams_captured
     ]  # fmt: skip
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX umask")
+@pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "no-setpriv"])
+@pytest.mark.parametrize(("ours", "theirs"), [(0o000, 0o022), (0o002, 0o022), (0o007, 0o027), (0o077, 0o077)])
+def test_an_installer_never_makes_files_others_can_write_whatever_the_umask(
+    spawner: str, setpriv: bool, ours: int, theirs: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an installer makes in the target is writable by this user alone:
+    the group's and others' write bits are added to a lax umask (and a strict
+    one is kept), in the installer only: the application's stays as it was."""
+    monkeypatch.setattr(_process, "_SETPRIV", [] if setpriv else [None])
+    script = "import os; mask = os.umask(0); print(oct(mask))"
+    before = os.umask(ours)
+    try:
+        for cwd in (str(tmp_path), None):  # posix_spawn changes folder in the shell; without one too
+            code, output = _process.run([sys.executable, "-c", script], env=os.environ, timeout=60, cwd=cwd)
+            assert (code, output) == (0, oct(theirs)), cwd
+        assert os.umask(ours) == ours
+    finally:
+        os.umask(before)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_an_installer_inherits_no_descriptor_and_no_ignored_signal(spawner: str, tmp_path: Path) -> None:
     """As subprocess does: inheritable descriptors above 2 are closed, and
@@ -377,20 +398,20 @@ def test_a_provenance_asked_after_the_import_is_written_before_the_process_ends(
     "marker",
     ["", "1234\n", '{"pid": 1, "subject": "x", "since": 1.0}', "1234\ninf\nx", "1234\nnan\nx", "x\n1.0\ny"],
 )
-def test_a_waiting_process_says_nothing_rather_than_fail_on_an_odd_marker(
+def test_a_waiting_process_says_no_install_is_under_way_rather_than_fail_on_an_odd_marker(
     marker: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Cut short, another version's JSON, a time no clock shows."""
-    from lazy_import_hook import _target, _transaction
+    from lazy_import_hook import _target, _watch
 
     os.makedirs(_target.meta(str(tmp_path)))
-    with open(_target.meta(str(tmp_path), _transaction.INSTALLING), "w") as f:
+    with open(_target.meta(str(tmp_path), _target.INSTALLING), "w") as f:
         f.write(marker)
-    _transaction._say_waiting(str(tmp_path))
-    assert "waiting for" not in capsys.readouterr().err
-    with open(_target.meta(str(tmp_path), _transaction.INSTALLING), "w") as f:
+    _watch.say_waiting(str(tmp_path))
+    assert "with no install under way" in capsys.readouterr().err
+    with open(_target.meta(str(tmp_path), _target.INSTALLING), "w") as f:
         f.write("1234\n1700000000.5\ntoy-dist==1.0 for 'import toymod'")
-    _transaction._say_waiting(str(tmp_path))
+    _watch.say_waiting(str(tmp_path))
     assert "waiting for process 1234, installing toy-dist==1.0 for 'import toymod'" in capsys.readouterr().err
 
 

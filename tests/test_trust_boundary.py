@@ -33,9 +33,9 @@ as_root = pytest.mark.skipif(
 def test_a_uv_toml_planted_above_the_target_is_not_read(
     wheelhouse: Path, tmp_path: Path, run_python: Runner
 ) -> None:
-    shared = tmp_path / "shared"  # writable by every user, as /srv/tmp might be
-    shared.mkdir(mode=0o777)
-    os.chmod(shared, 0o777)
+    shared = tmp_path / "shared"  # writable by every user, sticky, as /tmp is
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
     target = shared / "app-target"
     evil = tmp_path / "evil-wheels"
     build_wheel(evil, "evil-dist", "1.0", {"evilmod/__init__.py": "PLANTED = True\n"})
