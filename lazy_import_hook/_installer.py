@@ -134,6 +134,7 @@ class Installer:
     # Whether the target may remember the version of this very program (its
     # path, size, mtime, ctime) instead of asking it beside every install.
     remembers_version = False
+    exact_constraints_with_hashes = False  # only exact pins as constraints when every file is hashed
 
     def __init__(self, executable: str) -> None:
         self.executable = executable

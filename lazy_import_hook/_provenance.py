@@ -23,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from packaging.tags import Tag
+
     from ._pipconf import PipConfig
 
 PYPI = "https://pypi.org/simple"
@@ -61,6 +63,37 @@ def from_pylock(text: str) -> list[Locked]:
                 upload_time=upload.isoformat().replace("+00:00", "Z") if hasattr(upload, "isoformat") else "",
             ))  # fmt: skip
     return found
+
+
+def preferred(files: list[Locked], here: bool = True) -> list[Locked]:
+    """One file per distribution version: the one an installer picks. uv's
+    pylock.toml lists every wheel of a version the target could use (a
+    cp311 wheel and a py3-none-any one), and the installer takes the first
+    in the target's order of tags: this interpreter's (`here`), or, for
+    another Python or platform, CPython's order in general (its own ABI,
+    then abi3 from the newest, then none; a platform's before any)."""
+    from packaging.tags import sys_tags
+    from packaging.utils import parse_wheel_filename
+
+    order = {tag: i for i, tag in enumerate(sys_tags())} if here else {}
+
+    def rank(f: Locked) -> tuple[object, ...]:
+        try:
+            tags = parse_wheel_filename(f.filename)[3]
+        except ValueError:  # not a wheel's name: keep it, after the wheels
+            return (1, f.filename)
+        return (0, min((order.get(t, len(order)), *_general_rank(t)) for t in tags), f.filename)
+
+    best: dict[tuple[str, str], Locked] = {}
+    for f in sorted(files, key=rank):
+        best.setdefault((canonical_name(f.name), f.version), f)
+    return [f for f in files if best[canonical_name(f.name), f.version] is f]
+
+
+def _general_rank(tag: Tag) -> tuple[int, int, int]:
+    abi = 0 if tag.abi.startswith("cp") else 1 if tag.abi == "abi3" else 2
+    version = int("".join(c for c in tag.interpreter if c.isdigit()) or 0)
+    return (tag.platform == "any", abi, -version)
 
 
 def attribute(files: Iterable[Locked], pip: PipConfig) -> list[dict[str, object]]:

@@ -41,9 +41,12 @@ def run(job: Job, installer: Installer, pip: PipConfig, staging: str) -> tuple[I
     """Run the installer into `staging`; raise the ImportError of a failed run."""
     launch = installer.launch(pip)
     request, core = _request(job, staging)
+    launch, refused = _hashed_constraints(installer, request, launch, staging)
     started = time.monotonic()
     try:
-        outcome = _execute(job, installer, request, launch, pip)
+        outcome = Outcome(1, refused, {"installer": installer.name}) if refused else (
+            _execute(job, installer, request, launch, pip)
+        )
     except BaseException:
         installer.stop_probes()
         cleanup(staging, request)
@@ -101,6 +104,27 @@ def _request(job: Job, staging: str) -> tuple[InstallRequest, list[str]]:
         report=f"{staging}.report.json",
     )
     return request, core
+
+
+def _hashed_constraints(
+    installer: Installer, request: InstallRequest, launch: Launch, staging: str
+) -> tuple[Launch, str]:
+    """The launch with the operator's constraints as the installer takes
+    them when every file is hashed (uv: exact pins only, _constraints), and
+    why the pins cannot be installed under them ("" when they can)."""
+    if not (request.require_hashes and request.requirements_file and installer.exact_constraints_with_hashes):
+        return launch, ""
+    from ._constraints import exact_only, pins_of
+    from ._installer import Launch
+
+    pins = pins_of(request.requirements_file)
+    options, conflicts = exact_only(launch.options, pins, _operator_constraints(staging))
+    refused = "".join(f"\nthe operator's constraint {c} excludes what is pinned here" for c in conflicts)
+    return Launch(launch.env, options, launch.dropped, launch.needs), refused.lstrip("\n")
+
+
+def _operator_constraints(staging: str) -> str:
+    return f"{staging}.operator-constraints.txt"
 
 
 def _write_hashed(path: str, job: Job) -> None:
@@ -293,7 +317,8 @@ def _failed(
 def cleanup(staging: str, request: InstallRequest) -> None:
     _staging.remove_folder(staging)
     _staging.remove_folder(_temp_folder(staging))
-    for path in (request.constraints, request.requirements_file, request.report, f"{staging}.in"):
+    for path in (request.constraints, request.requirements_file, request.report, f"{staging}.in",
+                 _operator_constraints(staging)):
         if path:
             try:
                 os.unlink(path)

@@ -55,6 +55,7 @@ _KEPT_PREFIXES = ("UV_INDEX_", "UV_CONCURRENT_")  # per-index credentials; paral
 class Uv(Installer):
     name = "uv"
     remembers_version = True  # `uv --version` is a process; pip's version is read from a file
+    exact_constraints_with_hashes = True
 
     @classmethod
     def find(cls) -> Uv | None:
@@ -99,7 +100,7 @@ class Uv(Installer):
         self, requirements: Sequence[str], constraints: str, launch: Launch, *, work: str, cutoff: str,
         python_version: str | None = None, platform: str | None = None,
     ) -> list[Locked]:  # fmt: skip
-        from ._provenance import from_pylock
+        from ._provenance import from_pylock, preferred
 
         source = os.path.join(work, "requirements.in")
         with open(source, "w", encoding="utf-8") as f:
@@ -110,7 +111,7 @@ class Uv(Installer):
         cmd += ["--python-platform", platform] if platform else []
         launch = launch.needing(WRITES_PYLOCK)
         said = run_resolver([*cmd, *launch.options, source], launch, work, version_probe=self.version_probe)
-        return self._hashed(from_pylock(said), launch)
+        return self._hashed(preferred(from_pylock(said), here=not (python_version or platform)), launch)
 
     def _hashed(self, locked: list[Locked], launch: Launch) -> list[Locked]:
         """What uv resolved, unless it left local files (a find-links folder's,
@@ -188,7 +189,7 @@ def _compiled(cmd: list[str], env: Mapping[str, str], pins: Sequence[str]) -> ob
     theirs is left behind when the application is killed meanwhile, and the
     target's staging folder is emptied by the next install."""
     from ._process import Probe
-    from ._provenance import from_pylock
+    from ._provenance import from_pylock, preferred
 
     given = "".join(f"{pin}\n" for pin in pins)
     code, out, err = Probe([*cmd, "-"], env=env, cwd=os.path.abspath(os.sep), given=given).result(
@@ -199,7 +200,7 @@ def _compiled(cmd: list[str], env: Mapping[str, str], pins: Sequence[str]) -> ob
     if code != 0:
         return f"uv pip compile failed: {redacted(err.strip())[-300:]}"
     try:
-        return from_pylock(out)
+        return preferred(from_pylock(out))
     except Exception as e:  # a format this version does not know
         return f"uv's pylock output could not be read: {e}"
 

@@ -35,6 +35,31 @@ def test_a_hash_pinned_entry_installs_with_require_hashes(
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)
+def test_the_operators_constraint_ranges_hold_for_a_hash_pinned_entry(
+    installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """uv refuses a constraint that is not an exact pin when every file is
+    hashed, where pip takes it: the same constraint files work with both, and
+    a range the pinned version falls outside refuses the install with both."""
+    sha = wheel_sha256(wheelhouse / "other_dist-1.0-py3-none-any.whl")
+    entry = {"requirement": "other-dist==1.0", "hashes": [sha]}
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("# the image's policy\ntorch<=2.14.1\nother-dist>=0.5  # fine\nsix==1.16.0\n")
+    env = installer_env(wheelhouse, tmp_path, PIP_CONSTRAINT=str(constraints))
+    result = run_python(hook(target, installer, {"othermod": entry}) + report("othermod"), env)
+    assert json.loads(result.stdout)[0] == "ok", result.stderr
+
+    constraints.write_text("other-dist<1.0\n")
+    env = installer_env(wheelhouse, tmp_path, PIP_CONSTRAINT=str(constraints))
+    other = tmp_path / "other-target"
+    code = hook(other, installer, {"othermod": entry}) + report("othermod")
+    reason, message = json.loads(run_python(code, env).stdout)
+    assert reason != "ok" and not (other / "othermod").exists()
+    if installer == "uv":
+        assert f"the operator's constraint other-dist<1.0 (in {constraints}) excludes" in message
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_wrong_hash_is_an_import_error_naming_the_distribution(
     installer: str, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
 ) -> None:

@@ -337,6 +337,31 @@ def test_a_bundle_for_another_platform_and_python(installer: str, tmp_path: Path
     assert refused.returncode == 2 and f"was made for {environment}, not for" in refused.stderr
 
 
+@pytest.mark.parametrize("installer", INSTALLERS)
+@pytest.mark.parametrize("here", [True, False], ids=["this-python", "another-platform"])
+def test_a_version_with_several_usable_wheels_is_locked_and_bundled_as_the_one_installed(
+    installer: str, here: bool, tmp_path: Path
+) -> None:
+    """uv's resolution lists every wheel of a version the target can use (as
+    charset-normalizer's cp311 and py3-none-any ones); the lock keeps the one
+    the installer picks, and the bundle then holds exactly that file."""
+    from packaging.tags import sys_tags
+
+    wheelhouse = tmp_path / "wheelhouse"
+    best = str(next(iter(sys_tags()))) if here else "cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64"
+    for tag in (best, "py3-none-any" if here else "cp37-abi3-manylinux_2_17_aarch64", "py3-none-any"):
+        build_wheel(wheelhouse, "idx-multi", "1.0", {"idxmulti/__init__.py": f"TAG = {tag!r}\n"}, tag=tag)
+    project(tmp_path, installer, {"idxmulti": "idx-multi==1.0"})
+    where = [] if here else ["--python-version", "3.12", "--platform"]
+    where += [] if here else ["aarch64-manylinux_2_28" if installer == "uv" else "manylinux2014_aarch64"]
+    with serve_index(wheelhouse) as url:
+        out = cli(tmp_path, index_env(url, tmp_path), "bundle", "bundle", *where).stdout
+    assert "idxmulti: idx-multi 1.0" in out
+    entries = read_lock(str(tmp_path / "bundle" / LOCK)).entries.values()
+    assert [p.filename for entry in entries for p in entry.packages] == [f"idx_multi-1.0-{best}.whl"]
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == [f"idx_multi-1.0-{best}.whl", LOCK]
+
+
 def test_an_allowlist_in_code_names_its_lock_file(index: str, tmp_path: Path) -> None:
     """install(lock=...): locked through the plan the application recorded in its target."""
     env = index_env(index, tmp_path)
