@@ -9,6 +9,7 @@ import sys
 from . import _config, _safety, _settings
 from ._errors import ConfigError, LazyInstallError
 from ._installers import CHOICES
+from ._plan import VERSION
 from ._settings import Settings, folder_path
 
 TYPE_CHECKING = False
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ._plan import Entry, Plan
+    from ._records import Recorded
 
 EPILOG = """\
 Settings come from the same places as install(): the options here, then
@@ -39,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", help="target folder (overrides environment and pyproject)")
     parser.add_argument("--installer", choices=CHOICES)
     parser.add_argument("-v", "--verbose", action="store_true", help="stream installer output")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     status = verbs.add_parser("status", help="what is allowed, installed, stale, missing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -142,7 +145,10 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]
     overrides = _overrides(options)
     target, how = _named_target(options)
     raw = None
-    plan = _recorded_plan(target) if options.pyproject is None and target else None
+    chosen = _recorded_plan(target) if options.pyproject is None and target else None
+    plan = chosen.plan if chosen else None
+    # With no application running, the plan chosen is one of several: prune keeps what each needs.
+    options.every_record, options.lock_problem = bool(chosen and not chosen.live), ""
     if plan is not None:
         _found_in(plan, folder_path(target), how)
         # The application's environment is not this one: its variables give way to ours.
@@ -152,13 +158,24 @@ def _load(options: argparse.Namespace) -> tuple[Plan, _settings.Raw | None, str]
             raw = _settings.gather(None, options.pyproject, {**overrides, "target": options.target})
         except ConfigError as e:
             raise ConfigError(_nothing_found(target) if options.pyproject is None else str(e)) from e
-        plan = _config.resolve(raw, locked=options.verb not in RESOLVING)
+        plan = _config.resolve(raw, locked=options.verb not in (*RESOLVING, "status"))
+        if options.verb == "status":  # a lock that no longer fits is shown with the rest
+            options.lock_problem = _lock_problem(plan)
     _not_a_file(plan.target, plan.sources.get("target", "the default"))
     application = _config.operators_switch(plan) if options.verb != "run" else ""
     # This command's own first sys.path entry (the current folder, for -m) is not the application's.
     plan.problem = _safety.problem(plan.target, path=sys.path[1:])
     _check_layers(plan, quiet=options.verb == "status")
     return plan, raw, application
+
+
+def _lock_problem(plan: Plan) -> str:
+    """The lock file applied to `plan`; why it cannot be ("" when it can)."""
+    try:
+        _config.apply_lock(plan)
+    except ConfigError as e:
+        return str(e)
+    return ""
 
 
 def _overrides(options: argparse.Namespace) -> dict[str, object]:
@@ -200,7 +217,8 @@ def _check_layers(plan: Plan, *, quiet: bool) -> None:
         warn(line)
 
 
-def _recorded_plan(target: str) -> Plan | None:
+def _recorded_plan(target: str) -> Recorded | None:
+    """A running application's plan, else the newest recorded."""
     from ._records import recorded
 
     found = recorded(folder_path(target))
@@ -208,7 +226,7 @@ def _recorded_plan(target: str) -> Plan | None:
         return None
     chosen = next((r for r in found if r.live), found[0])
     print(f"lazy-import-hook: using the plan recorded by {chosen.describe()}", file=sys.stderr)
-    return chosen.plan
+    return chosen
 
 
 def _found_in(plan: Plan, folder: str, how: str) -> None:
@@ -259,7 +277,7 @@ def _act(plan: Plan, options: argparse.Namespace, application_disabled: str) -> 
     verbs: dict[str, Callable[[Plan, argparse.Namespace], int]] = {
         "status": lambda p, o: _status(p, o, application_disabled),
         "prefetch": lambda p, o: prefetch(p, o.names),
-        "prune": lambda p, o: prune(p, dry_run=o.dry_run),
+        "prune": lambda p, o: prune(p, dry_run=o.dry_run, every_record=o.every_record),
         "lock": lock,
         "bundle": bundle,
     }
@@ -278,7 +296,7 @@ def _status(plan: Plan, options: argparse.Namespace, application_disabled: str) 
     from ._status import status
 
     return status(plan, as_json=options.json, log=options.log, verify=options.verify,
-                  application_disabled=application_disabled)  # fmt: skip
+                  application_disabled=application_disabled, lock_problem=options.lock_problem)  # fmt: skip
 
 
 # -- prefetch -----------------------------------------------------------------
@@ -391,9 +409,11 @@ def bundle(plan: Plan, options: argparse.Namespace) -> int:
 # -- prune --------------------------------------------------------------------
 
 
-def prune(plan: Plan, *, dry_run: bool) -> int:
+def prune(plan: Plan, *, dry_run: bool, every_record: bool = False) -> int:
     """Remove what neither this plan nor any application using the target
-    right now needs."""
+    right now needs; `every_record`: nor any plan recorded there (with only
+    --target and no application running, the plan chosen is just the newest,
+    and a stopped application's is as much the target's as a one-off run's)."""
     from . import _prune
 
     if not os.path.isdir(plan.target):
@@ -403,7 +423,7 @@ def prune(plan: Plan, *, dry_run: bool) -> int:
     if refusal:
         print(f"lazy-import-hook: prune: {refusal}; nothing was removed", file=sys.stderr)
         return 1
-    pruned = _prune.prune(plan, dry_run=dry_run)
+    pruned = _prune.prune(plan, dry_run=dry_run, every_record=every_record)
     if pruned.unread:
         why = (
             f"{len(pruned.unread)} application(s) using the target now have a plan this user cannot "

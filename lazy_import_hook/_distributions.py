@@ -26,14 +26,17 @@ def on_disk(target: str, name: str) -> bool:
 
 
 def provided_modules(target: str, dists: Iterable[str]) -> list[str]:
-    """The top-level modules the distributions installed in the target provide."""
+    """The top-level modules the distributions installed in the target
+    provide: packages (folders an import can name, not `PyYAML.libs/`),
+    modules and extension modules."""
     found: set[str] = set()
     folders = dist_folders(target)
     for dist in dists:
         for rel in folders[dist].record() if dist in folders else ():
-            top = rel.split(os.sep, 1)[0]
-            if not top.endswith((".dist-info", ".data", ".pth")) and top not in ("__pycache__", "bin"):
-                found.add(top[: -len(".py")] if top.endswith(".py") else top.split(".", 1)[0])
+            top, inside, _ = rel.partition(os.sep)
+            name = top if inside else top.split(".", 1)[0]  # x.py, _x.cpython-311-x86_64-linux-gnu.so
+            if name.isidentifier() and name not in ("__pycache__", "bin") and not top.endswith(".pth"):
+                found.add(name)
     return sorted(found)
 
 

@@ -52,8 +52,7 @@ def install(
         return _inert()
     unknown = sorted(name for name in settings if Settings.row(name) is None)
     if unknown:
-        known = ", ".join(row.name for row in Settings.rows())
-        raise TypeError(f"install() got unknown setting(s) {', '.join(unknown)}; known: {known}")
+        raise _unknown_settings(unknown)
     raw = _settings.gather(allowlist, pyproject, settings)
     plan = _warm_plan(raw)
     if plan is None:
@@ -63,6 +62,17 @@ def install(
     else:
         _say(plan.warnings())
     return _activate(plan, raw.key, raw.cache_path)
+
+
+def _unknown_settings(unknown: list[str]) -> TypeError:
+    """A TypeError, as Python's own for an unknown keyword argument, that
+    says which setting was probably meant."""
+    from difflib import get_close_matches
+
+    known = [row.name for row in Settings.rows()]
+    meant = {name: get_close_matches(name, known, n=1) for name in unknown}
+    said = ", ".join(f"{n} (did you mean {m[0]}?)" if m else n for n, m in meant.items())
+    return TypeError(f"install() got unknown setting(s) {said}; known: {', '.join(known)}")
 
 
 def _say(lines: list[str]) -> None:

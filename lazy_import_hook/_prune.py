@@ -121,27 +121,27 @@ class Pruned:
         self.unread = unread
 
 
-def prune(plan: Plan, *, dry_run: bool) -> Pruned:
+def prune(plan: Plan, *, dry_run: bool, every_record: bool = False) -> Pruned:
     """Decide and remove under one hold of the target lock, so an application
     that starts meanwhile is counted (a dry run only reads, and takes none:
     it works on a read-only target too)."""
     from ._watch import Locked
 
     if dry_run:
-        return _decide(plan)
+        return _decide(plan, every_record)
     with Locked(plan.target):
-        pruned = _decide(plan)
+        pruned = _decide(plan, every_record)
         if not pruned.unread:
             _remove(plan.target, [info for info, _ in pruned.removals])
     return pruned
 
 
-def _decide(plan: Plan) -> Pruned:
+def _decide(plan: Plan, every_record: bool) -> Pruned:
     from ._records import record_id, recorded, unread_in_use
 
     mine = plan.record_id or record_id(plan)
     found = recorded(plan.target)
-    others = [r for r in found if r.live and r.record_id != mine]
+    others = [r for r in found if (r.live or every_record) and r.record_id != mine]
     unread = unread_in_use(plan.target, {mine, *(r.record_id for r in found)})
     removals = plan_removals(plan, [r.plan for r in others])
     return Pruned(removals, [r.describe() for r in others], unread)

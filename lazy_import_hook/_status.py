@@ -166,14 +166,18 @@ def _applications(target: str) -> dict[str, object]:
 
 
 def status(
-    plan: Plan, *, as_json: bool, log: int, verify: bool = False, application_disabled: str = ""
+    plan: Plan, *, as_json: bool, log: int, verify: bool = False, application_disabled: str = "",
+    lock_problem: str = "",
 ) -> int:
     """Print the status; with `verify`, also check the target against its
-    RECORDs: exit status 1 on any finding, else 0. `application_disabled`:
-    what disables the application's own installs, when this command's are
-    not disabled by the same (see _config.operators_switch)."""
+    RECORDs: exit status 1 on any finding, else 0; 2 for a lock file that
+    no longer fits the allowlist (`lock_problem`, shown with the rest, the
+    entries as they stand without it). `application_disabled`: what
+    disables the application's own installs, when this command's are not
+    disabled by the same (see _config.operators_switch)."""
     report = status_report(plan, log)
     report["application_installs_disabled_by"] = application_disabled or None
+    report["lock_problem"] = lock_problem or None
     result = _verify(plan.target, trusted=plan.problem is None) if verify else None
     if as_json:
         report.pop("installer_setting")
@@ -186,6 +190,8 @@ def status(
         _print_report(report)
         if result is not None:
             _print_verify(result)
+    if lock_problem:
+        return 2
     return 0 if result is None or result.ok else 1
 
 
@@ -213,6 +219,8 @@ def _print_report(report: dict[str, object]) -> None:
             print(f"{label + ':':<11} {report[key]}")
     if report["problem"]:
         print(f"problem:    {report['problem']}")
+    if report["lock_problem"]:
+        print(f"lock:       NOT APPLIED: {report['lock_problem']}")
     layered = str(report["target"]) if report["read_only_layers"] else None
     _print_entries(report["entries"], layered)  # type: ignore[arg-type]
     _print_applications(report["applications"], report["conflicts"])  # type: ignore[arg-type]

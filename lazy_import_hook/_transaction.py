@@ -23,7 +23,7 @@ from ._errors import (
     TargetRefusedError,
 )
 from ._installers import choose
-from ._job import Job, prefetch_command
+from ._job import Job
 from ._watch import notice, say_waiting
 
 TYPE_CHECKING = False
@@ -40,15 +40,24 @@ def satisfied(target: str, entry: Entry) -> bool:
 
     The cheap half first: on a cold install the module is not there, and no
     version (so no `packaging`) needs to be looked at."""
-    if not _distributions.on_disk(target, entry.import_name):
-        return False
+    return _distributions.on_disk(target, entry.import_name) and _pinned_present(target, entry)
+
+
+def _pinned_present(target: str, entry: Entry) -> bool:
     from ._holdings import installed_matches
 
     versions = _distributions.installed_versions(target)
-    return all(
-        dist in versions and installed_matches(req, versions[dist])
-        for req, dist in entry.wanted()
-    )
+    return all(dist in versions and installed_matches(req, versions[dist]) for req, dist in entry.wanted())
+
+
+def wrong_name(target: str, entry: Entry) -> bool:
+    """The pinned distributions are in the target, whole, and provide
+    modules, but no `import_name` among them: the allowlist names the wrong
+    import (`PyYAML` for `yaml`)."""
+    if not _pinned_present(target, entry):
+        return False
+    provides = _distributions.provided_modules(target, entry.dists)
+    return bool(provides) and entry.import_name.split(".", 1)[0] not in provides
 
 
 def install_entry(
@@ -92,6 +101,8 @@ def install(job: Job, *, since: float = 0.0, ignore_backoff: bool = False) -> bo
         if all(satisfied(plan.target, e) for e in job.entries):
             return False  # another process installed it while we waited
         for entry in job.entries:
+            if wrong_name(plan.target, entry):  # installing it again would give the same files
+                raise still_missing(plan, entry)
             _check_conflicts(job, entry)
             if not ignore_backoff:  # a process that waited for the lock may find a fresh failure
                 _failures.check(plan.target, entry, plan.settings.retry_after, lambda: job.command, since)
@@ -298,12 +309,12 @@ def still_missing(plan: Plan, entry: Entry) -> LazyInstallError:
     have = ", ".join(f"{d} {versions[d]}" for d in entry.dists if d in versions) or "nothing"
     provides = _distributions.provided_modules(target, entry.dists)
     offers = f"; {', '.join(entry.dists)} provides {', '.join(provides)}" if provides else ""
-    return ModuleStillMissingError(
+    fix = f" Name the module you import in the allowlist instead, e.g. {provides[-1]!r}." if provides else ""
+    return ModuleStillMissingError(  # no command: installing it again gives the same files
         f"{entry.what} was installed ({have} in {target}) but 'import {entry.import_name}' still "
-        f"finds no module: the allowlist maps the wrong import name to it{offers}. Top-level "
+        f"finds no module: the allowlist maps the wrong import name to it{offers}.{fix} Top-level "
         f"modules in the target: {', '.join(_distributions.top_level_names(target)) or 'none'}",
         name=entry.import_name,
-        command=prefetch_command(plan, [entry.import_name]),
     )
 
 

@@ -286,14 +286,18 @@ def _blocked(rel: str, kinds: dict[str, str]) -> str | None:
 def _unowned(kinds: dict[str, str], listed: dict[str, list[tuple[str, str]]]) -> list[str]:
     """What is in the target that no RECORD lists, but for what is expected
     there anyway (see the module's docstring). A folder nothing listed is in
-    is one item, "name/", and what it holds is not listed again."""
+    is one item, "name/", and what it holds is not listed again. An empty
+    folder no import can name holds nothing to run (uv makes a wheel's empty
+    `PyYAML.libs/`); an empty `yaml/` would import as a namespace package."""
     folders = {parent for rel in listed for parent in _parents(rel)}
+    holding = {parent for rel in kinds for parent in _parents(rel)}
     found: list[str] = []
     collapsed: set[str] = set()
     for rel in sorted(kinds):  # a folder comes before what it holds
         kind = kinds[rel]
         is_dir = kind in (_DIR, _UNREADABLE_DIR)
-        if rel in listed or rel in folders or _expected(rel, kind, listed):
+        empty = kind == _DIR and rel not in holding and not os.path.basename(rel).isidentifier()
+        if rel in listed or rel in folders or empty or _expected(rel, kind, listed):
             continue  # (a link where a listed folder belongs: its files say so)
         if collapsed.isdisjoint(_parents(rel)):
             found.append(rel + os.sep if is_dir else rel)

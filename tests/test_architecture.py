@@ -139,8 +139,9 @@ def test_the_readme_lists_every_setting() -> None:
 
 
 def test_install_refuses_an_unknown_setting(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match=r"unknown setting.*retry_afer.*known: target"):
-        lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=tmp_path, retry_afer=3)
+    said = r"unknown setting.*retry_afer \(did you mean retry_after\?\), zzz; known: target"
+    with pytest.raises(TypeError, match=said):
+        lazy_import_hook.install({"toymod": "toy-dist==1.0"}, target=tmp_path, retry_afer=3, zzz=1)
 
 
 def test_install_documents_every_setting() -> None:

@@ -245,6 +245,7 @@ def test_every_verb_has_help(project: Path, tmp_path: Path) -> None:
     env = dict(os.environ)
     for verb in ("status", "prefetch", "prune", "run"):
         assert "usage: lazy-import-hook" in cli([verb, "--help"], env, project).stdout
+    assert cli(["--version"], env, project).stdout == f"lazy-import-hook {lazy_import_hook.__version__}\n"
 
 
 def test_the_console_script_is_installed() -> None:

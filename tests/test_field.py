@@ -429,6 +429,22 @@ def test_the_command_line_works_for_an_allowlist_written_in_code(
     )
 
 
+def test_prune_with_only_the_target_keeps_what_every_recorded_plan_needs(
+    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """With --target alone and nothing running, the plan prune acts for is
+    just the newest recorded: a one-off run's, recorded after the
+    application stopped, must not take the application's packages with it."""
+    env = installer_env(wheelhouse, tmp_path)
+    run_python(hook(target, "pip", {"toymod": "toy-dist==1.0"}) + "import toymod\n", env)  # the application
+    run_python(hook(target, "pip", {"othermod": "other-dist==1.0"}) + "import othermod\n", env)  # a one-off
+    proc = subprocess.run([sys.executable, "-m", "lazy_import_hook", "--target", str(target), "prune"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "keeping what" in proc.stdout and proc.stdout.splitlines()[-1] == "nothing to prune"
+    assert (target / "toymod").is_dir() and (target / "othermod").is_dir()
+
+
 # -- 6. wrong import names caught early ----------------------------------------------------
 
 

@@ -206,6 +206,7 @@ def test_installed_but_still_missing_names_the_wrong_import_name(fp: Any, target
         import wrong_name  # noqa: F401
     assert info.value.reason == "still-missing"
     assert "actual_name" in str(info.value)
+    assert "e.g. 'actual_name'" in str(info.value) and "To install it by hand" not in str(info.value)
 
 
 def test_a_target_that_cannot_be_created_is_not_writable(tmp_path: Path) -> None:

@@ -215,6 +215,10 @@ def test_the_try_except_import_error_fallback_idiom_keeps_working(
     )
     results = json.loads(run_python(code, env).stdout)
     assert results == ["installer-failed", "still-missing", "plain"]
+    # The next start knows the name is wrong without installing it again.
+    assert json.loads(run_python(code, env).stdout) == results
+    runs = [line for line in audit_lines(target) if line.get("requirements") == ["misnamed-dist==1.0"]]
+    assert len(runs) == 1, runs
 
 
 def test_uvs_version_is_asked_once_per_program_and_target(

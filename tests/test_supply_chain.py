@@ -145,6 +145,23 @@ def test_lock_then_install_exactly_the_locked_closure(
     assert str(files[APP_20]["url"]).endswith(f"/files/{APP_20}")
 
 
+def test_status_shows_the_target_when_the_lock_no_longer_fits(index: str, tmp_path: Path) -> None:
+    """At 3 a.m. a pin changed since the lock: status still shows what the
+    target holds, says the lock is not applied and why, and exits 2."""
+    env = index_env(index, tmp_path)
+    project(tmp_path, "pip", {"idxapp": "idx-app>=1.0,<3"})
+    cli(tmp_path, env, "lock")
+    assert import_app(tmp_path, env) == ["ok", "2.0", "1.1"]
+    project(tmp_path, "pip", {"idxapp": "idx-app==1.1"})
+    proc = cli(tmp_path, env, "status", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "lock:       NOT APPLIED: " in proc.stdout
+    assert "the allowlist changed since the lock" in proc.stdout
+    assert "idxapp" in proc.stdout and "idx-app 2.0" in proc.stdout  # what the target holds, stale now
+    as_json = json.loads(cli(tmp_path, env, "status", "--json", check=False).stdout)
+    assert "the allowlist changed since the lock" in as_json["lock_problem"]
+
+
 @pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_tampered_wheel_is_refused_and_nothing_is_committed(
     installer: str, releases: Releases, tmp_path: Path

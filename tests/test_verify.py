@@ -160,8 +160,10 @@ def tamper(target: Path, outside: Path) -> None:
     outside.write_bytes(tool.read_bytes())
     tool.unlink()
     tool.symlink_to(outside)
-    # The hook's own files, uv's lock: never findings.
+    # The hook's own files, uv's lock, an empty folder no import can name
+    # (uv makes a wheel's empty PyYAML.libs/, which no RECORD lists): never findings.
     (target / ".lock").write_text("")
+    (target / "Toy.libs").mkdir()
     (target / ".lazy-import-hook" / "anything.txt").write_text("")
 
 
@@ -282,7 +284,8 @@ def test_other_distributions_records_and_odd_entries(tmp_path: Path) -> None:
     write_dist(tmp_path, "norecord", {"n.py": b""})
     (tmp_path / "norecord-1.0.dist-info" / "RECORD").unlink()
     write_dist(tmp_path, "odd", {"o.py": b"O\n"}, extra_rows="o.py,md5=abc,2\n")
-    (tmp_path / "empty-planted").mkdir()
+    (tmp_path / "emptyplanted").mkdir()  # imports as a namespace package
+    (tmp_path / "Empty.libs").mkdir()  # no import can name it: nothing to report
     (tmp_path / "c.py").unlink()
     (tmp_path / "c.py").mkdir()
     result = lazy_import_hook.verify(tmp_path)
@@ -290,7 +293,7 @@ def test_other_distributions_records_and_odd_entries(tmp_path: Path) -> None:
     assert result.modified == (("c.py", "not a file"), ("o.py", "bad RECORD row"))
     assert result.missing == (os.path.join("norecord-1.0.dist-info", "RECORD"),)
     assert result.unowned == (
-        "empty-planted" + os.sep, "n.py", os.path.join("norecord-1.0.dist-info", "METADATA"),
+        "emptyplanted" + os.sep, "n.py", os.path.join("norecord-1.0.dist-info", "METADATA"),
     )  # fmt: skip
 
 
