@@ -10,11 +10,16 @@ from ._distributions import foreign_entries
 from ._errors import ConfigError, warn
 from ._files import OWN_FOLDER, make_folders
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def prepare(target: str, *, enabled: bool) -> bool:
+
+def prepare(target: str, *, enabled: bool, users: Callable[[], list[str]] = list) -> bool:
     """Create the target, wipe it if built for another ABI, stamp it. Returns
-    whether it holds another Python's store that stays (installs disabled:
-    never wipe then; serve only what needs no compiled code).
+    whether it holds another Python's store that stays (installs disabled,
+    or `users()` names a running application of that Python: never wipe
+    then; serve only what needs no compiled code).
 
     A folder the hook never managed is adopted only when everything in it
     belongs to an installed distribution: a wipe must never take someone's
@@ -28,18 +33,28 @@ def prepare(target: str, *, enabled: bool) -> bool:
                 "point the target at a new or empty folder"
             )
     state = _target.stamp_state(target)
-    if state == _target.FOREIGN and not enabled:
-        warn(
-            f"the target {target} was built for another Python ({_target.read_stamp(target)}); installs "
-            "are disabled, so it is not wiped, and only its pure-Python modules are served. Run "
-            "`lazy-import-hook prefetch` with installs enabled to rebuild it for this Python",
-            RuntimeWarning,
-        )
+    running = users() if state == _target.FOREIGN and enabled else []
+    if state == _target.FOREIGN and (running or not enabled):
+        warn(_kept_foreign(target, running), RuntimeWarning)
         return True
     make_folders(_target.meta(target))  # before the mtime is taken
     if state != _target.OWN:
         _wipe_or_stamp(target)
     return False
+
+
+def _kept_foreign(target: str, running: list[str]) -> str:
+    built = f"the target {target} was built for another Python ({_target.read_stamp(target)})"
+    if running:
+        return (
+            f"{built} that {running[0]} runs on now, so it is not wiped under it: only its pure-Python "
+            "modules are served here, and installs into it are refused until that application stops "
+            "(or give each Python a target of its own)"
+        )
+    return (
+        f"{built}; installs are disabled, so it is not wiped, and only its pure-Python modules are "
+        "served. Run `lazy-import-hook prefetch` with installs enabled to rebuild it for this Python"
+    )
 
 
 def _wipe_or_stamp(target: str) -> None:

@@ -63,6 +63,12 @@ def recorded(target: str) -> list[Recorded]:
     return [r for _, r in sorted(found, key=lambda pair: -pair[0])]
 
 
+def running_elsewhere(target: str) -> list[str]:
+    """The applications other processes run on `target` now, as `status` names them."""
+    held = _plan.held_ids()
+    return [r.describe() for r in recorded(target) if r.live and r.record_id not in held]
+
+
 def untrusted_records(target: str) -> list[str]:
     """Why each record `recorded` leaves out is not to be trusted (another
     user's, say): the command line names them rather than finding none."""

@@ -9,7 +9,7 @@ from ._errors import warn
 from ._holdings import scan, scan_layers
 from ._plan import Plan
 from ._prepare import prepare
-from ._records import origin, record_id
+from ._records import origin, record_id, running_elsewhere
 from ._safety import problem
 
 TYPE_CHECKING = False
@@ -35,7 +35,11 @@ def settle(plan: Plan) -> int:
     plan.problem = problem(plan.target)
     if plan.problem is None:
         try:
-            plan.foreign_abi = prepare(plan.target, enabled=plan.settings.enabled)
+
+            def users() -> list[str]:  # asked only when another Python built the target
+                return running_elsewhere(plan.target)
+
+            plan.foreign_abi = prepare(plan.target, enabled=plan.settings.enabled, users=users)
         except OSError as e:
             plan.problem = _target.Problem(_target.Problem.READONLY, f"{plan.target} is not writable: {e}")
     report_problem(plan)

@@ -253,10 +253,15 @@ def _check_stamp(job: Job) -> None:
     if state in (_target.NONE, _target.DAMAGED):
         _target.write_stamp(target)
     elif state == _target.FOREIGN:
+        why = (
+            "an application of that Python was using it when this one started" if job.plan.foreign_abi
+            else "that Python rebuilt it since this application started"
+        )  # fmt: skip
         raise job.error(
             TargetRefusedError,
-            f"cannot install {job.subject}: {target} now belongs to another Python "
-            f"({_target.read_stamp(target)}); restart the application",
+            f"cannot install {job.subject}: {target} belongs to another Python "
+            f"({_target.read_stamp(target)}): {why}. Restart this application once no application of "
+            "that Python uses the target (it is then rebuilt for this one), or give each Python its own",
         )
 
 

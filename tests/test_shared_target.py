@@ -165,3 +165,42 @@ def test_prune_removes_nothing_while_an_application_it_cannot_read_uses_the_targ
     finally:
         toy.communicate()
         other.communicate()
+
+
+def test_another_python_never_wipes_a_target_an_application_of_the_first_runs_on(
+    wheelhouse: Path, target: Path, tmp_path: Path
+) -> None:
+    """A Python upgrade rolled out one process at a time: the new Python's
+    first start finds the old one's store in use, keeps it (its pure-Python
+    modules still import), refuses installs into it, and says why; once the
+    old application has stopped, the next start rebuilds it."""
+    env = installer_env(wheelhouse, tmp_path)
+    running = live_app("toymod", "toy-dist==1.0", target, env)
+    stamp = target / ".python-abi"
+    ours = stamp.read_text()
+    stamp.write_text("cpython-399-linux-x86_64-64bit\n")  # as the running application's Python wrote it
+    code = (
+        "import json, lazy_import_hook\n"
+        f"lazy_import_hook.install({{'toymod': 'toy-dist==1.0', 'othermod': 'other-dist==1.0'}}, "
+        f"target={str(target)!r}, installer='uv')\n"
+        "import toymod\n"
+        "try:\n    import othermod\n    print(json.dumps('imported'))\n"
+        "except ImportError as e:\n    print(json.dumps(str(e)))\n"
+    )
+
+    def start() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", code]
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+    try:
+        proc = start()
+        assert proc.returncode == 0, proc.stderr
+        assert "so it is not wiped under it" in proc.stderr and "(plan " in proc.stderr
+        refused = json.loads(proc.stdout)
+        assert "an application of that Python was using it when this one started" in refused
+        assert (target / "toymod").is_dir() and stamp.read_text() != ours
+    finally:
+        running.communicate()
+    proc = start()
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == "imported" and stamp.read_text() == ours
