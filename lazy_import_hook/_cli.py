@@ -434,7 +434,7 @@ def prune(plan: Plan, *, dry_run: bool, every_record: bool = False) -> int:
               "have stopped", file=sys.stderr)  # fmt: skip
         return 1
     for other in pruned.kept_for:
-        print(f"keeping what {other} needs")
+        print(f"keeping what {other}")
     if not pruned.removals:
         print("nothing to prune")
         return 0

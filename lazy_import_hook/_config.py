@@ -101,7 +101,8 @@ def apply_lock(plan: Plan) -> None:
             f"lock file {path} was made for {lock.environment or 'another interpreter'}, not for "
             f"{this_environment()}: run {_remedy(plan)} with this Python"
         )
-    for entry in (e for e in plan.entries.values() if e.active):
+    closures = {}
+    for entry in (e for e in plan.entries.values() if e.active):  # all checked before any is applied
         locked = lock.entries.get(entry.import_name)
         if locked is None or (locked.requirements, locked.hashes) != (entry.requirements, entry.hashes):
             was = f"locked as {', '.join(locked.requirements)}" if locked else "not in the lock"
@@ -109,7 +110,9 @@ def apply_lock(plan: Plan) -> None:
                 f"allowlist entry {entry.import_name!r} ({entry.what}) is {was} in {path}: "
                 f"the allowlist changed since the lock; run {_remedy(plan)}"
             )
-        entry.locked = tuple(p.line() for p in locked.packages)
+        closures[entry.import_name] = tuple(p.line() for p in locked.packages)
+    for name, closure in closures.items():
+        plan.entries[name].locked = closure
     plan.lock_stamp = lock_stamp(path)
 
 

@@ -10,6 +10,8 @@ uv as it is, which then says what it refuses.
 
 from __future__ import annotations
 
+import re
+
 from ._files import canonical_name
 
 TYPE_CHECKING = False
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
 OPTION = "--constraint="
+_COMMENT = re.compile(r"(^|\s)#.*")
 
 
 def exact_only(options: Sequence[str], pins: Sequence[str], out: str) -> tuple[list[str], list[str]]:
@@ -57,7 +60,7 @@ def _requirements(path: str) -> list[tuple[str, Requirement]] | None:
         return None
     found = []
     for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        line = _COMMENT.sub("", raw).strip()  # as pip reads it: a '#' at the start or after a blank
         if not line:
             continue
         try:
@@ -65,6 +68,8 @@ def _requirements(path: str) -> list[tuple[str, Requirement]] | None:
             applies = requirement.marker is None or requirement.marker.evaluate()
         except (InvalidRequirement, InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
             return None  # an option (-c, --index-url) or something only the installer reads
+        if requirement.url:
+            return None  # `name @ URL`: the installer decides what it allows
         if applies:
             found.append((line, requirement))
     return found

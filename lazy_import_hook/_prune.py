@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from . import _target
+from . import _plan, _target
 from ._files import OWN_FOLDER, dist_folders, make_folders, record_paths
 
 TYPE_CHECKING = False
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
     from ._plan import Plan
+    from ._records import Recorded
 
 
 def _requires(target: str, info: str) -> list[Requirement]:
@@ -144,7 +145,15 @@ def _decide(plan: Plan, every_record: bool) -> Pruned:
     others = [r for r in found if (r.live or every_record) and r.record_id != mine]
     unread = unread_in_use(plan.target, {mine, *(r.record_id for r in found)})
     removals = plan_removals(plan, [r.plan for r in others])
-    return Pruned(removals, [r.describe() for r in others], unread)
+    return Pruned(removals, [_kept_for(plan.target, r) for r in others], unread)
+
+
+def _kept_for(target: str, other: Recorded) -> str:
+    """`<application> needs`, and for one not running, how to let its packages go."""
+    if other.live:
+        return f"{other.describe()} needs"
+    record = _plan.record_paths(target, other.record_id)[0]
+    return f"{other.describe()} needs (not running; if it never runs again, delete {record})"
 
 
 def _remove(target: str, infos: Sequence[str]) -> None:

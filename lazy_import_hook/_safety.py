@@ -42,8 +42,18 @@ def unsafe(folder: str, *, library: bool = True, path: Sequence[str] | None = No
         why = None
     if why:
         return f"{folder} is {why}: another user could plant code there"
-    why = exposed_ancestor(folder)
+    why = exposed_ancestor(folder) or _inherited_writers(folder)
     return f"{folder} is not safe: {why}" if why else None
+
+
+def _inherited_writers(folder: str) -> str | None:
+    """Who else could write what is made in `folder` (or, not made yet,
+    in the folders it will be made in): a default access control list."""
+    from ._trust import inherited_writers
+
+    existing = _existing_ancestor(folder)
+    who = inherited_writers(existing)
+    return f"{existing} lets {who} write what is made in it (fix: setfacl -k {existing})" if who else None
 
 
 def _shadowing(target: str, path: Sequence[str]) -> str | None:

@@ -4,6 +4,8 @@ What a start with an unchanged configuration never loads."""
 
 from __future__ import annotations
 
+import os
+
 from . import _config, _plan, _target
 from ._errors import warn
 from ._holdings import scan, scan_layers
@@ -34,20 +36,30 @@ def settle(plan: Plan) -> int:
     refused = scan_layers(plan)
     plan.problem = problem(plan.target)
     if plan.problem is None:
-        try:
-
-            def users() -> list[str]:  # asked only when another Python built the target
-                return running_elsewhere(plan.target)
-
-            plan.foreign_abi = prepare(plan.target, enabled=plan.settings.enabled, users=users)
-        except OSError as e:
-            plan.problem = _target.Problem(_target.Problem.READONLY, f"{plan.target} is not writable: {e}")
+        _prepare_target(plan)
     report_problem(plan)
     checked_at = _target.mtime(plan.target)
     refused += [f"{line} in {plan.target}" for line in scan(plan)]
     for line in refused:
         warn(f"ignoring the .pth path line {line}")
     return checked_at
+
+
+def _prepare_target(plan: Plan) -> None:
+    """Create, wipe or stamp the target. One made now is checked again:
+    another user may have made a folder on the way first (in /tmp)."""
+    made_now = not os.path.isdir(plan.target)
+
+    def users() -> list[str]:  # asked only when another Python built the target
+        return running_elsewhere(plan.target)
+
+    try:
+        plan.foreign_abi = prepare(plan.target, enabled=plan.settings.enabled, users=users)
+    except OSError as e:
+        plan.problem = _target.Problem(_target.Problem.READONLY, f"{plan.target} is not writable: {e}")
+        return
+    if made_now:
+        plan.problem = problem(plan.target)
 
 
 def _record(plan: Plan) -> None:

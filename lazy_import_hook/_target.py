@@ -93,20 +93,26 @@ def untrusted(st: os.stat_result, where: str | int | None = None) -> str | None:
     one other users share, an access control list's entry: `where`, its
     path or descriptor, lets the list be read); owners other than us or root too.
     """
+    why = writable_by_others(st, where)
+    if not why and hasattr(os, "geteuid") and st.st_uid not in (os.geteuid(), 0):
+        return f"owned by another user (uid {st.st_uid})"
+    return why
+
+
+def writable_by_others(st: os.stat_result, where: str | int | None = None) -> str | None:
+    """Why others than its owner can write a file or folder (its mode, or
+    who else its group bits let write), or None."""
     import stat
 
     mode = stat.filemode(st.st_mode)
     if st.st_mode & stat.S_IWOTH:
         return f"writable by every user (mode {mode}; fix: chmod o-w)"
-    if hasattr(os, "geteuid"):
-        if st.st_mode & stat.S_IWGRP:
-            from ._trust import group_writers
+    if hasattr(os, "geteuid") and st.st_mode & stat.S_IWGRP:
+        from ._trust import group_writers
 
-            who = group_writers(st, where)
-            if who:
-                return f"writable by {who} (mode {mode}; fix: chmod g-w)"
-        if st.st_uid not in (os.geteuid(), 0):
-            return f"owned by another user (uid {st.st_uid})"
+        who = group_writers(st, where)
+        if who:
+            return f"writable by {who} (mode {mode}; fix: chmod g-w)"
     return None
 
 
@@ -158,6 +164,8 @@ def _exposed_step(folder: str, child: str) -> str | None:
     except OSError as e:
         return f"not checkable ({e})"
     why = untrusted(st, folder)
+    if why and st.st_uid not in (os.geteuid(), 0) and _no_account(st.st_uid):
+        why = writable_by_others(st, folder)  # a volume from another host's user: see _no_account
     if not why or not st.st_mode & stat.S_ISVTX or st.st_uid not in (os.geteuid(), 0):
         return why
     try:
@@ -165,6 +173,23 @@ def _exposed_step(folder: str, child: str) -> str | None:
     except OSError:
         return None  # not there yet: we make it
     return None if owner in (os.geteuid(), 0) else f"{why}, and {child} in it is another user's (uid {owner})"
+
+
+def _no_account(uid: int) -> bool:
+    """No user of this system has `uid`: the owner of a folder mounted from
+    elsewhere (`docker run -v $PWD:/app`, a CI runner's workspace in a
+    container). Nobody here can log in as it to rename what is in the
+    folder, and whoever owns it outside owns the application's code there
+    too. A uid with an account is another user of this machine."""
+    try:
+        import pwd
+    except ImportError:  # not POSIX: ownership is not checked at all
+        return False
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return True
+    return False
 
 
 def read_trusted(path: str, errors: str = "strict") -> str | None:

@@ -12,10 +12,11 @@ import os
 # Linux's xattr form of an access control list (linux/posix_acl_xattr.h):
 # a 4-byte version (2), then 8-byte entries: tag, permissions, id.
 _ACL_ATTRIBUTE = "system.posix_acl_access"
+_DEFAULT_ACL = "system.posix_acl_default"  # what a folder's new files and folders get, whatever the umask
 _ACL_VERSION = 2
-_USER, _GROUP_OBJ, _GROUP, _MASK = 0x02, 0x04, 0x08, 0x10
+_USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x02, 0x04, 0x08, 0x10, 0x20
 _WRITE = 0x02
-_others_by_group: dict[int, str] = {}  # gid -> the other users in it ("" for none), once per process
+_others_by_group: dict[int, str] = {}  # gid -> why others may be in it ("" for none), once per process
 
 
 def group_writers(st: os.stat_result, where: str | int | None) -> str | None:
@@ -26,11 +27,27 @@ def group_writers(st: os.stat_result, where: str | int | None) -> str | None:
     entries = _acl_entries(where) if where is not None else None
     if entries is None:
         return _group_writers(st.st_gid)
+    return entries if isinstance(entries, str) else _acl_writers(entries, st.st_gid)
+
+
+def inherited_writers(folder: str) -> str | None:
+    """Who else a default access control list on `folder` lets write what
+    is made in it, or None. The kernel ignores the umask then: an installer
+    making folders with mode 0777 gives them the list's rights."""
+    entries = _acl_entries(folder, _DEFAULT_ACL)
+    if entries is None:
+        return None
     if isinstance(entries, str):
         return entries
+    if any(tag == _OTHER and perm & _WRITE for tag, perm, _ in entries):
+        return "every user, through a default access control list (getfacl shows it)"
+    return _acl_writers(entries, os.getegid())
+
+
+def _acl_writers(entries: Entries, owning_group: int) -> str | None:
     mask = next((perm for tag, perm, _ in entries if tag == _MASK), 7)
     for tag, perm, ident in entries:
-        who = _entry_writer(tag, ident, st.st_gid) if perm & mask & _WRITE else None
+        who = _entry_writer(tag, ident, owning_group) if perm & mask & _WRITE else None
         if who:
             return who
     return None
@@ -48,45 +65,47 @@ def _entry_writer(tag: int, ident: int, owning_group: int) -> str | None:
 
 
 def _group_writers(gid: int) -> str | None:
-    """Why a group's write right lets another user write, or None: a group
-    this process is not in by default, or one other users are members of (a
-    shared primary group such as `users`; a private group is fine)."""
+    """Why a group's write right lets another user write, or None: only
+    this user's private group may write (Debian's user private groups: the
+    group named after the user, with no other member). A shared primary
+    group (`users`) may not, nor one whose members cannot all be seen (a
+    directory service need not list them)."""
     if gid != os.getegid():
         return f"group {gid}"
-    others = _others_in(gid)
-    return f"group {gid}, which {others} also belong to" if others else None
-
-
-def _others_in(gid: int) -> str:
-    """The other users whose primary or supplementary group `gid` is (a few names)."""
     if gid not in _others_by_group:
-        import grp
-        import pwd
-
-        me = os.geteuid()
-        try:
-            members = set(grp.getgrgid(gid).gr_mem)
-        except KeyError:  # a group the system does not name (a container's --user uid:gid)
-            members = set()
-        members.update(p.pw_name for p in pwd.getpwall() if p.pw_gid == gid)
-        try:
-            members.discard(pwd.getpwuid(me).pw_name)
-        except KeyError:
-            pass
-        names = sorted(members)
-        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-        _others_by_group[gid] = ", ".join(names[:3]) + more
-    return _others_by_group[gid]
+        _others_by_group[gid] = _not_private(gid)
+    why = _others_by_group[gid]
+    return f"group {gid}, {why}" if why else None
 
 
-def _acl_entries(where: str | int) -> list[tuple[int, int, int]] | str | None:
+def _not_private(gid: int) -> str:
+    """Why `gid` is not this user's private group ("" when it is)."""
+    import grp
+    import pwd
+
+    me = os.geteuid()
+    try:
+        user, group = pwd.getpwuid(me), grp.getgrgid(gid)
+    except KeyError:  # a uid or gid the system does not name (a container's --user uid:gid)
+        return "which this system does not name, so other users may be in it"
+    if group.gr_name != user.pw_name or user.pw_gid != gid:
+        return f"({group.gr_name}), not the private group of user {user.pw_name}"
+    others = sorted({*group.gr_mem, *(p.pw_name for p in pwd.getpwall() if p.pw_gid == gid)} - {user.pw_name})
+    more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+    return f"which {', '.join(others[:3])}{more} also belong to" if others else ""
+
+
+Entries = list[tuple[int, int, int]]  # (tag, permissions, id)
+
+
+def _acl_entries(where: str | int, attribute: str = _ACL_ATTRIBUTE) -> Entries | str | None:
     """The access control list's (tag, permissions, id) entries; None when
     there is none (or no such thing here); a reason when it cannot be read."""
     getxattr = getattr(os, "getxattr", None)
     if getxattr is None:
         return None
     try:
-        raw = getxattr(where, _ACL_ATTRIBUTE)
+        raw = getxattr(where, attribute)
     except OSError:  # none set (ENODATA), or a file system without them
         return None
     import struct

@@ -71,6 +71,8 @@ class Uv(Installer):
         cmd += ["--target", request.target, "--no-progress", "--color", "never"]
         if request.compile_bytecode:
             cmd.append("--compile-bytecode")
+        if others_cache(os.environ if launch is None else launch.env):
+            cmd += ["--link-mode", "copy"]  # see others_cache
         return cmd + self.options(request, launch)
 
     def cutoff_options(self, cutoff: str) -> list[str]:
@@ -203,6 +205,24 @@ def _compiled(cmd: list[str], env: Mapping[str, str], pins: Sequence[str]) -> ob
         return preferred(from_pylock(out))
     except Exception as e:  # a format this version does not know
         return f"uv's pylock output could not be read: {e}"
+
+
+def others_cache(env: Mapping[str, str]) -> str | None:
+    """Why uv's cache is not this user's alone, or None. uv hard-links what
+    it installs from its cache: whoever can write a cached file (a cache
+    shared through UV_CACHE_DIR, one made under a lax umask) would write the
+    installed one, so such a cache is copied from instead."""
+    from ._target import exposed_ancestor, untrusted
+
+    if env.get("UV_NO_CACHE", "").strip().lower() not in _FALSE:
+        return None  # a temporary cache of its own, in the install's private temporary folder
+    home = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.abspath(env.get("UV_CACHE_DIR") or os.path.join(home, "uv"))
+    try:
+        why = untrusted(os.stat(folder), folder)
+    except OSError:
+        why = None  # not made yet: uv makes it, under the installer's umask
+    return why or exposed_ancestor(folder)
 
 
 def _kept(name: str) -> bool:

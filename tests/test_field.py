@@ -430,19 +430,34 @@ def test_the_command_line_works_for_an_allowlist_written_in_code(
 
 
 def test_prune_with_only_the_target_keeps_what_every_recorded_plan_needs(
-    wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+    wheelhouse: Path, target: Path, tmp_path: Path
 ) -> None:
     """With --target alone and nothing running, the plan prune acts for is
     just the newest recorded: a one-off run's, recorded after the
-    application stopped, must not take the application's packages with it."""
+    application stopped, must not take the application's packages with it.
+    A plan nobody will run again is deleted by hand, as prune's line says."""
     env = installer_env(wheelhouse, tmp_path)
-    run_python(hook(target, "pip", {"toymod": "toy-dist==1.0"}) + "import toymod\n", env)  # the application
-    run_python(hook(target, "pip", {"othermod": "other-dist==1.0"}) + "import othermod\n", env)  # a one-off
-    proc = subprocess.run([sys.executable, "-m", "lazy_import_hook", "--target", str(target), "prune"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "keeping what" in proc.stdout and proc.stdout.splitlines()[-1] == "nothing to prune"
+
+    def run(script: str, allowlist: dict[str, str]) -> None:
+        imports = "".join(f"import {name}\n" for name in allowlist)
+        (tmp_path / script).write_text(hook(target, "pip", allowlist) + imports)
+        subprocess.run([sys.executable, script], cwd=tmp_path, env=env, check=True, capture_output=True)
+
+    def prune() -> list[str]:
+        proc = subprocess.run([sys.executable, "-m", "lazy_import_hook", "--target", str(target), "prune"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        return proc.stdout.splitlines()
+
+    run("app.py", {"toymod": "toy-dist==1.0", "othermod": "other-dist==1.0"})
+    run("oneoff.py", {"othermod": "other-dist==1.0"})
+    said = prune()
+    assert said[-1] == "nothing to prune"
+    kept = next(line for line in said if line.startswith("keeping what app.py"))
     assert (target / "toymod").is_dir() and (target / "othermod").is_dir()
+    # What to do when that application is gone for good: the line says.
+    Path(kept.split("if it never runs again, delete ")[1].removesuffix(")")).unlink()
+    assert "removed toy_dist-1.0: no allowlist entry needs it" in prune()
+    assert not (target / "toymod").exists() and (target / "othermod").is_dir()
 
 
 # -- 6. wrong import names caught early ----------------------------------------------------

@@ -1037,3 +1037,29 @@ def test_another_users_pip_configuration_is_not_taken_and_not_told_to_be_chowned
         _pipconf.read()
     assert "owned by another user (uid 65534)" in str(raised.value)
     assert "Use sudo -H, or set PIP_CONFIG_FILE to a file of yours" in str(raised.value)
+
+
+def test_with_every_file_hashed_uv_gets_the_exact_pins_and_the_ranges_are_checked(tmp_path: Path) -> None:
+    """uv refuses a constraint that is not an exact pin when every file is
+    hashed: the exact ones go to it, the ranges are checked against the pins
+    here, and a file the hook cannot read through goes to uv as it is."""
+    from lazy_import_hook._constraints import OPTION, exact_only
+
+    policy = tmp_path / "policy.txt"
+    policy.write_text(
+        "# the image's policy\n"
+        "six==1.16.0  # exact: passed on\n"
+        "torch<=2.14.1\t# a range nothing here pins\n"
+        "Toy_Dist>=0.5\n"
+        "toy-dist!=1.0; sys_platform == 'no-such-platform'\n"
+        "other-dist<1.0 ; python_version >= '3'\n"
+    )
+    url, option = tmp_path / "url.txt", tmp_path / "option.txt"
+    url.write_text("toy-dist @ file:///wheels/toy_dist-0.9-py3-none-any.whl\n")
+    option.write_text("-c more.txt\n")
+    options = ["--no-index", *(OPTION + str(p) for p in (policy, url, option))]
+    out = str(tmp_path / "exact.txt")
+    kept, conflicts = exact_only(options, ["toy-dist==1.0", "other-dist==1.0"], out)
+    assert kept == ["--no-index", OPTION + str(url), OPTION + str(option), OPTION + out]
+    assert Path(out).read_text() == "six==1.16.0\n"
+    assert conflicts == [f"other-dist<1.0 ; python_version >= '3' (in {policy})"]

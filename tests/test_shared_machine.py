@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _offline import installer_env
@@ -70,6 +71,22 @@ def test_an_access_control_list_that_lets_only_us_or_root_write_is_fine(tmp_path
     assert _safety.problem(str(target)) is None
 
 
+def test_a_default_access_control_list_that_lets_others_write_new_files_is_unsafe(tmp_path: Path) -> None:
+    """The kernel ignores the umask under a default ACL: the folders an
+    installer makes with mode 0777 would get its group's or user's rights,
+    while the target's own bits look fine. Also for a target not made yet,
+    which would inherit the list from the folder above it."""
+    home = folder(tmp_path / "home", 0o755)
+    acl(home, "-d", "-m", f"u:{OTHER_UID}:rwx")
+    assert "lets user 65534, through an access control list" in unsafe_because(home / "target")
+    target = folder(home / "target", 0o755)  # inherits it
+    assert f"{target} lets user 65534" in unsafe_because(target) and "setfacl -k" in unsafe_because(target)
+    acl(home, "-k")
+    acl(target, "-k")
+    acl(target, "-d", "-m", f"u:{OTHER_UID}:r-x")  # reading only: fine
+    assert _safety.problem(str(target)) is None
+
+
 def test_a_pyproject_an_access_control_list_opens_to_others_gives_no_orders(tmp_path: Path) -> None:
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text("[tool.lazy-import-hook]\n")
@@ -78,28 +95,51 @@ def test_a_pyproject_an_access_control_list_opens_to_others_gives_no_orders(tmp_
     assert why is not None and "access control list" in why
 
 
+def names(monkeypatch: pytest.MonkeyPatch, group: str, members: list[str], primary: list[str]) -> None:
+    """What the user and group databases say: this user is `me`, its
+    primary group is this process's; `primary`: other users with that group."""
+    gid, uid = os.getegid(), os.geteuid()
+
+    def entry(name: str, u: int) -> object:
+        return type("P", (), {"pw_name": name, "pw_uid": u, "pw_gid": gid})()
+
+    monkeypatch.setattr("pwd.getpwuid", lambda u: entry("me", u))
+    everyone = [entry("me", uid), *(entry(n, 1000 + i) for i, n in enumerate(primary))]
+    monkeypatch.setattr("pwd.getpwall", lambda: everyone)
+    monkeypatch.setattr("grp.getgrgid", lambda g: type("G", (), {"gr_name": group, "gr_mem": members})())
+
+
 def test_our_own_private_group_may_write(
     tmp_path: Path, no_group_cache: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pwd.getpwall", lambda: [])
-    monkeypatch.setattr("grp.getgrgid", lambda gid: type("G", (), {"gr_mem": []})())
+    names(monkeypatch, "me", [], [])
     target = folder(tmp_path / "t", 0o775)  # a umask of 002 with user private groups (Debian's way)
     os.chown(target, -1, os.getegid())
     assert _safety.problem(str(target)) is None
 
 
-def test_a_group_other_users_share_may_not_write(
-    tmp_path: Path, no_group_cache: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize(
+    ("group", "members", "primary", "said"),
+    [
+        ("me", ["carol"], ["a", "b"], "which a, b, carol also belong to"),  # named after us, yet shared
+        ("users", [], [], "(users), not the private group of user me"),  # a shared primary group
+        (None, [], [], "which this system does not name"),  # a container's --user uid:gid
+    ],
+)
+def test_a_group_other_users_are_or_may_be_in_may_not_write(
+    group: str | None, members: list[str], primary: list[str], said: str,
+    tmp_path: Path, no_group_cache: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     """A shared primary group such as `users`: one member's umask of 002
-    would let every other member change what the first one imports."""
-    gid = os.getegid()
-    others = [type("P", (), {"pw_name": name, "pw_gid": gid})() for name in "ab"]
-    monkeypatch.setattr("pwd.getpwall", lambda: others)
-    monkeypatch.setattr("grp.getgrgid", lambda g: type("G", (), {"gr_mem": ["carol"]})())
+    would let every other member change what the first one imports. A
+    directory service need not list a group's members: only a group that
+    is plainly this user's own may write."""
+    names(monkeypatch, group or "", members, primary)
+    if group is None:
+        monkeypatch.setattr("grp.getgrgid", lambda g: {}[g])
     target = folder(tmp_path / "t", 0o775)
-    os.chown(target, -1, gid)
-    assert f"group {gid}, which a, b, carol also belong to" in unsafe_because(target)
+    os.chown(target, -1, os.getegid())
+    assert f"group {os.getegid()}, {said}" in unsafe_because(target)
 
 
 # -- the folders above a target -------------------------------------------------------
@@ -149,6 +189,30 @@ def test_a_pyproject_below_another_users_folder_gives_no_orders(tmp_path: Path) 
     assert why is not None and f"the folder {home} on the way is owned by another user" in why
 
 
+@as_root
+def test_a_folder_owned_by_a_uid_no_account_has_is_a_volume_not_another_user(tmp_path: Path) -> None:
+    """`docker run -v $PWD:/app` as root: /app is the host user's, a uid
+    with no account in the container; nobody here can rename what is in
+    it. Once that uid can write it through the group or others, it is
+    refused again."""
+    import pwd
+
+    uid = next(u for u in range(4242, 5000) if not _has_account(pwd, u))
+    app = folder(tmp_path / "app", 0o755)
+    os.chown(app, uid, -1)
+    assert _safety.problem(str(app / "target")) is None
+    os.chmod(app, 0o777)
+    assert f"the folder {app} on the way is writable by every user" in unsafe_because(app / "target")
+
+
+def _has_account(pwd: Any, uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
 # -- what the hook and its installers make ---------------------------------------------
 
 
@@ -167,6 +231,20 @@ def test_under_a_lax_umask_nothing_in_the_target_is_writable_by_others(
     writable = [f"{p} {oct(mode)}" for p, mode in modes.items() if mode & 0o022]
     assert writable == []
     assert stat.S_IMODE((target / _target.LOCK).stat().st_mode) == _lock.LOCK_MODE
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["private-cache", "shared-cache"])
+def test_uv_copies_from_a_cache_others_can_write_instead_of_linking(
+    shared: bool, wheelhouse: Path, target: Path, tmp_path: Path, run_python: Runner
+) -> None:
+    """uv hard-links what it installs from its cache: a cached file others
+    can write would be the installed file itself."""
+    cache = folder(tmp_path / "team-uv-cache", 0o777 if shared else 0o755)
+    env = installer_env(wheelhouse, tmp_path, UV_CACHE_DIR=str(cache))
+    run_python(hook(target, "uv", {"toymod": "toy-dist==1.0"}) + "import toymod\n", env)
+    installed = (target / "toymod" / "__init__.py").stat()
+    assert installed.st_nlink == (1 if shared else 2)  # its own copy, or the cache's inode
+    assert not installed.st_mode & 0o022
 
 
 def test_the_hooks_own_files_and_folders_ignore_a_lax_umask(tmp_path: Path) -> None:
