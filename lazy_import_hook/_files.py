@@ -66,7 +66,7 @@ def make_folders(path: str) -> None:
     OWN_FOLDER at most (os.makedirs gives the folders above the last one
     0o777 under the umask)."""
     missing = []
-    while not os.path.isdir(path):
+    while path and not os.path.isdir(path):  # "": the working directory, there
         missing.append(path)
         parent = os.path.dirname(path)
         if parent == path:

@@ -89,9 +89,9 @@ def untrusted(st: os.stat_result, where: str | int | None = None) -> str | None:
 
     World-writable is refused even with the sticky bit (which only stops
     others deleting files, not creating a package); group-writable only when
-    someone else can write through it (a group that is not this process's,
-    one other users share, an access control list's entry: `where`, its
-    path or descriptor, lets the list be read); owners other than us or root too.
+    someone else can write through it (a group other than this user's
+    private one, an access control list's entry: `where`, its path or
+    descriptor, lets the list be read); owners other than us or root too.
     """
     why = writable_by_others(st, where)
     if not why and hasattr(os, "geteuid") and st.st_uid not in (os.geteuid(), 0):
@@ -163,16 +163,17 @@ def _exposed_step(folder: str, child: str) -> str | None:
         return None  # to be made by us
     except OSError as e:
         return f"not checkable ({e})"
+    ours = (os.geteuid(), 0) if hasattr(os, "geteuid") else ()
     why = untrusted(st, folder)
-    if why and st.st_uid not in (os.geteuid(), 0) and _no_account(st.st_uid):
+    if why and st.st_uid not in ours and _no_account(st.st_uid):
         why = writable_by_others(st, folder)  # a volume from another host's user: see _no_account
-    if not why or not st.st_mode & stat.S_ISVTX or st.st_uid not in (os.geteuid(), 0):
+    if not why or not st.st_mode & stat.S_ISVTX or st.st_uid not in ours:
         return why
     try:
         owner = os.lstat(child).st_uid
     except OSError:
         return None  # not there yet: we make it
-    return None if owner in (os.geteuid(), 0) else f"{why}, and {child} in it is another user's (uid {owner})"
+    return None if owner in ours else f"{why}, and {child} in it is another user's (uid {owner})"
 
 
 def _no_account(uid: int) -> bool:

@@ -1,8 +1,10 @@
 """Who besides this user (and root) can write a file or folder whose group
 bits allow writing: the group's other members, or, where a POSIX access
 control list is set, its entries (the group bits then show the list's mask,
-not the group's own right). Only looked at when those bits are set, so a
-warm start with a private target never imports this module.
+not the group's own right); and who a folder's default access control list
+lets write what is made in it. A warm start with a private target never
+imports this module: the group bits are looked at only when set, the
+default list only when a plan is checked afresh.
 """
 
 from __future__ import annotations
