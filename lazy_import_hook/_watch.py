@@ -27,10 +27,12 @@ def notice(message: str) -> None:
     print(f"lazy-import-hook: {message}", file=sys.stderr, flush=True)
     # Not imported means not configured: the record would go nowhere (no
     # handler; the last-resort one takes warnings only). Importing it for
-    # that costs ~20 ms at an install.
-    logging = sys.modules.get("logging")
-    if logging is not None:
-        logging.getLogger("lazy_import_hook").info(message)
+    # that costs ~20 ms at an install. Another thread may be importing it
+    # right now (filelock imports it when a lock is contended): a module
+    # not run to its end yet has no getLogger, and gets no record.
+    get_logger = getattr(sys.modules.get("logging"), "getLogger", None)
+    if get_logger is not None:
+        get_logger("lazy_import_hook").info(message)
 
 
 _LIVE: list[bool] = [False]  # whether a live line is on the terminal now
@@ -121,8 +123,9 @@ class Locked:
 
 def say_waiting(target: str) -> None:
     """Said once by a process about to wait for the target's lock: who
-    installs what since when, from the marker the holder wrote, or that no
-    install is under way (a prune, a wipe, a stuck process)."""
+    installs what since when, from the marker the holder wrote, or that it
+    records no install (a prune, a wipe, a stuck process; or one that took
+    the lock a moment ago and has not written its marker yet)."""
     from ._target import INSTALLING, LOCK, meta, read_trusted
 
     text = read_trusted(meta(target, INSTALLING)) or ""
@@ -133,6 +136,6 @@ def say_waiting(target: str) -> None:
             raise ValueError(since)
         ago = f"{time.strftime('%H:%M:%S', time.localtime(when))} ({time.time() - when:.0f} s ago)"
         notice(f"waiting for process {int(pid)}, installing {subject} into {target} since {ago} ...")
-    except (ValueError, OverflowError, OSError):  # gone, cut short, another format: no install under way
+    except (ValueError, OverflowError, OSError):  # gone, cut short, another format: none recorded
         lock = os.path.join(target, LOCK)
-        notice(f"waiting for the process holding {lock}, with no install under way (`fuser -v {lock}`) ...")
+        notice(f"waiting for the process holding {lock}, which records no install (`fuser -v {lock}`) ...")

@@ -60,6 +60,20 @@ def test_the_notices_reach_the_applications_logging(
     assert any(m.startswith("installed toy-dist==1.0 in") for m in said)
 
 
+def test_a_notice_while_another_thread_imports_logging_is_printed_and_not_logged(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """filelock imports logging when a lock is contended: another thread's
+    notice then finds the module in sys.modules before its body has run."""
+    import types
+
+    from lazy_import_hook._watch import notice
+
+    monkeypatch.setitem(sys.modules, "logging", types.ModuleType("logging"))  # partly initialised
+    notice("waiting for the lock")
+    assert capsys.readouterr().err == "lazy-import-hook: waiting for the lock\n"
+
+
 def test_nothing_is_printed_when_nothing_is_installed(
     target: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

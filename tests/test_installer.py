@@ -398,7 +398,7 @@ def test_a_provenance_asked_after_the_import_is_written_before_the_process_ends(
     "marker",
     ["", "1234\n", '{"pid": 1, "subject": "x", "since": 1.0}', "1234\ninf\nx", "1234\nnan\nx", "x\n1.0\ny"],
 )
-def test_a_waiting_process_says_no_install_is_under_way_rather_than_fail_on_an_odd_marker(
+def test_a_waiting_process_says_no_install_is_recorded_rather_than_fail_on_an_odd_marker(
     marker: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Cut short, another version's JSON, a time no clock shows."""
@@ -408,7 +408,7 @@ def test_a_waiting_process_says_no_install_is_under_way_rather_than_fail_on_an_o
     with open(_target.meta(str(tmp_path), _target.INSTALLING), "w") as f:
         f.write(marker)
     _watch.say_waiting(str(tmp_path))
-    assert "with no install under way" in capsys.readouterr().err
+    assert "which records no install" in capsys.readouterr().err
     with open(_target.meta(str(tmp_path), _target.INSTALLING), "w") as f:
         f.write("1234\n1700000000.5\ntoy-dist==1.0 for 'import toymod'")
     _watch.say_waiting(str(tmp_path))
