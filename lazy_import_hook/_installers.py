@@ -1,6 +1,7 @@
 """The installers this package can drive, in the order `auto` prefers them.
 
-Adding one: a module with an `Installer` subclass, and its line here."""
+Adding one: a module with an `Installer` subclass, its name in NAMES and
+its branch in installer_class."""
 
 from __future__ import annotations
 

@@ -272,12 +272,13 @@ def _listable(link: str) -> str:
 
 
 def _translate_trust(pip: PipConfig, env: dict[str, str]) -> None:
-    """Certificates, trusted hosts, proxy and timeouts, unless uv has its own."""
+    """Certificates, trusted hosts, keyring, proxy and timeouts, unless uv has its own."""
     cert = pip.get("cert")
     if cert and not (env.get("SSL_CERT_FILE") or env.get("SSL_CERT_DIR")):
         env["SSL_CERT_DIR" if os.path.isdir(cert) else "SSL_CERT_FILE"] = cert
     _default(env, "SSL_CLIENT_CERT", pip.get("client-cert"))
     _default(env, "UV_INSECURE_HOST", " ".join(pip.items("trusted-host")) or None)
+    _default(env, "UV_KEYRING_PROVIDER", _keyring(pip.get("keyring-provider")))
     proxy = pip.get("proxy")
     if proxy and not any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in env):
         env["HTTP_PROXY"] = env["HTTPS_PROXY"] = proxy
@@ -286,6 +287,14 @@ def _translate_trust(pip: PipConfig, env: dict[str, str]) -> None:
         _default(env, "UV_HTTP_TIMEOUT", str(max(1, round(float(timeout)))))
     retries = pip.get("retries")
     _default(env, "UV_HTTP_RETRIES", retries if retries and retries.isdigit() else None)
+
+
+def _keyring(provider: str | None) -> str | None:
+    """pip's keyring provider as uv's: uv has no `import` (keyring imported
+    into the installer), only the `keyring` command, which pip's `auto`
+    also falls back to."""
+    known = {"disabled": "disabled", "subprocess": "subprocess", "import": "subprocess", "auto": "subprocess"}
+    return known.get((provider or "").strip().lower())
 
 
 def _default(env: dict[str, str], name: str, value: str | None) -> None:

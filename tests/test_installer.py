@@ -665,6 +665,81 @@ def test_a_folder_with_a_comma_reaches_uv_in_the_variable_as_its_file_url(
     assert launch.needs == _uv.READS_LIST
 
 
+@pytest.mark.parametrize(
+    ("pip_setting", "value", "uv_gets"),
+    [
+        ("PIP_CERT", "<file>", {"SSL_CERT_FILE": "<file>"}),
+        ("PIP_CERT", "<folder>", {"SSL_CERT_DIR": "<folder>"}),
+        ("PIP_CLIENT_CERT", "<file>", {"SSL_CLIENT_CERT": "<file>"}),
+        ("PIP_TRUSTED_HOST", "mirror.internal other.internal:8080",
+         {"UV_INSECURE_HOST": "mirror.internal other.internal:8080"}),
+        ("PIP_KEYRING_PROVIDER", "subprocess", {"UV_KEYRING_PROVIDER": "subprocess"}),
+        ("PIP_KEYRING_PROVIDER", "import", {"UV_KEYRING_PROVIDER": "subprocess"}),  # uv has no `import`
+        ("PIP_KEYRING_PROVIDER", "Disabled", {"UV_KEYRING_PROVIDER": "disabled"}),
+        ("PIP_KEYRING_PROVIDER", "bogus", {}),  # pip refuses it; uv is not told something else
+        ("PIP_PROXY", "http://proxy:3128", {"HTTP_PROXY": "http://proxy:3128", "HTTPS_PROXY": "http://proxy:3128"}),
+        ("PIP_TIMEOUT", "2.6", {"UV_HTTP_TIMEOUT": "3"}),
+        ("PIP_DEFAULT_TIMEOUT", "30", {"UV_HTTP_TIMEOUT": "30"}),
+        ("PIP_RETRIES", "7", {"UV_HTTP_RETRIES": "7"}),
+    ],
+)  # fmt: skip
+def test_pips_trust_and_network_settings_reach_both_installers(
+    pip_setting: str, value: str, uv_gets: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror behind a private CA, a client certificate, a keyring or a
+    proxy, configured for pip alone, must work with uv too."""
+    from lazy_import_hook import _pipconf
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("-----BEGIN CERTIFICATE-----\n")
+    paths = {"<file>": str(tmp_path / "file"), "<folder>": str(tmp_path / "folder")}
+    _only_pips_setting(monkeypatch, pip_setting, paths.get(value, value))
+    config = _pipconf.read()
+    uv_env = Uv("/opt/uv").launch(config).env
+    assert {k: uv_env.get(k) for k in uv_gets} == {k: paths.get(v, v) for k, v in uv_gets.items()}
+    translated = (
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "SSL_CLIENT_CERT", "UV_INSECURE_HOST", "UV_KEYRING_PROVIDER",
+        "HTTP_PROXY", "HTTPS_PROXY", "UV_HTTP_TIMEOUT", "UV_HTTP_RETRIES",
+    )  # fmt: skip
+    assert not [k for k in translated if k in uv_env and k not in uv_gets]
+    pip_env = Pip(sys.executable).launch(config).env
+    assert pip_env[pip_setting.replace("DEFAULT_", "")] == paths.get(value, value)
+    assert pip_env["PIP_CONFIG_FILE"] == os.devnull
+
+
+@pytest.mark.parametrize(
+    ("pip_setting", "uv_own"),
+    [
+        ("PIP_CERT", "SSL_CERT_DIR"),
+        ("PIP_CLIENT_CERT", "SSL_CLIENT_CERT"),
+        ("PIP_TRUSTED_HOST", "UV_INSECURE_HOST"),
+        ("PIP_KEYRING_PROVIDER", "UV_KEYRING_PROVIDER"),
+        ("PIP_PROXY", "https_proxy"),
+        ("PIP_TIMEOUT", "UV_HTTP_TIMEOUT"),
+        ("PIP_RETRIES", "UV_HTTP_RETRIES"),
+    ],
+)  # fmt: skip
+def test_uvs_own_trust_and_network_settings_win_over_pips(
+    pip_setting: str, uv_own: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lazy_import_hook import _pipconf
+
+    _only_pips_setting(monkeypatch, pip_setting, "subprocess" if "KEYRING" in pip_setting else "5")
+    monkeypatch.setenv(uv_own, "uv's own")
+    env = Uv("/opt/uv").launch(_pipconf.read()).env
+    assert env[uv_own] == "uv's own"
+    assert "5" not in env.values() and "subprocess" not in env.values()
+
+
+def _only_pips_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    proxies = ("http_proxy", "https_proxy", "all_proxy")
+    for key in [k for k in os.environ if k.startswith(("PIP_", "UV_", "SSL_")) or k.lower() in proxies]:
+        if key != "PIP_CONFIG_FILE":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv(name, value)
+
+
 def test_an_empty_uv_find_links_needs_no_newer_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty UV_FIND_LINKS is no setting of uv's: pip's folder goes on the
     command line, which any uv reads."""
