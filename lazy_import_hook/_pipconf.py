@@ -108,20 +108,35 @@ def redacted(text: str) -> str:
     token; and the values of a query (`?token=****`), which pip would show.
     For what is shown or written (the audit log is readable by all): the
     installers get the real URLs."""
-    pieces = text.split("://")
+    pieces = _url_pieces(text)
     for i, piece in enumerate(pieces[1:], 1):
         end = next((k for k, c in enumerate(piece) if c.isspace()), len(piece))
         url, rest = piece[:end], piece[end:]
         at = _credentials_end(url, pieces[i - 1])
         if at >= 0:
             user, colon, _ = url[:at].partition(":")
-            url = (f"{user}:****" if colon else "****") + url[at:]
+            named = colon and not any(c in user for c in "@/?#")  # else no user: all of it is hidden
+            url = (f"{user}:****" if named else "****") + url[at:]
         url, mark, query = url.partition("?")
         query, hash_mark, fragment = query.partition("#")
         pairs = [pair.partition("=") for pair in query.split("&")]
         query = "&".join(f"{name}=****" if eq else "****" if name else "" for name, eq, _ in pairs)
         pieces[i] = url + mark + query + hash_mark + fragment + rest
     return "://".join(pieces)
+
+
+def _url_pieces(text: str) -> list[str]:
+    """`text` split at each "://" that starts a URL: one inside a URL (a
+    password such as `//x` after `user:`, a URL in a query) stays in it,
+    and so is hidden with it. A URL ends at whitespace or a comma."""
+    pieces = text.split("://")
+    merged = pieces[:2]
+    for piece in pieces[2:]:
+        if any(c.isspace() or c == "," for c in merged[-1]):
+            merged.append(piece)
+        else:
+            merged[-1] += "://" + piece
+    return merged
 
 
 def _credentials_end(url: str, scheme: str) -> int:
