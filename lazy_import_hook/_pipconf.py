@@ -111,41 +111,59 @@ def redacted(text: str) -> str:
     pieces = _url_pieces(text)
     for i, piece in enumerate(pieces[1:], 1):
         end = next((k for k, c in enumerate(piece) if c.isspace()), len(piece))
-        url, rest = piece[:end], piece[end:]
-        at = _credentials_end(url, pieces[i - 1])
-        if at >= 0:
-            user, colon, _ = url[:at].partition(":")
-            named = colon and not any(c in user for c in "@/?#")  # else no user: all of it is hidden
-            url = (f"{user}:****" if named else "****") + url[at:]
-        url, mark, query = url.partition("?")
-        query, hash_mark, fragment = query.partition("#")
-        pairs = [pair.partition("=") for pair in query.split("&")]
-        query = "&".join(f"{name}=****" if eq else "****" if name else "" for name, eq, _ in pairs)
-        pieces[i] = url + mark + query + hash_mark + fragment + rest
+        pieces[i] = _hidden(piece[:end], _scheme(pieces[i - 1])) + piece[end:]
     return "://".join(pieces)
 
 
+def _hidden(url: str, scheme: str) -> str:
+    """`url` (what follows its scheme) with its credentials and query values
+    hidden. The credentials end at the last @, since a password or token may
+    hold a raw @, / or ? (pip would misread such a URL; what is shown must
+    still hide it); an @ in a path hides what comes before it too, and one
+    after a ? or # (an e-mail address in a query) all that follows it as well:
+    the safe side. A file URL's path (file:///srv/wheels@2024) has none."""
+    at = -1 if scheme in ("file", "git+file") and url.startswith("/") else url.rfind("@")
+    shown = ""
+    if at >= 0:
+        user, colon, _ = url[:at].partition(":")
+        named = colon and not any(c in user for c in "@/?#")  # else no user: all of it is hidden
+        shown = f"{user}:****@" if named else "****@"
+        if any(c in url[:at] for c in "?#"):
+            return shown + "****"
+        url = url[at + 1 :]
+    address, mark, query = url.partition("?")
+    query, hash_mark, fragment = query.partition("#")
+    pairs = [pair.partition("=") for pair in query.split("&")]
+    query = "&".join(f"{name}=****" if eq else "****" if name else "" for name, eq, _ in pairs)
+    fragment = "****" if mark and fragment else fragment  # a raw # in a query's value
+    return shown + address + mark + query + hash_mark + fragment
+
+
 def _url_pieces(text: str) -> list[str]:
-    """`text` split at each "://" that starts a URL: one inside a URL (a
-    password such as `//x` after `user:`, a URL in a query) stays in it,
-    and so is hidden with it. A URL ends at whitespace or a comma."""
+    """`text` split at each "://" that starts a URL: one whose scheme follows
+    something that is no URL's (the start, a space, `,`, `;`, `=`, a quote).
+    A scheme-like word right after another "://" (`https://alice://00@h`, a
+    password `//00`) is part of that URL, and so is hidden with it."""
     pieces = text.split("://")
     merged = pieces[:2]
     for piece in pieces[2:]:
-        if any(c.isspace() or c == "," for c in merged[-1]):
+        if _scheme_start(merged[-1]) > 0:
             merged.append(piece)
         else:
             merged[-1] += "://" + piece
     return merged
 
 
-def _credentials_end(url: str, scheme: str) -> int:
-    """Where `user:password@` or `token@` ends in `url` (what follows its
-    scheme): at its last @, since a password or token may hold a raw @, / or
-    ? (pip would misread such a URL; what is shown must still hide it). An @
-    in a path or a query hides what comes before it too: the safe side. A
-    file URL has no credentials."""
-    return -1 if scheme.lower().endswith("file") else url.rfind("@")
+def _scheme_start(before: str) -> int:
+    """Where the scheme-like word at the end of `before` starts."""
+    k = len(before)
+    while k > 0 and (before[k - 1].isalnum() or before[k - 1] in "+-."):
+        k -= 1
+    return k
+
+
+def _scheme(before: str) -> str:
+    return before[_scheme_start(before) :].lower()
 
 
 def find_links(pip: PipConfig, env: Mapping[str, str] | None = None) -> list[str]:

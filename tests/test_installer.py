@@ -481,13 +481,21 @@ def test_pip_is_found_through_the_path_and_never_as_the_hooks_own(monkeypatch: p
         ("https://t0ken@pypi.fury.io/me/", "https://****@pypi.fury.io/me/"),  # a lone token, as pip hides it
         ("https://alice:p@ss@mirror/simple", "https://alice:****@mirror/simple"),  # an @ in the password
         ("https://alice:p/ss@mirror/simple", "https://alice:****@mirror/simple"),  # a raw / in it
-        ("https://alice:p/s#s@mirror/?a=1", "https://alice:****@mirror/?a=****"),
-        ("https://alice:p?s=s@mirror/simple", "https://alice:****@mirror/simple"),  # a raw ?
+        ("https://alice:p/s#s@mirror/?a=1", "https://alice:****@****"),  # a raw #: a query may follow
+        ("https://alice:p?s=s@mirror/simple", "https://alice:****@****"),  # a raw ?: likewise
         ("https://alice://00@mirror/simple", "https://alice:****@mirror/simple"),  # a password "//00"
-        ("https://t0ken@m/r?u=http://alice:s3cr3t@x/", "https://****@x/"),  # a URL in a query: the safe side
-        ("https://mirror:8080/simple/?from=a@b", "https://mirror:****@b"),  # the safe side
+        ("https://t0ken@m/r?u=http://alice:s3cr3t@x/", "https://****@m/r?u=****://alice:****@x/"),
+        ("https://mirror:8080/simple/?from=a@b", "https://mirror:****@****"),  # the safe side
+        ("https://mirror/simple/?user=alice@corp.example&token=s3cr3t", "https://****@****"),  # an e-mail
+        ("https://alice:s3cr3t@mirror/?email=a@b.example&key=s3cr3t", "https://alice:****@****"),
+        ("https://mirror/simple/?token=s3#cr3t", "https://mirror/simple/?token=****#****"),  # raw #
+        ("file:///srv/wheels;https://alice:s3cr3t@mirror/", "file:///srv/wheels;https://alice:****@mirror/"),
+        ("(file:///srv/wheels)(https://alice:s3cr3t@mirror/)", "(file:///srv/wheels)(https://alice:****@mirror/)"),
+        ("file://alice:s3cr3t@host/share", "file://alice:****@host/share"),  # a file URL with a host
+        ("profile://t0ken@host/", "profile://****@host/"),  # a scheme that ends in "file"
+        ("`HTTPS://alice:s3cr3t@mirror/`", "`HTTPS://alice:****@mirror/`"),
         ("https://alice:s3cr3t@mirror", "https://alice:****@mirror"),
-        ("https://mirror/simple/?token=s3cr3t&x=1#frag", "https://mirror/simple/?token=****&x=****#frag"),
+        ("https://mirror/simple/?token=s3cr3t&x=1#frag", "https://mirror/simple/?token=****&x=****#****"),
         ("https://mirror/simple/?s3cr3t", "https://mirror/simple/?****"),
         ("https://mirror/simple/@scope/", "https://****@scope/"),  # an @ in the path: hidden, the safe side
         ("file:///srv/wheels@2024/", "file:///srv/wheels@2024/"),
@@ -509,24 +517,42 @@ def test_credentials_in_urls_are_hidden_as_pip_hides_them(text: str, shown: str)
 
 
 
+# Where a URL stands in what is shown: alone, quoted, in uv's `name=URL`
+# lists, after a file URL, in a comma-separated UV_FIND_LINKS, in an error.
+CONTEXTS = [
+    ("", ""), ("`", "`"), ("internal=", " other=https://t0ken@two.example/"), ("file:///srv/wheels;", ""),
+    ("https://one.example/,", ",https://two.example/"), ("error: Failed to fetch: `", "`\n  cause: 401"),
+]  # fmt: skip
+
+
 @settings(max_examples=300)
 @given(
     password=st.text(
         st.characters(min_codepoint=33, max_codepoint=126), min_size=4, max_size=24
     ).filter(lambda p: "://" not in p and p not in "@mirror.example/simple/"),
     token=st.booleans(),
+    context=st.sampled_from(CONTEXTS),
+    query=st.sampled_from(["", "?token=s3cr3t", "?email=a@b.example&key=s3cr3t#s3cr3t"]),
 )
-def test_no_password_or_token_is_ever_shown(password: str, token: bool) -> None:
+def test_no_password_or_token_is_ever_shown(
+    password: str, token: bool, context: tuple[str, str], query: str
+) -> None:
     """Whatever printable characters a password (or a lone token) holds, raw
-    (a token with a colon is a user and a password), what is shown hides it."""
+    (a token with a colon is a user and a password), wherever the URL stands,
+    what is shown hides it, and every value of the URL's query."""
     from lazy_import_hook._pipconf import redacted
 
     secret = password.replace(":", "") if token else password
-    shown = f"https://{'' if token else 'alice:'}****@mirror.example/simple/"
-    assume(len(secret) >= 4 and secret not in shown)  # not one the shown URL spells anyway ("***@")
-    url = f"https://{'' if token else 'alice:'}{secret}@mirror.example/simple/"
-    assert secret not in redacted(url)
-    assert redacted(url) == shown
+    rest = "****" if any(c in secret + query for c in "?#") else "mirror.example/simple/"  # may be a query's
+    shown = f"https://{'' if token else 'alice:'}****@{rest}"
+    before, after = context
+    assume(len(secret) >= 4 and secret not in shown + before + after)  # not one shown anyway ("***@")
+    url = f"https://{'' if token else 'alice:'}{secret}@mirror.example/simple/{query}"
+    assert secret not in redacted(before + url + after)
+    assert "s3cr3t" not in redacted(before + url + after)
+    if not query:
+        assert redacted(url) == shown
+
 
 PIP_INDEXES = {
     "PIP_INDEX_URL": "http://alice:s3cr3t@mirror.example/simple",
