@@ -289,12 +289,14 @@ def _translate_trust(pip: PipConfig, env: dict[str, str]) -> None:
     _default(env, "UV_HTTP_RETRIES", retries if retries and retries.isdigit() else None)
 
 
+# pip's keyring providers that uv has: uv only runs the `keyring` command,
+# which pip's `auto` falls back to. pip's `import` is not turned into it: that
+# would run whatever `keyring` PATH finds, which the operator did not choose.
+_KEYRING = {"disabled": "disabled", "subprocess": "subprocess", "auto": "subprocess"}
+
+
 def _keyring(provider: str | None) -> str | None:
-    """pip's keyring provider as uv's: uv has no `import` (keyring imported
-    into the installer), only the `keyring` command, which pip's `auto`
-    also falls back to."""
-    known = {"disabled": "disabled", "subprocess": "subprocess", "import": "subprocess", "auto": "subprocess"}
-    return known.get((provider or "").strip().lower())
+    return _KEYRING.get((provider or "").strip().lower())
 
 
 def _default(env: dict[str, str], name: str, value: str | None) -> None:

@@ -703,7 +703,8 @@ def test_a_folder_with_a_comma_reaches_uv_in_the_variable_as_its_file_url(
         ("PIP_TRUSTED_HOST", "mirror.internal other.internal:8080",
          {"UV_INSECURE_HOST": "mirror.internal other.internal:8080"}),
         ("PIP_KEYRING_PROVIDER", "subprocess", {"UV_KEYRING_PROVIDER": "subprocess"}),
-        ("PIP_KEYRING_PROVIDER", "import", {"UV_KEYRING_PROVIDER": "subprocess"}),  # uv has no `import`
+        ("PIP_KEYRING_PROVIDER", "auto", {"UV_KEYRING_PROVIDER": "subprocess"}),  # pip's fallback
+        ("PIP_KEYRING_PROVIDER", "import", {}),  # uv has no `import`: not a command PATH finds instead
         ("PIP_KEYRING_PROVIDER", "Disabled", {"UV_KEYRING_PROVIDER": "disabled"}),
         ("PIP_KEYRING_PROVIDER", "bogus", {}),  # pip refuses it; uv is not told something else
         ("PIP_PROXY", "http://proxy:3128", {"HTTP_PROXY": "http://proxy:3128", "HTTPS_PROXY": "http://proxy:3128"}),
@@ -757,7 +758,8 @@ def test_uvs_own_trust_and_network_settings_win_over_pips(
     monkeypatch.setenv(uv_own, "uv's own")
     env = Uv("/opt/uv").launch(_pipconf.read()).env
     assert env[uv_own] == "uv's own"
-    assert "5" not in env.values() and "subprocess" not in env.values()
+    monkeypatch.delenv(pip_setting)
+    assert Uv("/opt/uv").launch(_pipconf.read()).env == env  # pip's value changed nothing
 
 
 def _only_pips_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
