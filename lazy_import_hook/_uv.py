@@ -147,7 +147,7 @@ class Uv(Installer):
         options, needs = ([], NEEDS_NOTHING) if _own_index(result) else _index_options(pip, result)
         if _seals(result) and "--no-index" not in options:
             options.insert(0, "--no-index")
-        _translate_trust(pip, result)
+        dropped += _translate_trust(pip, result)
         options += [f"--constraint={path}" for path in [*pip.items("constraint"), *forwarded]]
         dropped += [f"{key} ({value.source})" for key, value in sorted(pip.others.items())]
         return Launch(result, options, dropped, needs)
@@ -271,8 +271,10 @@ def _listable(link: str) -> str:
     return Path(os.path.abspath(link)).as_uri()  # percent-encoded: "," is "%2C"
 
 
-def _translate_trust(pip: PipConfig, env: dict[str, str]) -> None:
-    """Certificates, trusted hosts, keyring, proxy and timeouts, unless uv has its own."""
+def _translate_trust(pip: PipConfig, env: dict[str, str]) -> list[str]:
+    """Certificates, trusted hosts, keyring, proxy and timeouts, unless uv has
+    its own; returns what of pip's uv has no equivalent for, to be named."""
+    untranslated = _untranslated_keyring(pip, env)
     cert = pip.get("cert")
     if cert and not (env.get("SSL_CERT_FILE") or env.get("SSL_CERT_DIR")):
         env["SSL_CERT_DIR" if os.path.isdir(cert) else "SSL_CERT_FILE"] = cert
@@ -287,6 +289,7 @@ def _translate_trust(pip: PipConfig, env: dict[str, str]) -> None:
         _default(env, "UV_HTTP_TIMEOUT", str(max(1, round(float(timeout)))))
     retries = pip.get("retries")
     _default(env, "UV_HTTP_RETRIES", retries if retries and retries.isdigit() else None)
+    return untranslated
 
 
 # pip's keyring providers that uv has: uv only runs the `keyring` command,
@@ -297,6 +300,16 @@ _KEYRING = {"disabled": "disabled", "subprocess": "subprocess", "auto": "subproc
 
 def _keyring(provider: str | None) -> str | None:
     return _KEYRING.get((provider or "").strip().lower())
+
+
+def _untranslated_keyring(pip: PipConfig, env: Mapping[str, str]) -> list[str]:
+    """pip's keyring provider, when uv gets none of its own and has no
+    equivalent: a mirror that works with pip may then answer uv with 401, and
+    the audit line says why."""
+    provider = pip.get("keyring-provider")
+    if not provider or env.get("UV_KEYRING_PROVIDER") or _keyring(provider) is not None:
+        return []
+    return [f"keyring-provider={provider} ({pip.source('keyring-provider')}): uv has no such provider"]
 
 
 def _default(env: dict[str, str], name: str, value: str | None) -> None:

@@ -762,6 +762,26 @@ def test_uvs_own_trust_and_network_settings_win_over_pips(
     assert Uv("/opt/uv").launch(_pipconf.read()).env == env  # pip's value changed nothing
 
 
+@pytest.mark.parametrize(
+    ("provider", "uv_own", "named"),
+    [("import", None, True), ("bogus", None, True), ("import", "disabled", False), ("auto", None, False)],
+)  # fmt: skip
+def test_a_keyring_provider_uv_cannot_take_is_named_in_the_audit(
+    provider: str, uv_own: str | None, named: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip's `import` (or a value pip refuses) reaches uv as nothing: the
+    audit's not_passed_on says so, naming where pip's value came from, unless
+    uv has a provider of its own."""
+    from lazy_import_hook import _pipconf
+
+    _only_pips_setting(monkeypatch, "PIP_KEYRING_PROVIDER", provider)
+    if uv_own:
+        monkeypatch.setenv("UV_KEYRING_PROVIDER", uv_own)
+    dropped = Uv("/opt/uv").launch(_pipconf.read()).dropped
+    expected = f"keyring-provider={provider} (PIP_KEYRING_PROVIDER): uv has no such provider"
+    assert [d for d in dropped if "keyring" in d] == ([expected] if named else [])
+
+
 def _only_pips_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     proxies = ("http_proxy", "https_proxy", "all_proxy")
