@@ -292,14 +292,16 @@ def _translate_trust(pip: PipConfig, env: dict[str, str]) -> list[str]:
     return untranslated
 
 
-# pip's keyring providers that uv has: uv only runs the `keyring` command,
-# which pip's `auto` falls back to. pip's `import` is not turned into it: that
-# would run whatever `keyring` PATH finds, which the operator did not choose.
-_KEYRING = {"disabled": "disabled", "subprocess": "subprocess", "auto": "subprocess"}
+# pip's keyring providers that uv has, spelt as pip takes them (exactly).
+# pip's `auto` uses no keyring in the hook's runs (pip's --no-input), and
+# `import` none that uv has: either as uv's `subprocess` would run whatever
+# `keyring` PATH finds, which the operator did not choose.
+_KEYRING = {"disabled": "disabled", "subprocess": "subprocess"}
+_PIPS_PROVIDERS = ("auto", "disabled", "import", "subprocess")
 
 
 def _keyring(provider: str | None) -> str | None:
-    return _KEYRING.get((provider or "").strip().lower())
+    return _KEYRING.get(provider or "")
 
 
 def _untranslated_keyring(pip: PipConfig, env: Mapping[str, str]) -> list[str]:
@@ -307,9 +309,11 @@ def _untranslated_keyring(pip: PipConfig, env: Mapping[str, str]) -> list[str]:
     equivalent: a mirror that works with pip may then answer uv with 401, and
     the audit line says why."""
     provider = pip.get("keyring-provider")
-    if not provider or env.get("UV_KEYRING_PROVIDER") or _keyring(provider) is not None:
-        return []
-    return [f"keyring-provider={provider} ({pip.source('keyring-provider')}): uv has no such provider"]
+    if provider in (None, "auto") or env.get("UV_KEYRING_PROVIDER") or _keyring(provider) is not None:
+        return []  # pip's auto, with --no-input, is no keyring: as uv without one
+    # Only pip's own words are shown: another value may be anything pasted there.
+    shown = f"={provider}" if provider in _PIPS_PROVIDERS else " (a value pip refuses)"
+    return [f"keyring-provider{shown} ({pip.source('keyring-provider')}): uv has no such provider"]
 
 
 def _default(env: dict[str, str], name: str, value: str | None) -> None:

@@ -703,10 +703,13 @@ def test_a_folder_with_a_comma_reaches_uv_in_the_variable_as_its_file_url(
         ("PIP_TRUSTED_HOST", "mirror.internal other.internal:8080",
          {"UV_INSECURE_HOST": "mirror.internal other.internal:8080"}),
         ("PIP_KEYRING_PROVIDER", "subprocess", {"UV_KEYRING_PROVIDER": "subprocess"}),
-        ("PIP_KEYRING_PROVIDER", "auto", {"UV_KEYRING_PROVIDER": "subprocess"}),  # pip's fallback
-        ("PIP_KEYRING_PROVIDER", "import", {}),  # uv has no `import`: not a command PATH finds instead
-        ("PIP_KEYRING_PROVIDER", "Disabled", {"UV_KEYRING_PROVIDER": "disabled"}),
-        ("PIP_KEYRING_PROVIDER", "bogus", {}),  # pip refuses it; uv is not told something else
+        ("PIP_KEYRING_PROVIDER", "disabled", {"UV_KEYRING_PROVIDER": "disabled"}),
+        # pip's auto uses no keyring under the hook's --no-input; uv has no
+        # `import`: neither becomes a `keyring` command PATH finds.
+        ("PIP_KEYRING_PROVIDER", "auto", {}),
+        ("PIP_KEYRING_PROVIDER", "import", {}),
+        ("PIP_KEYRING_PROVIDER", "Disabled", {}),  # pip refuses it (exact words): uv is told nothing
+        ("PIP_KEYRING_PROVIDER", "bogus", {}),
         ("PIP_PROXY", "http://proxy:3128", {"HTTP_PROXY": "http://proxy:3128", "HTTPS_PROXY": "http://proxy:3128"}),
         ("PIP_TIMEOUT", "2.6", {"UV_HTTP_TIMEOUT": "3"}),
         ("PIP_DEFAULT_TIMEOUT", "30", {"UV_HTTP_TIMEOUT": "30"}),
@@ -764,22 +767,40 @@ def test_uvs_own_trust_and_network_settings_win_over_pips(
 
 @pytest.mark.parametrize(
     ("provider", "uv_own", "named"),
-    [("import", None, True), ("bogus", None, True), ("import", "disabled", False), ("auto", None, False)],
+    [
+        ("import", None, "keyring-provider=import (PIP_KEYRING_PROVIDER)"),
+        ("Disabled", None, "keyring-provider (a value pip refuses) (PIP_KEYRING_PROVIDER)"),
+        ("ghp_s3cr3tT0ken", None, "keyring-provider (a value pip refuses) (PIP_KEYRING_PROVIDER)"),
+        ("import", "disabled", None),  # uv's own provider wins, as for every trust setting
+        ("auto", None, None),  # no keyring for pip under --no-input: uv without one is the same
+    ],
 )  # fmt: skip
 def test_a_keyring_provider_uv_cannot_take_is_named_in_the_audit(
-    provider: str, uv_own: str | None, named: bool, monkeypatch: pytest.MonkeyPatch
+    provider: str, uv_own: str | None, named: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pip's `import` (or a value pip refuses) reaches uv as nothing: the
-    audit's not_passed_on says so, naming where pip's value came from, unless
-    uv has a provider of its own."""
+    audit's not_passed_on says so and where it came from, showing only pip's
+    own words (a pasted token stays out), unless uv has a provider of its own."""
     from lazy_import_hook import _pipconf
 
     _only_pips_setting(monkeypatch, "PIP_KEYRING_PROVIDER", provider)
     if uv_own:
         monkeypatch.setenv("UV_KEYRING_PROVIDER", uv_own)
     dropped = Uv("/opt/uv").launch(_pipconf.read()).dropped
-    expected = f"keyring-provider={provider} (PIP_KEYRING_PROVIDER): uv has no such provider"
-    assert [d for d in dropped if "keyring" in d] == ([expected] if named else [])
+    expected = [f"{named}: uv has no such provider"] if named else []
+    assert [d for d in dropped if "keyring" in d] == expected
+
+
+def test_a_keyring_provider_from_pip_conf_is_named_with_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lazy_import_hook import _pipconf
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[install]\nkeyring-provider = import\n")
+    _only_pips_setting(monkeypatch, "PIP_CONFIG_FILE", str(conf))
+    dropped = [d for d in Uv("/opt/uv").launch(_pipconf.read()).dropped if "keyring" in d]
+    assert dropped == [f"keyring-provider=import ({conf} [install]): uv has no such provider"]
 
 
 def _only_pips_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
