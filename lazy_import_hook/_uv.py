@@ -280,7 +280,7 @@ def _translate_trust(pip: PipConfig, env: dict[str, str]) -> list[str]:
         env["SSL_CERT_DIR" if os.path.isdir(cert) else "SSL_CERT_FILE"] = cert
     _default(env, "SSL_CLIENT_CERT", pip.get("client-cert"))
     _default(env, "UV_INSECURE_HOST", " ".join(pip.items("trusted-host")) or None)
-    _default(env, "UV_KEYRING_PROVIDER", _keyring(pip.get("keyring-provider")))
+    _default(env, "UV_KEYRING_PROVIDER", _KEYRING.get(pip.get("keyring-provider") or ""))
     proxy = pip.get("proxy")
     if proxy and not any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in env):
         env["HTTP_PROXY"] = env["HTTPS_PROXY"] = proxy
@@ -300,17 +300,13 @@ _KEYRING = {"disabled": "disabled", "subprocess": "subprocess"}
 _PIPS_PROVIDERS = ("auto", "disabled", "import", "subprocess")
 
 
-def _keyring(provider: str | None) -> str | None:
-    return _KEYRING.get(provider or "")
-
-
 def _untranslated_keyring(pip: PipConfig, env: Mapping[str, str]) -> list[str]:
     """pip's keyring provider, when uv gets none of its own and has no
     equivalent: a mirror that works with pip may then answer uv with 401, and
     the audit line says why."""
     provider = pip.get("keyring-provider")
-    if provider in (None, "auto") or env.get("UV_KEYRING_PROVIDER") or _keyring(provider) is not None:
-        return []  # pip's auto, with --no-input, is no keyring: as uv without one
+    if provider in (None, "auto", *_KEYRING) or env.get("UV_KEYRING_PROVIDER"):
+        return []  # translated; or pip's auto, which with --no-input is no keyring, as uv without one
     # Only pip's own words are shown: another value may be anything pasted there.
     shown = f"={provider}" if provider in _PIPS_PROVIDERS else " (a value pip refuses)"
     return [f"keyring-provider{shown} ({pip.source('keyring-provider')}): uv has no such provider"]
