@@ -1,6 +1,7 @@
 """Speed budgets of lazy_import_hook, each measured side by side in one run.
 
-    python benchmarks/run.py [--rounds N] [--quick]
+    python benchmarks/run.py [--rounds N] [--quick] [--only N]
+        [--installer uv|pip] [--package NAME] [--target-state used|new]
 
 Every budget compares a baseline (A: what an application does without the
 hook) with the same thing through the hook (B). The two sides alternate
@@ -86,7 +87,8 @@ class Row(NamedTuple):
 
 class Bench:
     def __init__(
-        self, tmp: Path, rounds: int, quick: bool, installers: Sequence[str] = ("uv", "pip")
+        self, tmp: Path, rounds: int, quick: bool, installers: Sequence[str] = ("uv", "pip"),
+        packages: Sequence[str] = (), states: Sequence[str] = ("used", "new"),
     ) -> None:
         self.tmp = tmp
         self.rounds = rounds
@@ -97,7 +99,10 @@ class Bench:
         self.details: list[str] = []
         self.env = self._child_env()
         self.startup = 0.0
-        self.installers = tuple(dict.fromkeys(installers))  # budget 6's, each once
+        # budget 6's cells, each once; no packages: all of real.PACKAGES
+        self.installers = tuple(dict.fromkeys(installers))
+        self.packages = tuple(dict.fromkeys(packages))
+        self.states = tuple(dict.fromkeys(states))
         self._counter = 0
 
     # ---- plumbing -------------------------------------------------------
@@ -839,19 +844,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["uv", "pip"],
         help="budget 6: only this installer's cells (repeatable); the default is both",
     )
+    parser.add_argument(
+        "--package",
+        action="append",
+        choices=["numpy", "pydantic", "requests"],
+        help="budget 6: only this package's cells (repeatable); the default is all three",
+    )
+    parser.add_argument(
+        "--target-state",
+        action="append",
+        choices=["used", "new"],
+        help="budget 6: only the cells on a used or on a brand-new target (repeatable); the default is both",
+    )
     args = parser.parse_args(argv)
     rounds: int = args.rounds if args.rounds is not None else (10 if args.quick else 30)
     if rounds < 1:
         parser.error("--rounds must be at least 1")
-    if args.installer and args.only and "6" not in args.only:
-        parser.error("--installer chooses budget 6's cells: add --only 6, or leave --installer out")
+    chosen = [f"--{o}" for o, v in (("installer", args.installer), ("package", args.package),
+                                     ("target-state", args.target_state)) if v]  # fmt: skip
+    if chosen and args.only and "6" not in args.only:
+        parser.error(f"{' and '.join(chosen)} choose budget 6's cells: add --only 6, or leave them out")
     started = time.perf_counter()
     for line in machine():
         print(line)
     print(f"rounds:  {rounds}{' (quick)' if args.quick else ''}", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="lazy-import-hook-bench-"))
-    bench = Bench(tmp, rounds, args.quick, *([args.installer] if args.installer else []))
+    bench = Bench(
+        tmp, rounds, args.quick, args.installer or ("uv", "pip"), args.package or (),
+        args.target_state or ("used", "new"),
+    )
     budgets: Mapping[str, tuple[str, Callable[[], None]]] = {
         "1": ("1/1b warm start", bench.warm_start),
         "2": ("2 misses", bench.misses),
