@@ -863,7 +863,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [f"--{o}" for o, v in (("installer", args.installer), ("package", args.package),
                                      ("target-state", args.target_state)) if v]  # fmt: skip
     if chosen and args.only and "6" not in args.only:
-        parser.error(f"{' and '.join(chosen)} choose budget 6's cells: add --only 6, or leave them out")
+        verb, them = ("chooses", "it") if len(chosen) == 1 else ("choose", "them")
+        parser.error(f"{' and '.join(chosen)} {verb} budget 6's cells: add --only 6, or leave {them} out")
     started = time.perf_counter()
     for line in machine():
         print(line)
