@@ -91,7 +91,7 @@ def real_packages(bench: Bench) -> None:
     except RuntimeError as e:
         raise BenchError(f"budget 6: {e}") from e
     rounds = max(2, bench.rounds // 10) if bench.quick else max(9, bench.rounds * 3 // 10)
-    packages = bench.packages or tuple(PACKAGES)
+    packages = bench.packages
     for kind in bench.installers:
         for state in bench.states:
             for dont_write in (False, True):

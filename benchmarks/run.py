@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -87,8 +88,8 @@ class Row(NamedTuple):
 
 class Bench:
     def __init__(
-        self, tmp: Path, rounds: int, quick: bool, installers: Sequence[str] = ("uv", "pip"),
-        packages: Sequence[str] = (), states: Sequence[str] = ("used", "new"),
+        self, tmp: Path, rounds: int, quick: bool, installers: Sequence[str], packages: Sequence[str],
+        states: Sequence[str],
     ) -> None:
         self.tmp = tmp
         self.rounds = rounds
@@ -99,7 +100,7 @@ class Bench:
         self.details: list[str] = []
         self.env = self._child_env()
         self.startup = 0.0
-        # budget 6's cells, each once; no packages: all of real.PACKAGES
+        # budget 6's cells, each once
         self.installers = tuple(dict.fromkeys(installers))
         self.packages = tuple(dict.fromkeys(packages))
         self.states = tuple(dict.fromkeys(states))
@@ -644,8 +645,7 @@ class Bench:
     # ---- budget 6: real packages (benchmarks/real.py) --------------------
 
     def real_packages(self) -> None:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        importlib.import_module("real").real_packages(self)
+        real_module().real_packages(self)
 
     # ---- budget 5: core constraints --------------------------------------
 
@@ -828,6 +828,14 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def real_module() -> ModuleType:
+    """benchmarks/real.py (budget 6), beside this file."""
+    folder = str(Path(__file__).resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("real")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=None, help="rounds of the fast budgets (default 30)")
@@ -838,30 +846,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["1", "2", "3", "4", "5", "6"],
         help="measure only this budget (repeatable); the default is all of them",
     )
-    parser.add_argument(
-        "--installer",
-        action="append",
-        choices=["uv", "pip"],
-        help="budget 6: only this installer's cells (repeatable); the default is both",
-    )
-    parser.add_argument(
-        "--package",
-        action="append",
-        choices=["numpy", "pydantic", "requests"],
-        help="budget 6: only this package's cells (repeatable); the default is all three",
-    )
-    parser.add_argument(
-        "--target-state",
-        action="append",
-        choices=["used", "new"],
-        help="budget 6: only the cells on a used or on a brand-new target (repeatable); the default is both",
-    )
+    cells = {  # budget 6's cell options: option -> (its choices, what one of them keeps)
+        "installer": (("uv", "pip"), "this installer's cells"),
+        "package": (tuple(real_module().PACKAGES), "this package's cells"),
+        "target-state": (("used", "new"), "the cells on a used (or on a brand-new) target"),
+    }
+    for option, (choices, kept) in cells.items():
+        parser.add_argument(
+            f"--{option}", action="append", choices=choices,
+            help=f"budget 6: only {kept} (repeatable); the default is all of them",
+        )  # fmt: skip
     args = parser.parse_args(argv)
     rounds: int = args.rounds if args.rounds is not None else (10 if args.quick else 30)
     if rounds < 1:
         parser.error("--rounds must be at least 1")
-    chosen = [f"--{o}" for o, v in (("installer", args.installer), ("package", args.package),
-                                     ("target-state", args.target_state)) if v]  # fmt: skip
+    given = {option: getattr(args, option.replace("-", "_")) for option in cells}
+    chosen = [f"--{option}" for option, values in given.items() if values]
     if chosen and args.only and "6" not in args.only:
         verb, them = ("chooses", "it") if len(chosen) == 1 else ("choose", "them")
         parser.error(f"{' and '.join(chosen)} {verb} budget 6's cells: add --only 6, or leave {them} out")
@@ -871,10 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"rounds:  {rounds}{' (quick)' if args.quick else ''}", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="lazy-import-hook-bench-"))
-    bench = Bench(
-        tmp, rounds, args.quick, args.installer or ("uv", "pip"), args.package or (),
-        args.target_state or ("used", "new"),
-    )
+    bench = Bench(tmp, rounds, args.quick, *(given[option] or cells[option][0] for option in cells))
     budgets: Mapping[str, tuple[str, Callable[[], None]]] = {
         "1": ("1/1b warm start", bench.warm_start),
         "2": ("2 misses", bench.misses),
