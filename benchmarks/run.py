@@ -833,6 +833,9 @@ def real_module() -> ModuleType:
     folder = str(Path(__file__).resolve().parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
+    # real.py's `from run import BenchError` must get this module's class, which
+    # main() catches, not a second copy of run.py's when it runs as __main__.
+    sys.modules.setdefault("run", sys.modules[__name__])
     return importlib.import_module("real")
 
 
