@@ -27,14 +27,15 @@ these limits (a virtual machine's CPU can run at half speed for seconds at a
 time), so: the sides alternate A B B A A B ..., which cancels a slow drift;
 the disk is synced before each timed sample, so that no sample pays for
 writing out the one before; a run takes 3 pairs per package for every 10
-rounds (9 by default); each figure comes with a 95% interval of its median
-(the sign test's), and a cell whose interval holds its limit is one this
-machine could not decide. Both sides of every pair must have installed the
-same files. Each cell's detail line also gives the part the installer's own
-run does not hide: the time outside it (the hook: total minus its audit
-line's duration_s; by hand: total minus the subprocess.run), paired; the
-pairs again at equal installer speed (see _at_equal_speed); and the ratio
-of the two sides' installer CPU times.
+rounds, at least 9 (with --quick 1, at least 2); each figure comes with a
+95% interval of its median (the sign test's), and a cell whose interval
+holds its limit is one this machine could not decide. Both sides of every
+pair must have installed the same file names, or the run stops (exit 2).
+Each cell's detail line also gives the part the installer's own run does
+not hide: the time outside it (the hook: total minus its audit line's
+duration_s; by hand: total minus the subprocess.run), paired; the pairs
+again at equal installer speed (see _at_equal_speed); and the ratio of the
+two sides' installer CPU times.
 """
 
 from __future__ import annotations
@@ -164,25 +165,27 @@ def _at_equal_speed(hand: Sample, hooked: Sample) -> float:
     its by-hand partner's ran at (by the two runs' CPU times). The machine's
     speed, which varies between seconds-long runs by far more than the
     limits, cancels: two identical by-hand sides differed by a "decided" 11
-    ms on numpy as measured, and by 1 ms (-2.7 to +1.2) this way. What stays
-    is the hook's time outside the run and its effect on the run's wall time
-    per CPU second (the installer waiting for a core the hook's process
-    holds). What goes with the speed is any CPU time the hook's side makes
-    the installer spend more, and on pydantic that is most of the hook's
-    cost: +9.8 ms as measured, +1.6 ms this way, with 3.4% more installer
-    CPU time. So this figure is too kind by about (CPU ratio - 1) x the run,
-    and does not judge the budget."""
+    ms on numpy as measured, and by -1.0 ms (-2.7 to +1.2) this way. What
+    stays is the hook's time outside the run and its effect on the run's
+    wall time per CPU second (the installer waiting for a core the hook's
+    process holds). What goes with the speed is any CPU time the hook's side
+    makes the installer spend more (its launch's setpriv and shell count as
+    the installer's), and on pydantic that is most of the hook's cost: +9.8
+    ms as measured, +1.6 ms this way, with 3.4% more installer CPU time. So
+    this figure is too kind by about (CPU ratio - 1) x the run, and does not
+    judge the budget."""
     return (hooked.elapsed - hooked.installer) + hooked.installer * hand.cpu / hooked.cpu
 
 
 def _same_files(hand: list[Sample], hooked: list[Sample], label: str) -> None:
-    """Both sides' installers did the same work: the same files in the target."""
-    for a, b in zip(hand, hooked):
+    """Both sides' installers did the same work: the same file names in the target."""
+    for pair, (a, b) in enumerate(zip(hand, hooked)):
         if a.files != b.files:
             from run import BenchError
 
-            only = sorted(a.files ^ b.files)[:5]
-            raise BenchError(f"{label}: the two sides installed different files, e.g. {only}")
+            cell = label.rsplit(" (", 1)[0]
+            only = f"by hand only {sorted(a.files - b.files)[:5]}, hook only {sorted(b.files - a.files)[:5]}"
+            raise BenchError(f"budget {cell}, pair {pair}: the sides installed different files: {only}")
 
 
 def _median_and_interval(values: list[float], shown: Callable[[float], str]) -> str:
