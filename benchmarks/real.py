@@ -212,8 +212,8 @@ def _sample(bench: Bench, kind: str, name: str, state: str, dont_write: bool, *,
     elapsed, cpu, installer = _reported(bench, code, env)
     if hook:
         installer = _audited_duration(target)
-    files = frozenset(str(p.relative_to(target)) for p in target.rglob("*"))
-    files = frozenset(f for f in files if not f.startswith("."))  # the hook's folder, locks, markers
+    names = (str(p.relative_to(target)) for p in target.rglob("*"))
+    files = frozenset(n for n in names if not n.startswith("."))  # the hook's folder, locks, markers
     shutil.rmtree(target)
     return Sample(elapsed, installer, cpu, files)
 
